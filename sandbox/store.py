@@ -307,7 +307,13 @@ def init_schema(conn: sqlite3.Connection) -> None:
 
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE … COMMIT, so concurrent writers in other processes serialise instead of failing."""
+    """BEGIN IMMEDIATE … COMMIT, so concurrent writers in other processes serialise instead of failing.
+
+    Nested use joins the outer transaction: the server wraps a handler and its ClientToken record in one.
+    """
+    if conn.in_transaction:
+        yield conn
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
