@@ -1,0 +1,287 @@
+"""`python -m sandbox serve|env|ctl|agent-host` (names relied on by the collection's tests and scripts)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import json
+import logging
+import os
+import shlex
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from sandbox import agentlink, store
+
+INFO_FILE = "sandbox.json"
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a fraction between 0 and 1")
+    return value
+
+
+def _tag(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--tag takes KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API endpoint and its instances until SIGINT/SIGTERM")
+    serve.add_argument("--state-dir", required=True, type=Path)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=0)
+    serve.add_argument("--instances", type=int, default=3, help="Linux instances to create when DIR is new")
+    serve.add_argument("--windows-instances", type=int, default=0)
+    serve.add_argument("--regions", default="cn-hangzhou,cn-beijing")
+    serve.add_argument("--isolation", choices=("auto", "namespaces", "process"), default="auto")
+
+    env = sub.add_parser("env", help="print export lines for the collection's environment variables")
+    env.add_argument("--state-dir", required=True, type=Path)
+
+    agent_host = sub.add_parser("agent-host", help=argparse.SUPPRESS)
+    agent_host.add_argument("--state-dir", required=True, type=Path)
+    agent_host.add_argument("--isolation", choices=("namespaces", "process"), required=True)
+
+    ctl = sub.add_parser("ctl", help="act on a running sandbox")
+    ctl.add_argument("--state-dir", required=True, type=Path)
+    ctl_sub = ctl.add_subparsers(dest="ctl_command", required=True)
+
+    instances = ctl_sub.add_parser("instances")
+    inst_sub = instances.add_subparsers(dest="instances_command", required=True)
+    add = inst_sub.add_parser("add", help="create instances; prints a JSON list of their IDs")
+    add.add_argument("--count", type=int, required=True)
+    add.add_argument("--region")
+    add.add_argument("--name")
+    add.add_argument("--tag", action="append", type=_tag, default=[])
+    add.add_argument("--os", choices=("linux", "windows"), default="linux")
+    add.add_argument("--no-agent", action="store_true")
+    add.add_argument("--stopped", action="store_true")
+    lst = inst_sub.add_parser("list", help="print a JSON list of instances")
+    lst.add_argument("--region")
+
+    agent = ctl_sub.add_parser("agent", help="stop or start an instance's Cloud Assistant agent")
+    agent.add_argument("agent_action", choices=("stop", "start"))
+    agent.add_argument("instance_id")
+
+    faults = ctl_sub.add_parser("faults", help="inject faults into API answers (0 clears one)")
+    faults.add_argument("--throttle", type=_fraction)
+    faults.add_argument("--server-errors", type=_fraction)
+    faults.add_argument("--latency-ms", type=float)
+    faults.add_argument("--drop", type=_fraction)
+    faults.add_argument("--actions", help="comma-separated actions the faults apply to ('' = all)")
+
+    ctl_sub.add_parser("stats", help="API calls per action and process starts per invocation")
+
+    sts = ctl_sub.add_parser("sts", help="mint an STS access key and security token")
+    sts.add_argument("--ttl", type=float, default=3600.0)
+    sts.add_argument("--readonly", action="store_true")
+    return parser
+
+
+def _open_existing(state_dir: Path) -> Any:
+    if not store.db_path(state_dir).exists():
+        raise SystemExit(f"error: {state_dir} holds no sandbox (no {store.DB_NAME}); start one with 'serve' first")
+    return store.connect(state_dir)
+
+
+def _ctl(args: argparse.Namespace) -> int:
+    from sandbox import auth, fleet
+
+    conn = _open_existing(args.state_dir)
+    out: Any
+    if args.ctl_command == "instances":
+        region = args.region or store.get_meta(conn, "default_region") or "cn-hangzhou"
+        if conn.execute("SELECT 1 FROM regions WHERE region_id = ?", (region,)).fetchone() is None:
+            print(f"error: --region {region} is not a region of this sandbox", file=sys.stderr)
+            return 2
+        if args.instances_command == "add":
+            if not 1 <= args.count <= 5000:
+                print("error: --count must be between 1 and 5000", file=sys.stderr)
+                return 2
+            out = fleet.create_instances(
+                conn, args.count, region, name=args.name, tags=dict(args.tag), os_type=args.os,
+                agent=not args.no_agent, stopped=args.stopped,
+            )
+            agentlink.poke(args.state_dir)
+        else:
+            rows = conn.execute(
+                "SELECT instance_id, instance_name, os_type, status, agent_installed, agent_running FROM instances "
+                "WHERE region_id = ? ORDER BY seq", (region,)).fetchall()
+            out = [dict(r) for r in rows]
+    elif args.ctl_command == "agent":
+        running = 1 if args.agent_action == "start" else 0
+        cur = conn.execute("UPDATE instances SET agent_running = ? WHERE instance_id = ? AND agent_installed = 1",
+                           (running, args.instance_id))
+        if cur.rowcount != 1:
+            print(f"error: no instance {args.instance_id} with an installed agent", file=sys.stderr)
+            return 2
+        agentlink.poke(args.state_dir)
+        out = {"instance_id": args.instance_id, "agent": "running" if running else "stopped"}
+    elif args.ctl_command == "faults":
+        settings = {"throttle": args.throttle, "server_errors": args.server_errors,
+                    "latency_ms": args.latency_ms, "drop": args.drop, "actions": args.actions}
+        with store.transaction(conn):
+            for key, value in settings.items():
+                if value is None:
+                    continue
+                if value in (0, 0.0, ""):
+                    conn.execute("DELETE FROM faults WHERE key = ?", (key,))
+                else:
+                    conn.execute("INSERT INTO faults(key, value) VALUES (?, ?) "
+                                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, str(value)))
+        out = {r[0]: r[1] for r in conn.execute("SELECT key, value FROM faults")}
+    elif args.ctl_command == "stats":
+        out = stats(conn)
+    else:
+        out = auth.mint_sts(conn, args.ttl, readonly=args.readonly)
+    print(json.dumps(out, indent=None))
+    return 0
+
+
+def stats(conn: Any) -> dict[str, Any]:
+    executions: dict[str, dict[str, int]] = {}
+    for row in conn.execute("SELECT invoke_id, instance_id, SUM(starts) FROM executions "
+                            "GROUP BY invoke_id, instance_id"):
+        executions.setdefault(row[0], {})[row[1]] = int(row[2])
+    duplicates = conn.execute("SELECT COUNT(*) FROM executions WHERE starts > 1").fetchone()[0]
+    return {
+        "api_calls": {r[0]: r[1] for r in conn.execute("SELECT action, count FROM api_calls ORDER BY action")},
+        "api_calls_total": conn.execute("SELECT COALESCE(SUM(count), 0) FROM api_calls").fetchone()[0],
+        "executions": executions,
+        "executions_total": conn.execute("SELECT COALESCE(SUM(starts), 0) FROM executions").fetchone()[0],
+        "duplicate_executions": int(duplicates),
+    }
+
+
+def _env(args: argparse.Namespace) -> int:
+    info_path = args.state_dir / INFO_FILE
+    if not info_path.exists():
+        print(f"error: {info_path} does not exist; is a sandbox serving {args.state_dir}?", file=sys.stderr)
+        return 2
+    info = json.loads(info_path.read_text())
+    for var, key in (("ALIBABA_CLOUD_ACCESS_KEY_ID", "access_key_id"),
+                     ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "access_key_secret"),
+                     ("ALIBABA_CLOUD_REGION_ID", "region_id"),
+                     ("ALIBABA_CLOUD_ECS_ENDPOINT", "endpoint")):
+        print(f"export {var}={shlex.quote(str(info[key]))}")
+    return 0
+
+
+def _prepare_state(args: argparse.Namespace) -> tuple[dict[str, str], str]:
+    """Create or reopen DIR. Instances are only created when DIR is new."""
+    from sandbox import auth, fleet
+
+    regions = [r.strip() for r in args.regions.split(",") if r.strip()]
+    if not regions:
+        raise SystemExit("error: --regions names no region")
+    conn = store.connect(args.state_dir)
+    try:
+        store.init_schema(conn)
+        try:
+            fleet.seed_regions(conn, regions)
+        except ValueError as exc:
+            raise SystemExit(f"error: --regions: {exc}") from None
+        creds = auth.ensure_credentials(conn)
+        if store.get_meta(conn, "initialized") is None:
+            if args.instances:
+                fleet.create_instances(conn, args.instances, regions[0])
+            if args.windows_instances:
+                fleet.create_instances(conn, args.windows_instances, regions[0], os_type="windows")
+            store.set_meta(conn, "default_region", regions[0])
+            store.set_meta(conn, "initialized", "1")
+        default_region = store.get_meta(conn, "default_region") or regions[0]
+    finally:
+        conn.close()
+    return creds, default_region
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from sandbox import agent, isolation, server
+
+    if not _loopback(args.host):
+        print(f"error: --host {args.host} is not a loopback address; the sandbox listens on loopback only",
+              file=sys.stderr)
+        return 2
+    args.state_dir = args.state_dir.resolve()
+    args.state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = isolation.detect_isolation(args.isolation)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    creds, region = _prepare_state(args)
+    logging.basicConfig(filename=str(args.state_dir / "server.log"), level=logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    agent.start_agent_host(args.state_dir, mode)
+
+    app = server.build_app(args.state_dir, mode)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, args.host, args.port, reuse_address=True)
+    await site.start()
+    server_obj = site._server
+    assert server_obj is not None
+    port = server_obj.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    info = {
+        "endpoint": f"http://{host}:{port}",
+        "region_id": region,
+        "access_key_id": creds["access_key_id"],
+        "access_key_secret": creds["access_key_secret"],
+        "state_dir": str(args.state_dir),
+        "isolation": mode,
+        "readonly_access_key_id": creds["readonly_access_key_id"],
+        "readonly_access_key_secret": creds["readonly_access_key_secret"],
+        "sts_access_key_id": creds["sts_access_key_id"],
+        "sts_access_key_secret": creds["sts_access_key_secret"],
+        "sts_security_token": creds["sts_security_token"],
+    }
+    info_path = args.state_dir / INFO_FILE
+    fd = os.open(info_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(info, fh, indent=2)
+    print(json.dumps(info), flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+    agent.stop_agent_host(args.state_dir)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return asyncio.run(_serve(args))
+    if args.command == "env":
+        return _env(args)
+    if args.command == "agent-host":
+        from sandbox import agent
+
+        return agent.run_agent_host(args.state_dir.resolve(), args.isolation)
+    return _ctl(args)
