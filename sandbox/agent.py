@@ -15,7 +15,6 @@ Design (what keeps 1,000 instances cheap on a small box):
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import ctypes
@@ -1508,7 +1507,7 @@ def running_agent_pid(state_dir: Path) -> int | None:
 
 
 def agent_host_argv(state_dir: Path, isolation_mode: str) -> list[str]:
-    return [sys.executable, "-m", "sandbox.agent", "--state-dir", str(state_dir), "--isolation", isolation_mode]
+    return [sys.executable, "-m", "sandbox", "agent-host", "--state-dir", str(state_dir), "--isolation", isolation_mode]
 
 
 def start_agent_host(state_dir: Path, isolation_mode: str) -> int:
@@ -1582,15 +1581,3 @@ def _wait_exit(pid: int, timeout: float) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sandbox.agent", description="Sandbox agent host")
-    parser.add_argument("--state-dir", required=True, type=Path)
-    parser.add_argument("--isolation", choices=("auto", "namespaces", "process"), default="auto")
-    args = parser.parse_args(argv)
-    return run_agent_host(args.state_dir, args.isolation)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     agent_host = sub.add_parser("agent-host", help=argparse.SUPPRESS)
     agent_host.add_argument("--state-dir", required=True, type=Path)
-    agent_host.add_argument("--isolation", choices=("namespaces", "process"), required=True)
+    agent_host.add_argument("--isolation", choices=("auto", "namespaces", "process"), required=True)
 
     ctl = sub.add_parser("ctl", help="act on a running sandbox")
     ctl.add_argument("--state-dir", required=True, type=Path)
