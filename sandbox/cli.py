@@ -237,7 +237,10 @@ async def _serve(args: argparse.Namespace) -> int:
     agent.start_agent_host(args.state_dir, mode)
 
     app = server.build_app(args.state_dir, mode)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # The SDKs put every parameter in the URL, CommandContent and SendFile Content included: up to 32 KB of
+    # Base64 that percent-encoding can triple, so the request line may be far longer than aiohttp's 8 KB default.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                           max_line_size=256 * 1024, max_field_size=64 * 1024)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port, reuse_address=True)
     await site.start()

@@ -326,8 +326,14 @@ def _power_target(ctx: Context, p: Params) -> sqlite3.Row:
     instance_id = p.str("InstanceId")
     if instance_id is None:
         raise missing("InstanceId")
-    row = ctx.db.execute("SELECT * FROM instances WHERE instance_id = ? AND region_id = ?",
-                         (instance_id, ctx.region_id)).fetchone()
+    # These requests carry no RegionId (the real endpoint is regional); one sandbox endpoint serves every
+    # region, so the instance is found by its ID alone, within RegionId when a client sends one anyway.
+    region_id = p.str("RegionId")
+    if region_id is None:
+        row = ctx.db.execute("SELECT * FROM instances WHERE instance_id = ?", (instance_id,)).fetchone()
+    else:
+        row = ctx.db.execute("SELECT * FROM instances WHERE instance_id = ? AND region_id = ?",
+                             (instance_id, region_id)).fetchone()
     if row is None:
         raise ApiError("InvalidInstanceId.NotFound", "The specified InstanceId does not exist.", 404)
     return row
@@ -362,13 +368,13 @@ def _power(ctx: Context, p: Params, from_status: str, set_sql: str) -> dict[str,
     return {}
 
 
-@action("StartInstance", mutating=True)
+@action("StartInstance", mutating=True, needs_region=False)
 def start_instance(ctx: Context, p: Params) -> dict[str, Any]:
     p.bool("InitLocalDisk")  # accepted (validated), meaningless here
     return _power(ctx, p, "Stopped", "status = 'Running', boot_count = boot_count + 1")
 
 
-@action("StopInstance", mutating=True)
+@action("StopInstance", mutating=True, needs_region=False)
 def stop_instance(ctx: Context, p: Params) -> dict[str, Any]:
     # ForceStop / ConfirmStop / StoppedMode / Hibernate accepted; a sandbox stop is always immediate.
     p.bool("ForceStop")
@@ -378,7 +384,7 @@ def stop_instance(ctx: Context, p: Params) -> dict[str, Any]:
     return _power(ctx, p, "Running", "status = 'Stopped'")
 
 
-@action("RebootInstance", mutating=True)
+@action("RebootInstance", mutating=True, needs_region=False)
 def reboot_instance(ctx: Context, p: Params) -> dict[str, Any]:
     p.bool("ForceStop")
     return _power(ctx, p, "Running", "boot_count = boot_count + 1")

@@ -245,7 +245,8 @@ def test_power_unknown_and_missing(ctx):
     for action in ("StartInstance", "StopInstance", "RebootInstance"):
         e = fail(ctx, action, {"InstanceId": "i-nope"})
         assert (e.code, e.status) == ("InvalidInstanceId.NotFound", 404)
-        e = fail(ctx, action, {"InstanceId": other_region})
+        # no RegionId in these requests: an instance is found in any region, unless RegionId narrows it
+        e = fail(ctx, action, {"InstanceId": other_region, "RegionId": "cn-hangzhou"})
         assert e.code == "InvalidInstanceId.NotFound"
         e = fail(ctx, action, {})
         assert (e.code, e.status) == ("MissingParameter.InstanceId", 400)
