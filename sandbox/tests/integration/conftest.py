@@ -1,0 +1,1 @@
+from sandbox.tests.integration.sandbox_fixture import *  # noqa: F403
