@@ -69,6 +69,16 @@ CONTAINER_ERROR_INFO = ("the command is not applicable: the sandbox cannot run c
 # Parameter helpers
 # --------------------------------------------------------------------------------------------------------------
 
+def _default_username(command_type: str) -> str:
+    """What the agent runs as when Username is not given (reference §2.1): root on Linux, System on Windows."""
+    return "root" if command_type == "RunShellScript" else "System"
+
+
+def _default_working_dir(command_type: str) -> str:
+    """Default WorkingDir (reference §2.1) as DescribeInvocations reports it."""
+    return "/root" if command_type == "RunShellScript" else "C:\\Windows\\system32"
+
+
 def _text(p: Params, name: str, limit: int | None = None, code: str | None = None, default: str = "") -> str:
     value = p.str(name, max_len=limit, too_long_code=code)
     return default if value is None else value
@@ -782,8 +792,8 @@ def _invocation_body(ctx: Context, invoke_id: str, instance_id: str | None, incl
         "Frequency": inv["frequency"],
         "Timed": any(_row_timed(mode, s) for s in sts),
         "Timeout": inv["timeout"],
-        "WorkingDir": inv["working_dir"],
-        "Username": inv["username"],
+        "WorkingDir": inv["working_dir"] or _default_working_dir(inv["command_type"]),
+        "Username": inv["username"] or _default_username(inv["command_type"]),
         "ContainerId": inv["container_id"],
         "ContainerName": inv["container_name"],
         "Launcher": inv["launcher"],
@@ -881,7 +891,7 @@ def _result_body(ctx: Context, key: _ResultKey, encoding: str) -> dict[str, Any]
         "StartTime": _time(r["start_time"]),
         "FinishedTime": _time(finished),
         "StopTime": _time(stop_time),
-        "Username": inv["username"],
+        "Username": inv["username"] or _default_username(inv["command_type"]),
         "ContainerId": inv["container_id"],
         "ContainerName": inv["container_name"],
         "Launcher": inv["launcher"],

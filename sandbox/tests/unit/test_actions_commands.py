@@ -830,3 +830,15 @@ def test_registry_flags() -> None:
         "StopInvocation": (True, False),
     }
     assert cmds.CONTENT_LIMIT == 24576
+
+
+def test_describe_reports_default_username_and_working_dir(env: Env) -> None:
+    out = env.run("echo hi", "i-a")
+    inv = env.call("DescribeInvocations", {"InvokeId": out["InvokeId"]})["Invocations"]["Invocation"][0]
+    assert (inv["Username"], inv["WorkingDir"]) == ("root", "/root")
+    res = env.call("DescribeInvocationResults", {"InvokeId": out["InvokeId"]})
+    assert res["Invocation"]["InvocationResults"]["InvocationResult"][0]["Username"] == "root"
+    given = env.call("RunCommand", {"Type": "RunShellScript", "CommandContent": "id", "InstanceId.1": "i-a",
+                                    "Username": "nobody", "WorkingDir": "/tmp"})
+    inv = env.call("DescribeInvocations", {"InvokeId": given["InvokeId"]})["Invocations"]["Invocation"][0]
+    assert (inv["Username"], inv["WorkingDir"]) == ("nobody", "/tmp")
