@@ -4,41 +4,12 @@ import json
 import time
 from typing import Any
 
-import pytest
 from alibabacloud_ecs20140526 import models
 
 import sandbox.actions.instances  # noqa: F401  (registers the actions)
 from sandbox import fleet, store
 from sandbox.actions import ACTIONS, Context
-from sandbox.errors import ApiError
-from sandbox.params import Params
-
-
-@pytest.fixture
-def ctx(tmp_path):
-    conn = store.connect(tmp_path)
-    store.init_schema(conn)
-    fleet.seed_regions(conn, fleet.DEFAULT_REGIONS)
-    pokes: list[int] = []
-    c = Context(db=conn, request_id="R", region_id="cn-hangzhou", state_dir=tmp_path, isolation="process",
-                access_key_id="AK", poke=lambda: pokes.append(1))
-    c.extra["pokes"] = pokes
-    yield c
-    conn.close()
-
-
-def call(ctx: Context, action: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-    return ACTIONS[action].handler(ctx, Params({k: str(v) for k, v in (params or {}).items()}))
-
-
-def fail(ctx: Context, action: str, params: dict[str, Any] | None = None) -> ApiError:
-    with pytest.raises(ApiError) as info:
-        call(ctx, action, params)
-    return info.value
-
-
-def ids_param(ids: list[str]) -> dict[str, str]:
-    return {f"InstanceId.{n}": i for n, i in enumerate(ids, start=1)}
+from sandbox.tests.unit.action_helpers import call, fail, ids_param
 
 
 def row(ctx: Context, instance_id: str):
