@@ -56,19 +56,25 @@ while :; do read -r _ <&4; done
 """
 
 # Runs one command. Arguments: user workdir script-dir script-name home(''=keep) switch-user(0/1) interpreter [arg].
+# Forks only what a run needs (no `id` for root, no chown unless switching user): at 100 runs at once on two
+# cores, every extra fork per run shows up as delay before the last instance starts.
 # stdin: the script text. fd 3: "E <ErrorCode>" before anything ran, or "S" right before the user's code starts.
 RUN_WRAPPER = r"""u=$1 d=$2 sd=$3 f=$3/$4 h=$5 sw=$6
 shift 6
-if ! id -u "$u" >/dev/null 2>&1; then echo "E AccountNotExists" >&3; exit 0; fi
+if [ "$u" != root ] && ! id -u "$u" >/dev/null 2>&1; then echo "E AccountNotExists" >&3; exit 0; fi
 if [ ! -d "$d" ]; then echo "E DirectoryNotExists" >&3; exit 0; fi
 umask 022
-if ! { mkdir -p "$sd" && rm -f "$f" && cat >"$f" && chmod 0700 "$f" && chown "$u" "$f"; } 2>/dev/null; then
+if ! { { [ -d "$sd" ] || mkdir -p "$sd"; } && umask 077 && rm -f "$f" && cat >"$f" &&
+       { [ "$sw" != 1 ] || chown "$u" "$f"; }; } 2>/dev/null; then
   echo "E ExecutionException could not write the script file $f" >&3; exit 0
 fi
+umask 022
 if ! cd "$d" 2>/dev/null; then echo "E DirectoryNotExists" >&3; exit 0; fi
 exec </dev/null
 set -- "$@" "$f"
-if [ -n "$h" ]; then set -- env "HOME=$h" "$@"; fi
+if [ -n "$h" ]; then
+  if [ "$sw" = 1 ]; then set -- env "HOME=$h" "$@"; else export HOME="$h"; fi
+fi
 if [ "$sw" = 1 ]; then set -- runuser -u "$u" -- "$@"; fi
 echo S >&3
 exec 3>&-
