@@ -63,7 +63,12 @@ class CloudAssistantError(Exception):
         return self.msg
 
     def result(self):
-        """Keys for ``fail_json`` besides ``msg``: ``module.fail_json(msg=err.msg, **err.result())``."""
+        """Keys for ``fail_json`` besides ``msg``: ``module.fail_json(msg=err.msg, **err.result())``.
+
+        Only an error the API answered (or that happened during an API call) has an ``error`` dict; bad input
+        rejected before any call has just ``msg``."""
+        if self.action is None and self.code is None and self.request_id is None:
+            return {}
         return {
             'error': {
                 'code': self.code,

@@ -184,3 +184,10 @@ def test_os_error():
 ])
 def test_short_reason(text, expected):
     assert short_reason(text) == expected
+
+
+def test_result_is_empty_for_input_errors_and_full_for_api_errors():
+    assert CloudAssistantError('timeout must be between 10 and 86400').result() == {}
+    api = CloudAssistantError('RunCommand failed: X', action='RunCommand', code='X', request_id='R')
+    assert api.result()['error']['code'] == 'X'
+    assert api.result()['error']['request_id'] == 'R'
