@@ -85,6 +85,9 @@ WINDOWS_TYPES = ('RunBatScript', 'RunPowerShellScript')
 COMMAND_TYPES = LINUX_TYPES + WINDOWS_TYPES
 REPEAT_MODES = ('Once', 'Period', 'NextRebootOnly', 'EveryReboot')
 
+# How long stopped runs of a saved command may take to end before the command can be deleted.
+SETTLE_SECONDS = 60
+
 # Tags this collection puts on scheduled invocations to find them again on the next run.
 TAG_PREFIX = 'ansible:cloud-assistant:'
 KEY_TAG = TAG_PREFIX + 'key'
@@ -871,8 +874,9 @@ class CloudAssistantCommand(object):
             result['changed'] = True
             if not self.check_mode:
                 if action in ('recreate',):
-                    if (p.get('repeat_mode') or 'Once') != 'Once' and self.has_targets():
-                        self.pre_stopped = self.stop_schedules_of_command(current['command_id'])
+                    # the old command's scheduled runs cannot outlive it (DeleteCommand refuses while they are
+                    # pending); a schedule this task asks for is created again for the new command below
+                    self.pre_stopped = self.stop_schedules_of_command(current['command_id'], managed_only=False)
                     self.api.call('DeleteCommand', make_request('DeleteCommandRequest', api=self.api,
                                                                 command_id=current['command_id']))
                 if action in ('create', 'recreate'):
@@ -1141,9 +1145,11 @@ class CloudAssistantCommand(object):
     def stop_schedules_of_command(self, command_id, managed_only=True):
         """Before a saved command is deleted or re-created (the API refuses to delete a command with pending or
         scheduled runs): stop its scheduled runs - those this module made (tagged), or with ``managed_only=False``
-        every run whose repeat_mode is not Once. Nothing is stopped in check mode. Returns the invoke IDs."""
+        every run whose repeat_mode is not Once - and wait (at most SETTLE_SECONDS) until runs that were executing
+        have ended. Nothing is stopped in check mode. Returns the invoke IDs."""
         request = make_request('DescribeInvocationsRequest', api=self.api, command_id=command_id)
         stopped = []
+        unsettled = []
         for invocation in self.api.paginate('DescribeInvocations', request, _invocations_of):
             if managed_only and KEY_TAG not in tags_of(invocation):
                 continue
@@ -1155,6 +1161,18 @@ class CloudAssistantCommand(object):
                 if not self.check_mode:
                     self.runner.stop(invocation.invoke_id, live)
                 stopped.append(invocation.invoke_id)
+            if any(not is_terminal(i.invocation_status) for i in invoke_instances(invocation)):
+                unsettled.append(invocation.invoke_id)
+        if unsettled and not self.check_mode:
+            # a run that was executing is only Stopping until its process is gone, and DeleteCommand refuses
+            # until then: wait for the stopped runs to end (bounded)
+            runner = self.runner
+            waited = wait_for_invocations(self.api, unsettled, runner.clock() + SETTLE_SECONDS,
+                                          schedule=runner.schedule, clock=runner.clock, sleep=runner.sleep)
+            if waited.timed_out:
+                raise CloudAssistantError(
+                    'command %s: its stopped runs (%s) did not end within %d seconds, so it cannot be deleted yet'
+                    % (command_id, ', '.join(waited.unfinished), SETTLE_SECONDS))
         return stopped
 
     def ensure_schedule(self, spec, targets, command, result):
