@@ -273,14 +273,18 @@ sandbox_start() {
         die "python -m sandbox env --state-dir $SANDBOX_DIR failed"
     eval "$exports"
     export ALIBABA_CLOUD_ACCESS_KEY_ID ALIBABA_CLOUD_ACCESS_KEY_SECRET ALIBABA_CLOUD_REGION_ID ALIBABA_CLOUD_ECS_ENDPOINT
+    # How the integration targets reach `python -m sandbox ctl` for this sandbox (faults, instances, stats): the
+    # sandbox code is not in the collection copy, so they get the interpreter, the repository root and the state dir.
+    export CLOUD_ASSISTANT_SANDBOX_PYTHON="$VENV/bin/python" CLOUD_ASSISTANT_SANDBOX_ROOT="$ROOT" \
+        CLOUD_ASSISTANT_SANDBOX_STATE_DIR="$SANDBOX_DIR"
     # (the JSON line also holds the sandbox's throwaway keys; only the non-secret fields are shown)
     info "sandbox up: pid $SANDBOX_PID, $instances instances, $(printf '%s' "$SANDBOX_INFO" | "$VENV/bin/python" -c \
         'import json, sys; d = json.load(sys.stdin); print("endpoint %s, isolation %s, state %s" % (d.get("endpoint"), d.get("isolation"), d.get("state_dir")))')"
 }
 
 # render_integration_config DEST
-#   tests/integration/integration_config.yml.template with every ${ALIBABA_CLOUD_...} placeholder replaced by that
-#   environment variable (escaped for a YAML double-quoted string); fails when one is unset.
+#   tests/integration/integration_config.yml.template with every ${ALIBABA_CLOUD_...} and ${CLOUD_ASSISTANT_SANDBOX_...}
+#   placeholder replaced by that environment variable (escaped for a YAML double-quoted string); fails when one is unset.
 render_integration_config() {
     "$VENV/bin/python" - "$ROOT/tests/integration/integration_config.yml.template" "$1" <<'PY' ||
 import json, os, re, sys
@@ -289,10 +293,11 @@ import yaml
 src, dest = sys.argv[1], sys.argv[2]
 with open(src, encoding='utf-8') as f:
     template = f.read()
-missing = sorted({name for name in re.findall(r'\$\{(ALIBABA_CLOUD_[A-Z0-9_]+)\}', template) if name not in os.environ})
+placeholder = r'\$\{((?:ALIBABA_CLOUD|CLOUD_ASSISTANT_SANDBOX)_[A-Z0-9_]+)\}'
+missing = sorted({name for name in re.findall(placeholder, template) if name not in os.environ})
 if missing:
     sys.exit(f'{src}: environment variables not set: {", ".join(missing)}')
-text = re.sub(r'\$\{(ALIBABA_CLOUD_[A-Z0-9_]+)\}', lambda m: json.dumps(os.environ[m.group(1)])[1:-1], template)
+text = re.sub(placeholder, lambda m: json.dumps(os.environ[m.group(1)])[1:-1], template)
 yaml.safe_load(text)  # must stay valid YAML
 with open(dest, 'w', encoding='utf-8') as f:
     f.write(text)
