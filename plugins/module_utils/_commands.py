@@ -38,6 +38,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._erro
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._status import (
     ACTIVE,
     NOT_RUN,
+    REJECTED,
     SKIPPED,
     SUBMITTED,
     SUCCESS,
@@ -47,7 +48,9 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._stat
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._tokens import client_token, new_salt
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._waiter import (
     PollSchedule,
+    describe_tagged,
     fetch_outputs,
+    invocations_of,
     invoke_instances,
     make_request,
     wait_for_invocations,
@@ -96,9 +99,6 @@ SPEC_TAG = TAG_PREFIX + 'spec'
 # per poll reports on all of them (_waiter.wait_for_invocations group_tag).
 RUN_TAG = TAG_PREFIX + 'run'
 
-# Client-side per-instance status of a batch whose RunCommand/InvokeCommand call was refused (other batches of
-# the same task may have started). Counted like a failed-class status.
-REJECTED = 'Rejected'
 
 # Fields of a saved command: option name -> (DescribeCommands attribute, modifiable by ModifyCommand).
 SAVED_FIELDS = (
@@ -418,7 +418,7 @@ class RunResult(object):
         self.invoke_ids = [b.invoke_id for b in batches if b.invoke_id]
         self.command_id = command_id
         self.instances = instances
-        self.invocation_status = summarize([i['invocation_status'] for i in instances])
+        self.invocation_status = overall_status(instances)
         self.timed_out = timed_out
         self.stopped = stopped
 
@@ -555,11 +555,8 @@ class CommandRunner(object):
 # ---------------------------------------------------------------------------------------------------------------
 
 def overall_status(instances):
-    statuses = []
-    for entry in instances:
-        status = entry['invocation_status']
-        statuses.append('Failed' if status == REJECTED else status)
-    return summarize(statuses)
+    """The overall status of the per-instance result entries (``_status.summarize``)."""
+    return summarize([entry['invocation_status'] for entry in instances])
 
 
 def describe_failure(entry):
@@ -1131,10 +1128,8 @@ class CloudAssistantCommand(object):
 
     def find_schedules(self, key):
         """Invocations tagged with this key that will still run (an instance Pending, Scheduled or Running)."""
-        request = make_request('DescribeInvocationsRequest', api=self.api,
-                               tag=[make_request('DescribeInvocationsRequestTag', key=KEY_TAG, value=key)])
         active = []
-        for invocation in self.api.paginate('DescribeInvocations', request, _invocations_of):
+        for invocation in describe_tagged(self.api, (KEY_TAG, key)).values():
             if tags_of(invocation).get(KEY_TAG) != key:
                 continue
             statuses = [i.invocation_status for i in invoke_instances(invocation)]
@@ -1150,7 +1145,7 @@ class CloudAssistantCommand(object):
         request = make_request('DescribeInvocationsRequest', api=self.api, command_id=command_id)
         stopped = []
         unsettled = []
-        for invocation in self.api.paginate('DescribeInvocations', request, _invocations_of):
+        for invocation in self.api.paginate('DescribeInvocations', request, invocations_of):
             if managed_only and KEY_TAG not in tags_of(invocation):
                 continue
             if not managed_only and (getattr(invocation, 'repeat_mode', None) or 'Once') == 'Once':
@@ -1250,11 +1245,6 @@ class CloudAssistantCommand(object):
 def _instances_of(body):
     holder = getattr(body, 'instances', None)
     return list(getattr(holder, 'instance', None) or [])
-
-
-def _invocations_of(body):
-    holder = getattr(body, 'invocations', None)
-    return list(getattr(holder, 'invocation', None) or [])
 
 
 def _listing(items, limit=10):

@@ -97,6 +97,21 @@ def _shorten(text, limit=_MAX_FOREIGN_MESSAGE):
     return text
 
 
+def _without_signed_text(message):
+    """A signature error answer may quote the server's string to sign or canonical request, which can hold an
+    STS security token (V1 signs it as a query parameter): keep only the sentence before it."""
+    lowered = message.lower()
+    cut = min([i for i in (lowered.find('string to sign'), lowered.find('canonical request')) if i >= 0] or
+              [len(message)])
+    if cut < len(message):
+        head = message[:cut].rstrip(' :')
+        for word in (' server', ' the server'):
+            if head.lower().endswith(word):
+                head = head[:-len(word)].rstrip(' .:')
+        return _shorten(head.rstrip('.') + '. (The string to sign the server quoted is left out.)')
+    return message
+
+
 def _prefix(action):
     return '%s failed: ' % action if action else ''
 
@@ -129,6 +144,8 @@ def _api_error(action, exc):
             request_id = request_id or _text(match.group('request_id'))
         else:
             message = raw
+    if message is not None:
+        message = _without_signed_text(message)
     recommend = _text(data.get('Recommend')) or _text(data.get('recommend'))
     status_code = getattr(exc, 'status_code', None)
     if status_code is None:

@@ -31,6 +31,7 @@ ACTIVE = frozenset(ACTIVE_PRECEDENCE)
 SKIPPED = 'Skipped'        # the creates/removes guard held on the instance; nothing ran there
 NOT_RUN = 'NotRun'         # check mode: the run would start here
 SUBMITTED = 'Submitted'    # wait=false: the run was accepted and nobody has asked for its status yet
+REJECTED = 'Rejected'      # the API refused the batch this instance was in (other batches may have run)
 
 # Overall values (section 3.2).
 OVERALL_FAILED = 'Failed'
@@ -43,10 +44,6 @@ def is_terminal(status):
     return status in TERMINAL
 
 
-def is_failed(status):
-    return status in FAILED_CLASS
-
-
 def summarize(statuses):
     """The overall status of several per-instance statuses, with the rules of reference section 3.2.
 
@@ -56,7 +53,7 @@ def summarize(statuses):
 
     Client-side values: ``Skipped`` entries are left out (an instance whose guard held did not run); when every
     entry is ``Skipped`` the result is ``Skipped``. ``NotRun`` / ``Submitted`` behave the same way (all of them ->
-    that value). An empty input gives ``None``.
+    that value). ``Rejected`` counts as failed. An empty input gives ``None``.
     """
     statuses = [s for s in statuses if s]
     if not statuses:
@@ -71,7 +68,7 @@ def summarize(statuses):
         if status in present:
             return status
     has_success = SUCCESS in present
-    has_failed = bool(present & FAILED_CLASS)
+    has_failed = bool(present & FAILED_CLASS) or REJECTED in present
     has_stopped = bool(present & STOPPED_CLASS)
     if has_success and has_failed:
         return OVERALL_PARTIAL

@@ -22,7 +22,7 @@ import binascii
 import time
 
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batching import run_concurrently
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._status import is_terminal
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._status import all_terminal, is_terminal
 
 try:
     from alibabacloud_ecs20140526 import models as ecs_models
@@ -106,7 +106,13 @@ def invocation_finished(invocation):
     instances = invoke_instances(invocation)
     if not instances:
         return is_terminal(getattr(invocation, 'invocation_status', None))
-    return all(is_terminal(i.invocation_status) for i in instances)
+    return all_terminal(i.invocation_status for i in instances)
+
+
+def invocations_of(body):
+    """The invocation models of a DescribeInvocations answer (empty list when absent)."""
+    holder = getattr(body, 'invocations', None)
+    return list(getattr(holder, 'invocation', None) or [])
 
 
 def describe_invocation(api, invoke_id, include_output=False):
@@ -115,8 +121,7 @@ def describe_invocation(api, invoke_id, include_output=False):
                            include_output=True if include_output else None,
                            content_encoding='Base64' if include_output else None)
     body = api.call('DescribeInvocations', request)
-    holder = getattr(body, 'invocations', None)
-    for invocation in getattr(holder, 'invocation', None) or []:
+    for invocation in invocations_of(body):
         if invocation.invoke_id == invoke_id:
             return invocation
     return None
@@ -129,8 +134,7 @@ def describe_tagged(api, group_tag):
     request = make_request('DescribeInvocationsRequest', api=api,
                            tag=[make_request('DescribeInvocationsRequestTag', key=key, value=value)])
     found = {}
-    for invocation in api.paginate('DescribeInvocations', request,
-                                   lambda body: getattr(getattr(body, 'invocations', None), 'invocation', None)):
+    for invocation in api.paginate('DescribeInvocations', request, invocations_of):
         found[invocation.invoke_id] = invocation
     return found
 

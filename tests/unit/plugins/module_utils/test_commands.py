@@ -437,6 +437,7 @@ def test_runner_reports_a_refused_batch_and_keeps_the_others():
     assert len(rejected) == 50 and rejected[0]['error_code'] == 'InvalidInstance.NotMatch'
     assert len(result.invoke_ids) == 1
     assert C.overall_status(result.instances) == 'PartialFailed'
+    assert result.invocation_status == 'PartialFailed'  # the runner's own summary agrees
 
 
 def test_runner_raises_when_every_batch_is_refused():

@@ -191,3 +191,13 @@ def test_result_is_empty_for_input_errors_and_full_for_api_errors():
     api = CloudAssistantError('RunCommand failed: X', action='RunCommand', code='X', request_id='R')
     assert api.result()['error']['code'] == 'X'
     assert api.result()['error']['request_id'] == 'R'
+
+
+def test_signature_error_does_not_pass_on_the_quoted_string_to_sign():
+    token = 'CAIS' + 'x' * 40
+    quoted = ('Specified signature is not matched with our calculation. server string to sign is:'
+              'POST&%2F&AccessKeyId%3DSTS.abc%26SecurityToken%3D' + token)
+    err = from_exception('RunCommand', sdk_error(sdk_exceptions.ClientException, 400, 'SignatureDoesNotMatch', quoted))
+    assert token not in err.msg and token not in (err.message or '')
+    assert 'string to sign' in err.msg  # says what was left out
+    assert err.msg.startswith('RunCommand failed: SignatureDoesNotMatch: Specified signature is not matched')

@@ -8,6 +8,7 @@ import pytest
 
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._status import (
     FAILED_CLASS,
+    REJECTED,
     STOPPED_CLASS,
     TERMINAL,
     all_terminal,
@@ -73,3 +74,8 @@ def test_all_terminal():
     assert all_terminal([])
     assert all_terminal(['Success', 'Cancelled'])
     assert not all_terminal(['Success', 'Running'])
+
+
+def test_a_refused_batch_counts_as_failed():
+    assert summarize([REJECTED]) == 'Failed'
+    assert summarize(['Success', REJECTED]) == 'PartialFailed'
