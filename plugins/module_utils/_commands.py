@@ -40,6 +40,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._stat
     NOT_RUN,
     REJECTED,
     SKIPPED,
+    STOPPING,
     SUBMITTED,
     SUCCESS,
     is_terminal,
@@ -499,6 +500,15 @@ class CommandRunner(object):
         return client_token(['run', spec.fingerprint()], self.token_salt)
 
     # -- stopping -----------------------------------------------------------------------------------------------
+    def stop_live(self, invocation):
+        """StopInvocation for the instances of ``invocation`` (SDK model) that are neither terminal nor already
+        Stopping. Returns their IDs (empty: nothing was sent)."""
+        live = [i.instance_id for i in invoke_instances(invocation)
+                if not is_terminal(i.invocation_status) and i.invocation_status != STOPPING]
+        if live:
+            self.stop(invocation.invoke_id, live)
+        return live
+
     def stop(self, invoke_id, instance_ids):
         """StopInvocation for these instances of one invocation, 50 instances per call."""
         limit = BATCH_LIMITS.get('StopInvocation', 50)
@@ -522,10 +532,8 @@ class CommandRunner(object):
         stopped = False
         if waited.timed_out and stop_on_timeout:
             for invoke_id in waited.unfinished:
-                unfinished = [i.instance_id for i in invoke_instances(waited.invocations.get(invoke_id))
-                              if not is_terminal(i.invocation_status)]
-                if unfinished:
-                    self.stop(invoke_id, unfinished)
+                if waited.invocations.get(invoke_id) is not None:
+                    self.stop_live(waited.invocations[invoke_id])
             stopped = True
         statuses = {}
         for invoke_id, invocation in waited.invocations.items():
@@ -1133,7 +1141,7 @@ class CloudAssistantCommand(object):
             if tags_of(invocation).get(KEY_TAG) != key:
                 continue
             statuses = [i.invocation_status for i in invoke_instances(invocation)]
-            if any(s in ACTIVE and s != 'Stopping' for s in statuses):
+            if any(s in ACTIVE and s != STOPPING for s in statuses):
                 active.append(invocation)
         return active
 
@@ -1151,10 +1159,10 @@ class CloudAssistantCommand(object):
             if not managed_only and (getattr(invocation, 'repeat_mode', None) or 'Once') == 'Once':
                 continue
             live = [i.instance_id for i in invoke_instances(invocation)
-                    if not is_terminal(i.invocation_status) and i.invocation_status != 'Stopping']
+                    if not is_terminal(i.invocation_status) and i.invocation_status != STOPPING]
             if live:
                 if not self.check_mode:
-                    self.runner.stop(invocation.invoke_id, live)
+                    self.runner.stop_live(invocation)
                 stopped.append(invocation.invoke_id)
             if any(not is_terminal(i.invocation_status) for i in invoke_instances(invocation)):
                 unsettled.append(invocation.invoke_id)
@@ -1212,9 +1220,7 @@ class CloudAssistantCommand(object):
                 'stop %s and re-' % ', '.join(stopped) if stopped else '', len(targets))
             return result
         for invocation in existing:
-            live = [i.instance_id for i in invoke_instances(invocation) if not is_terminal(i.invocation_status)]
-            if live:
-                self.runner.stop(invocation.invoke_id, live)
+            self.runner.stop_live(invocation)
         tagged = CommandSpec(content=spec.content if not spec.command_id else None,
                              command_type=spec.command_type, command_id=spec.command_id,
                              working_dir=spec.working_dir, username=spec.username, timeout=spec.timeout,

@@ -869,3 +869,16 @@ def test_client_token_makes_a_run_repeatable():
     second = run(api, instance_ids=ids, command_content='echo', client_token='release-42')
     third = run(api, instance_ids=ids, command_content='echo')
     assert first['invoke_id'] == second['invoke_id'] != third['invoke_id']
+
+
+def test_stop_live_skips_finished_and_already_stopping_instances():
+    runner, _clock = runner_for(FakeCloud(linux=1))
+    invocation = NS(invoke_id='t-x', invoke_instances=NS(invoke_instance=[
+        NS(instance_id='a', invocation_status='Running'), NS(instance_id='b', invocation_status='Stopping'),
+        NS(instance_id='c', invocation_status='Success'), NS(instance_id='d', invocation_status='Scheduled')]))
+    sent = []
+    runner.stop = lambda invoke_id, ids: sent.append((invoke_id, list(ids)))
+    assert runner.stop_live(invocation) == ['a', 'd']
+    assert sent == [('t-x', ['a', 'd'])]
+    done = NS(invoke_id='t-y', invoke_instances=NS(invoke_instance=[NS(instance_id='c', invocation_status='Failed')]))
+    assert runner.stop_live(done) == [] and len(sent) == 1
