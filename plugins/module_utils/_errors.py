@@ -122,12 +122,14 @@ def _is_response_exception(exc):
         not hasattr(exc, 'inner_exception')
 
 
-def _class_names(exc):
+def class_names(exc):
+    """Names of the exception's classes: the SDK's exception types are matched by name, so that this module
+    imports without the SDK (and across SDK versions that moved them)."""
     return set(cls.__name__ for cls in type(exc).__mro__)
 
 
-def _is_credential_exception(exc):
-    return 'CredentialException' in _class_names(exc)
+def is_credential_exception(exc):
+    return 'CredentialException' in class_names(exc)
 
 
 def _api_error(action, exc):
@@ -203,7 +205,7 @@ def short_reason(text):
 
 def _unretryable_error(action, exc):
     inner = getattr(exc, 'inner_exception', None)
-    if inner is not None and _is_credential_exception(inner):
+    if inner is not None and is_credential_exception(inner):
         return _credentials_error(action, inner)
     if inner is not None and _is_response_exception(inner):
         return _api_error(action, inner)
@@ -234,11 +236,11 @@ def from_exception(action, exc):
         return exc
     if hasattr(exc, 'inner_exception'):
         return _unretryable_error(action, exc)
-    if _is_credential_exception(exc):
+    if is_credential_exception(exc):
         return _credentials_error(action, exc)
     if _is_response_exception(exc) or (_text(getattr(exc, 'code', None)) and hasattr(exc, 'data')):
         return _api_error(action, exc)
-    if isinstance(exc, (OSError, IOError)) or 'RetryError' in _class_names(exc):
+    if isinstance(exc, (OSError, IOError)) or 'RetryError' in class_names(exc):
         reason = getattr(exc, 'message', None) or str(exc)
         return CloudAssistantError('%scould not reach the endpoint: %s' % (_prefix(action), short_reason(reason)),
                                    action=action, kind='connection')

@@ -32,7 +32,9 @@ import threading
 import time
 
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import (
+    class_names,
     from_exception,
+    is_credential_exception,
 )
 
 RETRYABLE_CODE_PREFIXES = ('Throttling', 'ServiceUnavailable', 'InternalError')
@@ -44,13 +46,9 @@ DEFAULT_MAX_ATTEMPTS = 50
 MAX_RETRY_AFTER = 60.0
 
 
-def _class_names(exc):
-    return set(cls.__name__ for cls in type(exc).__mro__)
-
-
 def _is_throttling(exc):
     """True when the service refused the request without acting on it (flow control)."""
-    if 'ThrottlingException' in _class_names(exc):
+    if 'ThrottlingException' in class_names(exc):
         return True
     code = getattr(exc, 'code', None)
     return isinstance(code, str) and code.startswith('Throttling')
@@ -58,16 +56,16 @@ def _is_throttling(exc):
 
 def _is_connection_error(exc):
     """No answer: the SDK's UnretryableException around a transport error (not around a credential failure)."""
-    names = _class_names(exc)
+    names = class_names(exc)
     if 'UnretryableException' in names or hasattr(exc, 'inner_exception'):
         inner = getattr(exc, 'inner_exception', None)
         if inner is None:
             return True
-        inner_names = _class_names(inner)
-        if 'CredentialException' in inner_names:
+        if is_credential_exception(inner):
             return False
         if hasattr(inner, 'status_code') and hasattr(inner, 'code'):
             return False  # an error answer that the wrapper did not unwrap: classified by its code instead
+        inner_names = class_names(inner)
         return 'RetryError' in inner_names or isinstance(inner, (OSError, IOError)) or 'Timeout' in type(inner).__name__
     if 'RetryError' in names:
         return True
