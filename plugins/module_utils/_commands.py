@@ -654,9 +654,12 @@ class CloudAssistantCommand(object):
         return self._api
 
     def _retry_deadline(self):
-        # API retries may go on a little past wait_timeout (the output fetch and a stop come after the wait)
-        limit = self.params.get('wait_timeout') or (TIMEOUT_MAX + WAIT_MARGIN)
-        return self.started + limit + WAIT_MARGIN
+        # API retries may go on a little past the wait's deadline (the output fetch and a stop come after it);
+        # before that deadline is known (the run's timeout may come from a saved command), the longest possible
+        deadline = self.deadline
+        if deadline is None:
+            deadline = self.started + (self.params.get('wait_timeout') or (TIMEOUT_MAX + WAIT_MARGIN))
+        return deadline + WAIT_MARGIN
 
     @property
     def runner(self):
@@ -788,7 +791,7 @@ class CloudAssistantCommand(object):
         wait_timeout = p.get('wait_timeout') or (timeout + WAIT_MARGIN)
         self.deadline = self.started + wait_timeout
         if self._retry is not None:
-            self._retry.deadline = self.deadline + WAIT_MARGIN
+            self._retry.deadline = self._retry_deadline()
         targets, infos = self.resolve_targets(spec.command_type)
         if self.check_mode:
             self.check_agents(targets)
