@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from sandbox import agent, agentlink, fleet, isolation, store
+from sandbox.tests.proc_helpers import pids_matching
 
 REGION = "cn-hangzhou"
 ROOT = os.geteuid() == 0
@@ -30,23 +31,6 @@ DONE = store.TERMINAL_STATUSES
 def _marker() -> str:
     """A unique `sleep` argument, to find a test's processes in /proc."""
     return f"{300 + uuid.uuid4().int % 600}.{uuid.uuid4().int % 10**6:06d}"
-
-
-def pids_matching(needle: str) -> list[int]:
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as fh:
-                cmd = fh.read()
-        except OSError:
-            continue
-        if needle.encode() in cmd:
-            info = isolation.read_stat(int(name))
-            if info is not None and info.state not in ("Z", "X") and int(name) != os.getpid():
-                found.append(int(name))
-    return found
 
 
 def wait_until(pred: Callable[[], Any], timeout: float, what: str = "condition") -> Any:

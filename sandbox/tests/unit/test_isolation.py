@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from sandbox import isolation, store
+from sandbox.tests.proc_helpers import pids_matching
 
 ROOT = os.geteuid() == 0
 
@@ -117,20 +118,6 @@ def _alive(pid: int) -> bool:
     return info is not None and info.state not in ("Z", "X")
 
 
-def _pids_with(marker: str) -> list[int]:
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as fh:
-                if marker.encode() in fh.read():
-                    found.append(int(name))
-        except OSError:
-            pass
-    return [p for p in found if _alive(p)]
-
-
 def test_kill_process_trees_gets_setsid_children():
     marker = f"30{uuid.uuid4().int % 10**6}.5"
     script = (f"setsid sleep {marker} & "            # escapes the process group and the session
@@ -140,16 +127,16 @@ def test_kill_process_trees_gets_setsid_children():
     proc = subprocess.Popen(["/bin/sh", "-c", script], start_new_session=True)
     try:
         deadline = time.monotonic() + 5
-        while len(_pids_with(marker)) < 4 and time.monotonic() < deadline:
+        while len(pids_matching(marker)) < 4 and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert len(_pids_with(marker)) >= 4
+        assert len(pids_matching(marker)) >= 4
         killed = isolation.kill_process_trees([proc.pid])
         assert proc.pid in killed
         proc.wait(timeout=5)
         deadline = time.monotonic() + 5
-        while _pids_with(marker) and time.monotonic() < deadline:
+        while pids_matching(marker) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert _pids_with(marker) == []
+        assert pids_matching(marker) == []
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
