@@ -113,11 +113,6 @@ def test_tree_members_follows_parents_and_sessions():
     assert isolation.tree_members([11], table) == {11, 12}
 
 
-def _alive(pid: int) -> bool:
-    info = isolation.read_stat(pid)
-    return info is not None and info.state not in ("Z", "X")
-
-
 def test_kill_process_trees_gets_setsid_children():
     marker = f"30{uuid.uuid4().int % 10**6}.5"
     script = (f"setsid sleep {marker} & "            # escapes the process group and the session
