@@ -2,7 +2,7 @@
 an overlay of `/`) or plain processes. Also the low-level helpers the agent host needs: spawning with posix_spawn,
 reading the process table, killing a whole process tree, keeping the tail of an output stream.
 
-Nothing here touches the database; `agent.py` drives it.
+Nothing here touches the database; the agent host (`sandbox/agent/`) drives it.
 """
 
 from __future__ import annotations

@@ -126,11 +126,12 @@ def validate_parameters(content: str, enable_parameter: bool, parameters: Mappin
             # Keys are case-insensitive like the names, so `a` and `A` collide (§2.3 lists ParameterKey.Duplicate).
             raise ApiError("ParameterKey.Duplicate", f"The parameter key \"{key}\" is specified more than once.", 403)
         lowered.add(key.lower())
-        if value is None or not isinstance(value, str | int | float | bool):
-            kind = "null" if value is None else type(value).__name__
+        if not isinstance(value, str):
+            # ref §2.3 ParameterType.NotSupported: values are strings; a JSON number, boolean, null, array or object
+            # is refused.
             raise ApiError(
                 "ParameterType.NotSupported",
-                f"The value of parameter \"{key}\" must be a string, not {kind}.",
+                f"The value of parameter \"{key}\" must be a string, not a JSON {_json_type(value)}.",
                 403,
             )
     names = find_placeholders(content)
@@ -145,6 +146,16 @@ def validate_parameters(content: str, enable_parameter: bool, parameters: Mappin
     for name in names:
         if name.lower() not in lowered:
             raise ApiError("Parameter.MissingValue", f"No value is specified for the parameter \"{name}\".", 400)
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return "array" if isinstance(value, list) else "object"
 
 
 def render_value(value: object) -> str:

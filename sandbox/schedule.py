@@ -6,14 +6,17 @@ Three forms:
 - `at(yyyy-MM-dd HH:mm:ss[ <tz>])`: one run; tz default UTC.
 - cron `<sec> <min> <hour> <day-of-month> <month> <day-of-week> [<year>] [<tz>]` (Quartz-like); runs at least
   10 s and at least Timeout apart.
-Time zones: an IANA name with a `/` (`Asia/Shanghai`), `GMT+8:00` / `GMT-7:00` (a leading zero on the hour is
-accepted too), `UTC` or `GMT`.
+Time zones (same rule for `at()` and cron): an IANA name with a `/` (`Asia/Shanghai`), `GMT+8:00` / `GMT-7:00`
+(no leading zero on the hour: `GMT+08:00` is refused, as the reference says), or `UTC`; a bare `GMT` is not one of
+the documented forms and is refused.
 
 Cron field syntax follows the Cloud Assistant agent's parser (gorhill/cronexpr, `aliyun_assist_client`
 `agent/taskengine/timermanager/cronscheduled.go`), which is what really computes the run times:
-- day of week: 1 = Monday .. 6 = Saturday, 7 or 0 = Sunday, or SUN..SAT (also full names). This is what the current
-  "Cron expressions" user guide states ("1 indicates Monday and 7 indicates Sunday") and what the agent does; it is
-  NOT Quartz's 1 = Sunday (the guide's `6L` / `6#3` "Friday" examples are copied from Quartz and wrong for the agent).
+- day of week: 1 = Monday .. 6 = Saturday, 7 = Sunday, or SUN..SAT (also full names). This is what the current
+  "Cron expressions" user guide states (range [1, 7], "1 indicates Monday and 7 indicates Sunday") and what the
+  agent does; it is NOT Quartz's 1 = Sunday (the guide's `6L` / `6#3` "Friday" examples are copied from Quartz and
+  wrong for the agent). `0` is outside the documented range and refused (the agent's library would read it as
+  Sunday); the name SUN stays Sunday.
 - `?` only in day-of-month / day-of-week (and in the year field, where the agent reads it as `*`); it means `*`.
 - day-of-month: `L` (last day), `LW` (last weekday, whole field only), `<d>W` (nearest weekday, single value).
 - day-of-week: `<d>L` (last <d> of the month), `<d>#<k>` (k-th <d>, k 1..5).
@@ -50,7 +53,7 @@ _MAX_YEARS_BETWEEN_MATCHES = YEAR_MAX - YEAR_MIN + 1
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _RATE = re.compile(r"rate\(\s*(\d+)\s*([smhd])\s*\)", re.IGNORECASE)
 _AT = re.compile(r"at\(\s*(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})(?:\s+(\S+))?\s*\)", re.IGNORECASE)
-_GMT_OFFSET = re.compile(r"GMT([+-])(\d{1,2}):(\d{2})", re.IGNORECASE)
+_GMT_OFFSET = re.compile(r"GMT([+-])(0|[1-9][0-9]?):([0-9]{2})", re.IGNORECASE)  # no leading zero on the hour
 _TZ_NAME = re.compile(r"[A-Za-z0-9_+\-]+(?:/[A-Za-z0-9_+\-]+)+")
 
 
@@ -59,13 +62,14 @@ def _bad(detail: str) -> ApiError:
 
 
 def parse_timezone(spec: str) -> tzinfo:
-    """A time zone of an `at()` or cron frequency: IANA name with `/`, `GMT+h:mm`, `GMT-h:mm`, `UTC` or `GMT`."""
-    if spec.upper() in ("UTC", "GMT"):
+    """A time zone of an `at()` or cron frequency: IANA name with `/`, `GMT+h:mm`, `GMT-h:mm` or `UTC` (ref §2.1.1)."""
+    if spec.upper() == "UTC":
         return UTC
     if spec[:3].upper() == "GMT":
         m = _GMT_OFFSET.fullmatch(spec)
         if not m:
-            raise _bad(f"time zone \"{spec}\" is not of the form GMT+8:00 or GMT-7:00.")
+            raise _bad(f"time zone \"{spec}\" is not of the form GMT+8:00 or GMT-7:00 (hour without a leading "
+                       f"zero, minutes with two digits).")
         sign, hours, minutes = m.group(1), int(m.group(2)), int(m.group(3))
         # Real offsets run from GMT-12:00 to GMT+14:00; the agent accepts hours 0..14 either way.
         if hours > 14 or minutes > 59 or (hours == 14 and minutes):
@@ -230,7 +234,8 @@ _MINUTE = _Field("minute", 0, 59)
 _HOUR = _Field("hour", 0, 23)
 _DOM = _Field("day-of-month", 1, 31, question=True)
 _MONTH = _Field("month", 1, 12, names=_MONTHS)
-_DOW = _Field("day-of-week", 0, 7, names=_DAYS, question=True, top=6)  # 7 is another name for Sunday (0)
+# Numbers 1..7 (7 = Sunday, which croniter reads as 0); names map to croniter's 0..6 (SUN = 0) unchecked.
+_DOW = _Field("day-of-week", 1, 7, names=_DAYS, question=True, top=6)
 _YEAR = _Field("year", YEAR_MIN, YEAR_MAX, question=True, year=True)
 
 _VALUE = r"[0-9]+|[a-z]+"
@@ -245,12 +250,12 @@ def _value(token: str, field: _Field, whole: str) -> int:
         elif len(token) > 2:
             raise _bad(f"{field.label} value \"{token}\" in \"{whole}\" has more than one leading zero.")
         number = int(token)
+        if not field.lo <= number <= field.hi:
+            raise _bad(f"{field.label} value {number} in \"{whole}\" is out of range ({field.lo}-{field.hi}).")
     elif token in field.names:
         number = field.names[token]
     else:
         raise _bad(f"\"{token}\" is not a valid {field.label} value in \"{whole}\".")
-    if not field.lo <= number <= field.hi:
-        raise _bad(f"{field.label} value {number} in \"{whole}\" is out of range ({field.lo}-{field.hi}).")
     return number
 
 

@@ -18,10 +18,11 @@ from typing import Any
 from sandbox import placeholders, schedule, status, store
 from sandbox.actions import Context, action
 from sandbox.errors import ApiError, invalid
-from sandbox.paging import page_fields, read_page
+from sandbox.paging import Page, page_fields, read_page
 from sandbox.params import Params
 
 COMMAND_TYPES = ("RunShellScript", "RunBatScript", "RunPowerShellScript")
+WINDOWS_TYPES = ("RunBatScript", "RunPowerShellScript")
 REPEAT_MODES = ("Once", "Period", "NextRebootOnly", "EveryReboot", "DryRun")
 TERMINATION_MODES = ("Process", "ProcessTree")
 DEFAULT_TERMINATION_MODE = "ProcessTree"  # schema default; the ref §2.4 sample shows ProcessTree
@@ -39,6 +40,7 @@ NAME_LIMIT = 128
 DESCRIPTION_LIMIT = 512
 WORKING_DIR_LIMIT = 200
 USERNAME_LIMIT = 255
+WINDOWS_PASSWORD_NAME_LIMIT = 255
 LAUNCHER_LIMIT = 1024
 TIMEOUT_DEFAULT = 60
 # Lower bound: "at least 10 seconds" is stated for InvokeCommand (ref §2.3).
@@ -213,6 +215,20 @@ def _tag_filter_sql(table: str, id_expr: tuple[str, str],
     return clauses, args
 
 
+def _where(conditions: Iterable[tuple[str, Any]], tag_table: str, tag_owner: tuple[str, str],
+           tags: Sequence[tuple[str, str]]) -> tuple[str, list[Any]]:
+    """The WHERE condition of a Describe* filter and its arguments: for each (condition, value) whose value is not
+    None, the condition (a column compared with `= ?`, or a clause with its own `?`), then the tag filters."""
+    where: list[str] = []
+    args: list[Any] = []
+    for condition, value in conditions:
+        if value is not None:
+            where.append(condition if "?" in condition else f"{condition} = ?")
+            args.append(value)
+    clauses, tag_args = _tag_filter_sql(tag_table, tag_owner, tags)
+    return " AND ".join(where + clauses), args + tag_args
+
+
 def _repeat(p: Params, timeout: int) -> tuple[str, str, schedule.Schedule | None]:
     mode = p.str("RepeatMode") or "Once"
     if mode not in REPEAT_MODES:
@@ -241,12 +257,8 @@ def _resolve_targets(ctx: Context, p: Params, resource_tag_limit: int) -> list[s
     rows: list[sqlite3.Row]
     if has_resource_tags:
         tags = _read_tags(p, "ResourceTag", "ResourceTag", resource_tag_limit)
-        clauses, args = _tag_filter_sql("instance_tags", ("instance_id", "i.instance_id"), tags)
-        where = " AND ".join(["i.region_id = ?", *clauses])
-        rows = ctx.db.execute(
-            f"SELECT * FROM instances i WHERE {where} ORDER BY i.seq",  # noqa: S608
-            [ctx.region_id, *args],
-        ).fetchall()
+        where, args = _where([("i.region_id", ctx.region_id)], "instance_tags", ("instance_id", "i.instance_id"), tags)
+        rows = ctx.db.execute(f"SELECT * FROM instances i WHERE {where} ORDER BY i.seq", args).fetchall()  # noqa: S608
         if not rows:
             raise ApiError("InvalidResourceTag.InstanceNotFound",
                            "No instance in this region has all the specified ResourceTag tags.", 400)
@@ -361,10 +373,18 @@ def _insert_invocation(ctx: Context, inv: _Invocation, targets: Sequence[sqlite3
     return invoke_id
 
 
-def _common_run_fields(p: Params) -> dict[str, Any]:
-    """Parameters RunCommand and InvokeCommand share (validated in the same order)."""
+def _common_run_fields(p: Params, command_type: str) -> dict[str, Any]:
+    """Parameters RunCommand and InvokeCommand share (validated in the same order). `command_type`: RunCommand's
+    Type, InvokeCommand's saved command's type."""
     username = _text(p, "Username", USERNAME_LIMIT, "Username.ExceedLimit")
-    p.str("WindowsPasswordName", max_len=255, too_long_code="WindowsPasswordName.ExceedLimit")
+    password_name = p.str("WindowsPasswordName", max_len=WINDOWS_PASSWORD_NAME_LIMIT,
+                          too_long_code="WindowsPasswordName.ExceedLimit")
+    # ref §2.1: a Windows script run as a user other than System needs WindowsPasswordName (the OOS parameter that
+    # holds the password); an empty Username is System; the user name compares case-insensitively (Windows).
+    if command_type in WINDOWS_TYPES and username.lower() not in ("", "system") and password_name is None:
+        raise ApiError("WindowsPasswordName.Missed",
+                       f"WindowsPasswordName is required to run a {command_type} command as \"{username}\" "
+                       f"(any user other than System).", 403)
     # unconfirmed (ref §2.1 WindowsPasswordName, OssOutputDelivery): accepted and not stored (no OOS, no OSS
     # here); OssOutputDelivery is answered as "".
     container_id, container_name = _containers(p)
@@ -402,7 +422,7 @@ def run_command(ctx: Context, p: Params) -> dict[str, Any]:
     timeout = _timeout(p, TIMEOUT_DEFAULT)
     enable_parameter = p.bool("EnableParameter")
     keep_command = p.bool("KeepCommand")
-    common = _common_run_fields(p)
+    common = _common_run_fields(p, command_type)
     parameters: dict[str, Any] = common.pop("parameters")
     if enable_parameter:
         placeholders.validate_content_placeholders(content)
@@ -474,7 +494,7 @@ def invoke_command(ctx: Context, p: Params) -> dict[str, Any]:
     working_dir = _text(p, "WorkingDir", WORKING_DIR_LIMIT) or command["working_dir"]
     launcher = _text(p, "Launcher", LAUNCHER_LIMIT, "InvalidLauncher.LengthLimitExceeded") or command["launcher"]
     timeout = _timeout(p, int(command["timeout"]))
-    common = _common_run_fields(p)
+    common = _common_run_fields(p, str(command["type"]))
     parameters: dict[str, Any] = common.pop("parameters")
     content = str(command["content"])
     placeholders.validate_parameters(content, bool(command["enable_parameter"]), parameters)
@@ -524,6 +544,29 @@ def _tags_body(tags: list[dict[str, str]]) -> dict[str, Any]:
     return {"Tag": tags}
 
 
+def _describe_common(p: Params) -> tuple[str, str | None, list[tuple[str, str]], Page]:
+    """What every Cloud Assistant Describe* reads alike, in this order: ContentEncoding, ResourceGroupId, Tag.N,
+    paging (ref §2.4, §2.5, §2.7: MaxResults/PageSize up to 50, default 10)."""
+    return (_output_encoding(p), p.str("ResourceGroupId"), _read_tags(p, "Tag", "Tag", MAX_TAGS),
+            read_page(p, max_size=50, default_size=10))
+
+
+def _run_settings(inv: sqlite3.Row) -> dict[str, Any]:
+    """How the invocation runs, as DescribeInvocations and DescribeInvocationResults both report it."""
+    return {
+        "Username": inv["username"] or _default_username(inv["command_type"]),
+        "ContainerId": inv["container_id"],
+        "ContainerName": inv["container_name"],
+        "Launcher": inv["launcher"],
+        "TerminationMode": inv["termination_mode"],
+        "OssOutputDelivery": "",
+    }
+
+
+# Per-instance OSS delivery fields: the sandbox delivers nothing to OSS.
+_NO_OSS_OUTPUT = {"OssOutputStatus": "", "OssOutputUri": "", "OssOutputErrorCode": "", "OssOutputErrorInfo": ""}
+
+
 @action("DescribeCommands")
 def describe_commands(ctx: Context, p: Params) -> dict[str, Any]:
     command_id = p.str("CommandId")
@@ -535,30 +578,16 @@ def describe_commands(ctx: Context, p: Params) -> dict[str, Any]:
                         too_long_code="InvalidDescription.LengthLimitExceeded")
     provider = p.str("Provider")
     p.bool("Latest")  # public commands only
-    encoding = _output_encoding(p)
-    resource_group_id = p.str("ResourceGroupId")
-    tags = _read_tags(p, "Tag", "Tag", MAX_TAGS)
-    page = read_page(p, max_size=50, default_size=10)
+    encoding, resource_group_id, tags, page = _describe_common(p)
     if provider:
         # unconfirmed (ref §2.7 Provider): the sandbox has no public (AlibabaCloud) commands; any Provider -> none.
         return {**page_fields(page, 0), "Commands": {"Command": []}}
 
-    where = ["c.region_id = ?", "c.visible = 1"]
-    args: list[Any] = [ctx.region_id]
-    if command_id is not None:
-        where.append("c.command_id = ?")
-        args.append(command_id)
-    if command_type is not None:
-        where.append("c.type = ?")
-        args.append(command_type)
-    if resource_group_id is not None:
-        where.append("c.resource_group_id = ?")
-        args.append(resource_group_id)
-    clauses, tag_args = _tag_filter_sql("command_tags", ("command_id", "c.command_id"), tags)
-    rows = ctx.db.execute(
-        f"SELECT * FROM commands c WHERE {' AND '.join(where + clauses)} ORDER BY c.seq DESC",  # noqa: S608
-        [*args, *tag_args],
-    ).fetchall()
+    where_sql, args = _where(
+        [("c.region_id", ctx.region_id), ("c.visible", 1), ("c.command_id", command_id), ("c.type", command_type),
+         ("c.resource_group_id", resource_group_id)],
+        "command_tags", ("command_id", "c.command_id"), tags)
+    rows = ctx.db.execute(f"SELECT * FROM commands c WHERE {where_sql} ORDER BY c.seq DESC", args).fetchall()  # noqa: S608
     if name is not None:
         name_re = _wildcard(name)
         rows = [r for r in rows if name_re.match(r["name"])]
@@ -654,6 +683,11 @@ def _row_timed(repeat_mode: str, row_status: str) -> bool:
     return False
 
 
+def _invocation_timed(repeat_mode: str, row_statuses: Iterable[str]) -> bool:
+    """The invocation's Timed: some instance will run it again. The Timed filter and the answer's field agree."""
+    return any(_row_timed(repeat_mode, s) for s in row_statuses)
+
+
 def _statuses_by_invocation(ctx: Context, subquery: str, args: Sequence[Any],
                             instance_id: str | None) -> dict[str, list[str]]:
     sql = f"SELECT invoke_id, status FROM invocation_instances WHERE invoke_id IN ({subquery})"  # noqa: S608
@@ -680,59 +714,44 @@ def describe_invocations(ctx: Context, p: Params) -> dict[str, Any]:
     instance_id = p.str("InstanceId")
     invoke_status = p.str("InvokeStatus")
     repeat_mode = p.str("RepeatMode")
-    timed_filter = p.bool("Timed") if p.has("Timed") else None
+    timed = p.bool("Timed")  # documented default false (ref §2.4): without it only non-repeating work is listed
     include_output = p.bool("IncludeOutput")
-    encoding = _output_encoding(p)
-    resource_group_id = p.str("ResourceGroupId")
-    tags = _read_tags(p, "Tag", "Tag", MAX_TAGS)
-    page = read_page(p, max_size=50, default_size=10)
+    encoding, resource_group_id, tags, page = _describe_common(p)
     if include_output and invoke_id is None and instance_id is None:
         # unconfirmed (ref §2.4 IncludeOutput): no code documented; chose InvalidParameter.IncludeOutput 400.
         raise invalid("IncludeOutput", "IncludeOutput=true requires InvokeId or InstanceId.")
 
-    where = ["i.region_id = ?"]
-    args: list[Any] = [ctx.region_id]
-    for column, value in (("invoke_id", invoke_id), ("command_id", command_id), ("command_type", command_type),
-                          ("resource_group_id", resource_group_id)):
-        if value is not None:
-            where.append(f"i.{column} = ?")
-            args.append(value)
-    if instance_id is not None:
-        where.append("EXISTS (SELECT 1 FROM invocation_instances x WHERE x.invoke_id = i.invoke_id"
-                     " AND x.instance_id = ?)")
-        args.append(instance_id)
-    else:
-        # CommandName and RepeatMode are ignored when InstanceId is given (ref §2.4).
-        if command_name is not None:
-            where.append("i.command_name = ?")
-            args.append(command_name)
-        if repeat_mode is not None:
-            where.append("i.repeat_mode = ?")
-            args.append(repeat_mode)
-    clauses, tag_args = _tag_filter_sql("invocation_tags", ("invoke_id", "i.invoke_id"), tags)
-    where_sql = " AND ".join(where + clauses)
-    args += tag_args
+    # CommandName and RepeatMode are ignored when InstanceId is given (ref §2.4).
+    by_instance = instance_id is not None
+    where_sql, args = _where(
+        [("i.region_id", ctx.region_id), ("i.invoke_id", invoke_id), ("i.command_id", command_id),
+         ("i.command_type", command_type), ("i.resource_group_id", resource_group_id),
+         ("EXISTS (SELECT 1 FROM invocation_instances x WHERE x.invoke_id = i.invoke_id AND x.instance_id = ?)",
+          instance_id),
+         ("i.command_name", None if by_instance else command_name),
+         ("i.repeat_mode", None if by_instance else repeat_mode)],
+        "invocation_tags", ("invoke_id", "i.invoke_id"), tags)
     candidates = ctx.db.execute(
         f"SELECT i.invoke_id, i.repeat_mode FROM invocations i WHERE {where_sql} ORDER BY i.seq DESC",  # noqa: S608
         args,
     ).fetchall()
-    if invoke_status is not None or timed_filter is not None:
-        subquery = f"SELECT i.invoke_id FROM invocations i WHERE {where_sql}"  # noqa: S608
-        statuses = _statuses_by_invocation(ctx, subquery, args, instance_id)
-        kept = []
-        for c in candidates:
-            sts = statuses.get(c["invoke_id"], [])
-            if invoke_status is not None and invoke_status not in (
-                    status.legacy_invoke_status(sts, c["repeat_mode"]), status.overall_status(sts)):
-                # unconfirmed (ref §2.4 InvokeStatus): the filter lists legacy and current values; chose to match
-                # either the legacy InvokeStatus or the current InvocationStatus.
-                continue
-            if timed_filter is not None and timed_filter != any(_row_timed(c["repeat_mode"], s) for s in sts):
-                # unconfirmed (ref §2.4 Timed): chose to filter on Timed only when it is given (its documented
-                # default false would otherwise hide every repeating task).
-                continue
-            kept.append(c)
-        candidates = kept
+    subquery = f"SELECT i.invoke_id FROM invocations i WHERE {where_sql}"  # noqa: S608
+    statuses = _statuses_by_invocation(ctx, subquery, args, instance_id)
+    kept = []
+    for c in candidates:
+        sts = statuses.get(c["invoke_id"], [])
+        if invoke_status is not None and invoke_status not in (
+                status.legacy_invoke_status(sts, c["repeat_mode"]), status.overall_status(sts)):
+            # unconfirmed (ref §2.4 InvokeStatus): the filter lists legacy and current values; chose to match
+            # either the legacy InvokeStatus or the current InvocationStatus.
+            continue
+        # Timed (ref §2.4): true = only executions that will run again, false (the default) = the others.
+        # unconfirmed (ref §2.4): the reference exempts no filter, so an InvokeId lookup follows the same rule (a
+        # scheduled execution needs Timed=true to be found).
+        if timed != _invocation_timed(c["repeat_mode"], sts):
+            continue
+        kept.append(c)
+    candidates = kept
     selected = [c["invoke_id"] for c in candidates[page.offset:page.offset + page.size]]
     invocations = [_invocation_body(ctx, iid, instance_id, include_output, encoding) for iid in selected]
     return {**page_fields(page, len(candidates)), "Invocations": {"Invocation": invocations}}
@@ -774,10 +793,7 @@ def _invocation_body(ctx: Context, invoke_id: str, instance_id: str | None, incl
             "FinishTime": _time(r["finish_time"]),
             "StopTime": _time(r["stop_time"]),
             "UpdateTime": _time(r["update_time"]),
-            "OssOutputStatus": "",
-            "OssOutputUri": "",
-            "OssOutputErrorCode": "",
-            "OssOutputErrorInfo": "",
+            **_NO_OSS_OUTPUT,
         })
         instances.append(item)
     return {
@@ -790,15 +806,10 @@ def _invocation_body(ctx: Context, invoke_id: str, instance_id: str | None, incl
         "Parameters": inv["parameters"],  # JSON text (ref §2.4, §9.9)
         "RepeatMode": mode,
         "Frequency": inv["frequency"],
-        "Timed": any(_row_timed(mode, s) for s in sts),
+        "Timed": _invocation_timed(mode, sts),
         "Timeout": inv["timeout"],
         "WorkingDir": inv["working_dir"] or _default_working_dir(inv["command_type"]),
-        "Username": inv["username"] or _default_username(inv["command_type"]),
-        "ContainerId": inv["container_id"],
-        "ContainerName": inv["container_name"],
-        "Launcher": inv["launcher"],
-        "TerminationMode": inv["termination_mode"],
-        "OssOutputDelivery": "",
+        **_run_settings(inv),
         "CreationTime": _time(inv["created_at"]),
         "InvocationStatus": status.overall_status(sts),
         "InvokeStatus": status.legacy_invoke_status(sts, mode),
@@ -821,23 +832,15 @@ def describe_invocation_results(ctx: Context, p: Params) -> dict[str, Any]:
     command_id = p.str("CommandId")
     record_status = p.str("InvokeRecordStatus")
     include_history = p.bool("IncludeHistory")
-    encoding = _output_encoding(p)
-    resource_group_id = p.str("ResourceGroupId")
-    tags = _read_tags(p, "Tag", "Tag", MAX_TAGS)
-    page = read_page(p, max_size=50, default_size=10)
+    encoding, resource_group_id, tags, page = _describe_common(p)
 
-    where = ["i.region_id = ?"]
-    args: list[Any] = [ctx.region_id]
-    for column, value in (("r.invoke_id", invoke_id), ("r.instance_id", instance_id), ("i.command_id", command_id),
-                          ("i.resource_group_id", resource_group_id)):
-        if value is not None:
-            where.append(f"{column} = ?")
-            args.append(value)
-    clauses, tag_args = _tag_filter_sql("invocation_tags", ("invoke_id", "i.invoke_id"), tags)
+    where_sql, args = _where(
+        [("i.region_id", ctx.region_id), ("r.invoke_id", invoke_id), ("r.instance_id", instance_id),
+         ("i.command_id", command_id), ("i.resource_group_id", resource_group_id)],
+        "invocation_tags", ("invoke_id", "i.invoke_id"), tags)
     sql = ("SELECT r.invoke_id, r.instance_id, r.status, i.repeat_mode FROM invocation_instances r"  # noqa: S608
-           " JOIN invocations i ON i.invoke_id = r.invoke_id"
-           f" WHERE {' AND '.join(where + clauses)} ORDER BY i.seq DESC, r.rowid")
-    rows = ctx.db.execute(sql, [*args, *tag_args]).fetchall()
+           f" JOIN invocations i ON i.invoke_id = r.invoke_id WHERE {where_sql} ORDER BY i.seq DESC, r.rowid")
+    rows = ctx.db.execute(sql, args).fetchall()
     # IncludeHistory needs InvokeId of a Period/EveryReboot execution (ref §2.5).
     # unconfirmed (ref §2.5): no error code is documented for other cases; chose to ignore IncludeHistory there.
     history: dict[str, list[tuple[int, str]]] = {}
@@ -891,16 +894,8 @@ def _result_body(ctx: Context, key: _ResultKey, encoding: str) -> dict[str, Any]
         "StartTime": _time(r["start_time"]),
         "FinishedTime": _time(finished),
         "StopTime": _time(stop_time),
-        "Username": inv["username"] or _default_username(inv["command_type"]),
-        "ContainerId": inv["container_id"],
-        "ContainerName": inv["container_name"],
-        "Launcher": inv["launcher"],
-        "TerminationMode": inv["termination_mode"],
-        "OssOutputDelivery": "",
-        "OssOutputStatus": "",
-        "OssOutputUri": "",
-        "OssOutputErrorCode": "",
-        "OssOutputErrorInfo": "",
+        **_run_settings(inv),
+        **_NO_OSS_OUTPUT,
         "Tags": _tags_body(store.tags_of(ctx.db, "invocation_tags", "invoke_id", key.invoke_id)),
     })
     return item

@@ -481,16 +481,22 @@ def run_command(client: Any, content: str, instance_ids: list[str] | None, **kw:
 def describe_invocation(
     client: Any, invoke_id: str, include_output: bool = True, content_encoding: str | None = None
 ) -> dict[str, Any]:
+    """The invocation, whether or not it will run again: DescribeInvocations lists executions that will run again
+    only with Timed=true (its default is false, ref §2.4), so a lookup that finds nothing asks again with it."""
     m = models()
-    body = client.describe_invocations(
-        m.DescribeInvocationsRequest(
-            region_id=region(client),
-            invoke_id=invoke_id,
-            include_output=include_output,
-            content_encoding=content_encoding,
-        )
-    ).body.to_map()
-    invs = body.get("Invocations", {}).get("Invocation", [])
+    for timed in (None, True):
+        body = client.describe_invocations(
+            m.DescribeInvocationsRequest(
+                region_id=region(client),
+                invoke_id=invoke_id,
+                include_output=include_output,
+                content_encoding=content_encoding,
+                timed=timed,
+            )
+        ).body.to_map()
+        invs = body.get("Invocations", {}).get("Invocation", [])
+        if invs:
+            break
     assert len(invs) == 1, f"DescribeInvocations InvokeId={invoke_id} returned {len(invs)} invocations: {body}"
     return dict(invs[0])
 

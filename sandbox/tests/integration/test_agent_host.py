@@ -413,38 +413,33 @@ def test_send_file(box: Sandbox):
         shutil.rmtree(Path(target).parent, ignore_errors=True)
 
 
-def test_instance_stop_aborts_running_work(box: Sandbox):
+@pytest.mark.parametrize(("cut", "interrupted", "refused"), [
+    # the instance stops: its running work is aborted, new work too, until it boots again
+    ("status = 'Stopped'", ("Aborted", "InstanceNotRunning"), ("Aborted", "InstanceNotRunning")),
+    # the agent stops: its running work is interrupted, new work aborted, until the agent runs again
+    ("agent_running = 0", ("Error", "ExecutionInterrupted"), ("Aborted", "ClientNotRunning")),
+], ids=["instance-stop", "agent-stop"])
+def test_losing_the_instance_or_agent_interrupts_and_refuses(box: Sandbox, cut: str, interrupted: tuple[str, str],
+                                                            refused: tuple[str, str]):
     (iid,) = box.add_instances(1)
     m = _marker()
     invoke_id = box.invoke(f"sleep {m}", [iid])
     box.wait_status(invoke_id, iid, {"Running"})
-    box.set_instance(iid, "status = 'Stopped'")
+    box.set_instance(iid, cut)
     row = box.wait_status(invoke_id, iid, DONE, timeout=5)
-    assert (row["status"], row["error_code"]) == ("Aborted", "InstanceNotRunning")
-    wait_until(lambda: not pids_matching(m), 5, "the aborted run to be gone")
+    assert (row["status"], row["error_code"]) == interrupted
+    wait_until(lambda: not pids_matching(m), 5, "the cut-off run to be gone")
     pending = box.invoke("true", [iid])
     row = box.wait_status(pending, iid, DONE, timeout=5)
-    assert (row["status"], row["error_code"]) == ("Aborted", "InstanceNotRunning")
-    if box.mode == "namespaces":
-        wait_until(lambda: box.init_pid(iid) is None, 5, "the init to go")
-    box.set_instance(iid, "status = 'Running', boot_count = boot_count + 1")
-    wait_until(lambda: box.run("echo back", iid)["output"] == b"back\n", 20, "the restarted instance")
-
-
-def test_agent_stop_interrupts_and_refuses(box: Sandbox):
-    (iid,) = box.add_instances(1)
-    m = _marker()
-    invoke_id = box.invoke(f"sleep {m}", [iid])
-    box.wait_status(invoke_id, iid, {"Running"})
-    box.set_instance(iid, "agent_running = 0")
-    row = box.wait_status(invoke_id, iid, DONE, timeout=5)
-    assert (row["status"], row["error_code"]) == ("Error", "ExecutionInterrupted")
-    wait_until(lambda: not pids_matching(m), 5, "the interrupted run to be gone")
-    pending = box.invoke("true", [iid])
-    row = box.wait_status(pending, iid, DONE, timeout=5)
-    assert (row["status"], row["error_code"]) == ("Aborted", "ClientNotRunning")
-    box.set_instance(iid, "agent_running = 1")
-    assert box.run("echo ok", iid)["status"] == "Success"
+    assert (row["status"], row["error_code"]) == refused
+    if cut.startswith("status"):
+        if box.mode == "namespaces":
+            wait_until(lambda: box.init_pid(iid) is None, 5, "the init to go")
+        box.set_instance(iid, "status = 'Running', boot_count = boot_count + 1")
+        wait_until(lambda: box.run("echo back", iid)["output"] == b"back\n", 20, "the restarted instance")
+    else:
+        box.set_instance(iid, "agent_running = 1")
+        assert box.run("echo ok", iid)["status"] == "Success"
 
 
 def test_reboot_runs_boot_tasks_and_installs_the_agent(box: Sandbox):

@@ -175,6 +175,53 @@ def test_run_command_parameter_errors(env: Env, param: str, value: str, code: st
     assert env.count("invocations") == 0 and env.count("commands") == 0
 
 
+@pytest.mark.parametrize("command_type", ["RunBatScript", "RunPowerShellScript"])
+def test_windows_user_other_than_system_needs_windows_password_name(env: Env, command_type: str) -> None:
+    """Ref §2.1/§2.3: WindowsPasswordName is needed with a non-System Windows Username (403 .Missed)."""
+    env.instance("i-w", os_type="windows")
+    base = {"Type": command_type, "CommandContent": "echo hi", "InstanceId.1": "i-w"}
+    for user in ("admin", "Administrator", "systemd"):
+        env.fails("RunCommand", {**base, "Username": user}, "WindowsPasswordName.Missed", 403)
+        env.fails("RunCommand", {**base, "Username": user, "WindowsPasswordName": ""}, "WindowsPasswordName.Missed",
+                  403)
+    assert env.count("invocations") == 0 and env.count("commands") == 0
+    for extra in ({}, {"Username": ""}, {"Username": "System"}, {"Username": "SYSTEM"}, {"Username": "system"},
+                  {"Username": "admin", "WindowsPasswordName": "axt-admin-password"}):
+        assert env.call("RunCommand", {**base, **extra})["InvokeId"]
+    env.fails("RunCommand", {**base, "Username": "admin", "WindowsPasswordName": "w" * 256},
+              "WindowsPasswordName.ExceedLimit", 403)
+    env.run("echo", "i-a", Username="admin")  # Linux shell scripts need no password name
+
+
+def test_invoke_command_windows_password_name_follows_the_saved_type(env: Env) -> None:
+    env.instance("i-w", os_type="windows")
+    bat = _create(env, "echo hi", Name="bat", Type="RunBatScript")
+    shell = _create(env, "echo hi", Name="sh", Type="RunShellScript")
+    env.fails("InvokeCommand", {"CommandId": bat, "InstanceId.1": "i-w", "Username": "admin"},
+              "WindowsPasswordName.Missed", 403)
+    env.fails("InvokeCommand", {"CommandId": bat, "InstanceId.1": "i-w", "Username": "admin",
+                                "WindowsPasswordName": "p" * 256}, "WindowsPasswordName.ExceedLimit", 403)
+    assert env.count("invocations") == 0
+    env.call("InvokeCommand", {"CommandId": bat, "InstanceId.1": "i-w", "Username": "admin",
+                               "WindowsPasswordName": "axt-admin-password"})
+    env.call("InvokeCommand", {"CommandId": bat, "InstanceId.1": "i-w", "Username": "System"})
+    env.call("InvokeCommand", {"CommandId": shell, "InstanceId.1": "i-a", "Username": "admin"})
+    assert env.count("invocations") == 3
+
+
+@pytest.mark.parametrize("value", ["1", "1.5", "true", "false", "null", "[]", '["x"]', "{}", '{"k": "v"}'])
+def test_parameter_values_must_be_strings(env: Env, value: str) -> None:
+    """Ref §2.3: a custom parameter value that is not a JSON string -> ParameterType.NotSupported (403)."""
+    parameters = f'{{"name": {value}}}'
+    env.fails("RunCommand", {"Type": "RunShellScript", "CommandContent": "echo {{name}}", "InstanceId.1": "i-a",
+                             "EnableParameter": "true", "Parameters": parameters}, "ParameterType.NotSupported", 403)
+    cid = _create(env, "echo {{name}}", Name="p", EnableParameter="true")
+    env.fails("InvokeCommand", {"CommandId": cid, "InstanceId.1": "i-a", "Parameters": parameters},
+              "ParameterType.NotSupported", 403)
+    assert env.count("invocations") == 0
+    env.call("InvokeCommand", {"CommandId": cid, "InstanceId.1": "i-a", "Parameters": '{"name": ""}'})
+
+
 def test_run_command_limits_accept_boundaries(env: Env) -> None:
     out = env.run("echo", Name="n" * 128, Description="d" * 512, WorkingDir="/" * 200, Username="u" * 255,
                   Launcher="l" * 1024, Timeout="86400", TerminationMode="Process")
@@ -620,32 +667,66 @@ def test_describe_invocations_filters(env: Env) -> None:
     def ids(**params: Any) -> list[str]:
         return [x["InvokeId"] for x in env.call("DescribeInvocations", params)["Invocations"]["Invocation"]]
 
-    everything = [reboot["InvokeId"], period["InvokeId"], once["InvokeId"]]
-    assert ids() == everything
-    assert ids(CommandId=cid) == [reboot["InvokeId"]]
+    live = {"Timed": "true"}  # repeating executions that will run again are only listed with Timed=true
+    assert ids() == [once["InvokeId"]]
+    assert ids(**live) == [reboot["InvokeId"], period["InvokeId"]]
+    assert ids(CommandId=cid, **live) == [reboot["InvokeId"]]
     assert ids(CommandName="alpha") == [once["InvokeId"]]
-    assert ids(CommandName="alpha", InstanceId="i-a") == [period["InvokeId"], once["InvokeId"]]  # ignored
-    assert ids(CommandType="RunBatScript") == [reboot["InvokeId"]]
-    assert ids(RepeatMode="Period") == [period["InvokeId"]]
-    assert ids(RepeatMode="Period", InstanceId="i-a") == [period["InvokeId"], once["InvokeId"]]  # ignored
+    assert ids(CommandName="alpha", InstanceId="i-a", **live) == [period["InvokeId"]]  # ignored
+    assert ids(CommandType="RunBatScript", **live) == [reboot["InvokeId"]]
+    assert ids(CommandType="RunBatScript") == []
+    assert ids(RepeatMode="Period", **live) == [period["InvokeId"]]
+    assert ids(RepeatMode="Period", InstanceId="i-a") == [once["InvokeId"]]  # ignored
     assert ids(InvokeStatus="Finished") == [once["InvokeId"]]
     assert ids(InvokeStatus="Success") == [once["InvokeId"]]
-    assert ids(InvokeStatus="Scheduled") == [reboot["InvokeId"], period["InvokeId"]]
-    assert ids(InvokeStatus="Running") == [reboot["InvokeId"], period["InvokeId"]]
-    assert ids(Timed="true") == [reboot["InvokeId"], period["InvokeId"]]
+    assert ids(InvokeStatus="Scheduled", **live) == [reboot["InvokeId"], period["InvokeId"]]
+    assert ids(InvokeStatus="Running", **live) == [reboot["InvokeId"], period["InvokeId"]]
+    assert ids(InvokeStatus="Running") == []
     assert ids(Timed="false") == [once["InvokeId"]]
     assert ids(**{"Tag.1.Key": "team", "Tag.1.Value": "a"}) == [once["InvokeId"]]
     assert ids(**{"Tag.1.Key": "team"}) == [once["InvokeId"]]
     assert ids(**{"Tag.1.Key": "team", "Tag.1.Value": "b"}) == []
     assert ids(InvokeId="t-nope") == []
     assert env.call("DescribeInvocations", {}, region="cn-beijing")["Invocations"]["Invocation"] == []
-    inv = env.call("DescribeInvocations", {"InvokeId": period["InvokeId"]})["Invocations"]["Invocation"][0]
+    inv = env.call("DescribeInvocations", {"InvokeId": period["InvokeId"], **live})["Invocations"]["Invocation"][0]
     assert (inv["Timed"], inv["RepeatMode"], inv["Frequency"], inv["InvocationStatus"], inv["InvokeStatus"]) == (
         True, "Period", "rate(1h)", "Scheduled", "Running")
     assert inv["InvokeInstances"]["InvokeInstance"][0]["Timed"] is True
     env.fails("DescribeInvocations", {"Tag.1.Key": "acs:k"}, "InvalidTagKey.Malformed", 400)
     env.fails("DescribeInvocations", {"PageNumber": "0"}, "InvalidParam.PageNumber", 400)
     env.fails("DescribeInvocations", {"NextToken": "garbage"}, "InvalidParameter.NextToken", 400)
+
+
+def test_describe_invocations_timed_default_false(env: Env) -> None:
+    """Ref §2.4 Timed: true = executions that will run again; false, the documented default, = Once executions and
+    repeating ones that are cancelled, stopped or finished. An InvokeId lookup is not exempt."""
+    once = env.run("echo once")["InvokeId"]
+    period = env.run("echo", Frequency="rate(1h)")["InvokeId"]
+    stopped = env.run("echo", Frequency="rate(1h)")["InvokeId"]
+    env.call("StopInvocation", {"InvokeId": stopped})
+    reboot_once = env.run("echo", RepeatMode="NextRebootOnly")["InvokeId"]
+    env.set_row(reboot_once, "i-a", status="Success", exit_code=0, run_no=1)
+    every_reboot = env.run("echo", RepeatMode="EveryReboot")["InvokeId"]
+
+    def listed(**params: Any) -> list[tuple[str, bool]]:
+        body = env.call("DescribeInvocations", params)["Invocations"]["Invocation"]
+        for inv in body:  # the field agrees with the filter, per invocation and per instance
+            assert inv["Timed"] is any(x["Timed"] for x in inv["InvokeInstances"]["InvokeInstance"])
+        return [(x["InvokeId"], x["Timed"]) for x in body]
+
+    not_timed = [(reboot_once, False), (stopped, False), (once, False)]
+    assert listed() == not_timed
+    assert listed(Timed="false") == not_timed
+    assert listed(Timed="true") == [(every_reboot, True), (period, True)]
+    assert listed(InvokeId=period) == []
+    assert listed(InvokeId=period, Timed="true") == [(period, True)]
+    assert listed(InvokeId=stopped) == [(stopped, False)]
+    assert listed(InvokeId=stopped, Timed="true") == []
+    assert listed(InstanceId="i-a", InvokeId=every_reboot, Timed="true") == [(every_reboot, True)]
+    assert listed(InstanceId="i-a", MaxResults="50")[0] == (reboot_once, False)
+    body = env.call("DescribeInvocations", {"Timed": "true", "IncludeOutput": "true", "InvokeId": period})
+    assert body["TotalCount"] == 1
+    env.fails("DescribeInvocations", {"Timed": "maybe"}, "InvalidParameter.Timed", 400)
 
 
 def test_describe_invocations_paging(env: Env) -> None:
