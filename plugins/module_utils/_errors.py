@@ -17,9 +17,22 @@ What the SDK raises (alibabacloud_tea_openapi 0.4, darabonba-core 1.0):
   status with a positive ``x-acs-retry-after`` header), all ``darabonba.exceptions.ResponseException``. They carry
   ``.code``, ``.status_code``, ``.request_id``, ``.retry_after``, ``.data`` (the error body: ``Code``, ``Message``,
   ``RequestId``, ``Recommend``, ...) and a ``.message`` formatted ``"code: <status>, <Message> request id: <id>"``;
-* no answer at all (connection refused, timeout, reset, TLS failure): ``darabonba.exceptions.UnretryableException``
-  wrapping the transport error (``.inner_exception``, usually a ``RetryError``) and the request (``.last_request``);
-  the same wrapper also carries credential failures (``CredentialException``) raised while signing.
+* no answer at all (connection refused, timeout, reset, TLS failure, unknown host name):
+  ``darabonba.exceptions.UnretryableException`` wrapping the transport error (``.inner_exception``, a ``RetryError``
+  whose ``.message`` is the text of the ``requests`` exception) and the request (``.last_request``); the same
+  wrapper also carries credential failures (``CredentialException``) raised while signing. darabonba raises the
+  ``RetryError`` inside its ``except IOError`` block, so its ``__context__`` leads on to the ``requests`` /
+  ``urllib3`` exceptions and finally the ``ssl.SSLError``, ``socket.gaierror`` or ``OSError`` at the bottom
+  (observed with darabonba-core 1.0.9, requests 2.34, urllib3 2.8)::
+
+      UnretryableException -> RetryError -> requests.exceptions.SSLError -> urllib3 MaxRetryError
+          -> urllib3 SSLError -> ssl.SSLError('[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)')
+      UnretryableException -> RetryError -> requests ConnectionError -> MaxRetryError -> urllib3 NameResolutionError
+          -> socket.gaierror(-2, 'Name or service not known')
+
+Failures to reach the endpoint that retrying cannot heal are told apart (``permanent_transport_failure``): a TLS
+handshake that failed (wrong scheme or port, certificate not trusted) and a host name that does not exist. Their
+errors have ``kind`` ``tls`` or ``dns`` (not ``connection``), so they are not retried.
 
 The classes are recognised by attributes and class names, not by ``isinstance``, so this file imports nothing
 from the SDK and works (and is unit-testable) whether or not the SDK is installed.
@@ -29,8 +42,19 @@ from __future__ import annotations
 
 import re
 
-# Longest message (in characters) taken from an exception this file knows nothing about.
-_MAX_FOREIGN_MESSAGE = 300
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._transport import (
+    class_names,
+    host_in_text,
+    is_transient_dns_failure,
+    is_transport_exception,
+    permanent_failure_of_chain,
+    short_reason,
+    shorten,
+    without_urls,
+)
+
+
+
 
 # "code: 404, The specified instance does not exist. request id: 1234-..." (tea_openapi's ResponseException.message)
 _SDK_MESSAGE_RE = re.compile(r'^code: \d+, (?P<message>.*?)(?: request id: (?P<request_id>\S*))?\s*$', re.DOTALL)
@@ -43,7 +67,9 @@ class CloudAssistantError(Exception):
     API error code such as ``Throttling.User``, or None), ``message`` (the API's own message), ``request_id``,
     ``recommend`` (the diagnosis URL the API returns), ``status_code`` (HTTP status, or None), ``retry_after``
     (milliseconds, from ``x-acs-retry-after``, or None) and ``kind``: ``api`` (an error answer), ``connection``
-    (no answer), ``credentials`` (credentials could not be obtained), ``config`` (invalid options) or ``other``.
+    (no answer, and trying again may help), ``tls`` (the TLS handshake with the endpoint failed), ``dns`` (the
+    endpoint's host name does not exist), ``credentials`` (credentials could not be obtained), ``config``
+    (invalid options) or ``other``. Only ``api`` and ``connection`` errors can be worth retrying.
     """
 
     def __init__(self, msg, action=None, code=None, message=None, request_id=None, recommend=None,
@@ -90,13 +116,6 @@ def _text(value):
     return value
 
 
-def _shorten(text, limit=_MAX_FOREIGN_MESSAGE):
-    text = ' '.join(str(text).split())
-    if len(text) > limit:
-        text = text[:limit - 3].rstrip() + '...'
-    return text
-
-
 def _without_signed_text(message):
     """A signature error answer may quote the server's string to sign or canonical request, which can hold an
     STS security token (V1 signs it as a query parameter): keep only the sentence before it."""
@@ -108,7 +127,7 @@ def _without_signed_text(message):
         for word in (' server', ' the server'):
             if head.lower().endswith(word):
                 head = head[:-len(word)].rstrip(' .:')
-        return _shorten(head.rstrip('.') + '. (The string to sign the server quoted is left out.)')
+        return shorten(head.rstrip('.') + '. (The string to sign the server quoted is left out.)')
     return message
 
 
@@ -120,12 +139,6 @@ def _is_response_exception(exc):
     """An HTTP error answer from the SDK (ClientException, ServerException, ThrottlingException, ...)."""
     return hasattr(exc, 'status_code') and hasattr(exc, 'code') and hasattr(exc, 'data') and \
         not hasattr(exc, 'inner_exception')
-
-
-def class_names(exc):
-    """Names of the exception's classes: the SDK's exception types are matched by name, so that this module
-    imports without the SDK (and across SDK versions that moved them)."""
-    return set(cls.__name__ for cls in type(exc).__mro__)
 
 
 def is_credential_exception(exc):
@@ -181,26 +194,84 @@ def _endpoint_of(exc):
     return 'the endpoint %s' % host
 
 
-# Pieces of transport error texts, most specific first. requests/urllib3 messages embed the whole URL (with the
-# request's query string) and nested reprs; only the cause is useful to a user.
-_ERRNO_RE = re.compile(r'\[Errno -?\d+\] [^\'")\]]+')
-_TIMEOUT_RE = re.compile(r'(Read timed out|Connection timed out|timed out|Connection reset by peer|Connection aborted'
-                         r'|Remote end closed connection without response|certificate verify failed[^\'")\]]*'
-                         r'|RemoteDisconnected|Server disconnected)', re.IGNORECASE)
-_URL_RE = re.compile(r'(url: |https?://)\S+')
+def permanent_transport_failure(exc):
+    """``('tls', reason)`` or ``('dns', reason)`` when ``exc``, a failure to get any answer from the endpoint, is one
+    that trying again cannot heal; None otherwise (including for exceptions that are not transport failures).
+
+    TLS: any ``ssl.SSLError`` in the exception chain (certificate not trusted, ``wrong version number`` when https
+    meets a plain-HTTP port, handshake alerts), except the ones that only mean the connection was closed or reset
+    during the handshake (``SSLEOFError``, ``SSLZeroReturnError``, ``SSLSyscallError``: a lost connection, retried).
+    DNS: ``socket.gaierror`` EAI_NONAME / EAI_NODATA / EAI_FAIL (the name does not exist); EAI_AGAIN ("Temporary
+    failure in name resolution") is not permanent. When the original exceptions are not in the chain any more,
+    their texts (as requests/urllib3 quote them) decide. A ``CloudAssistantError`` answers by its ``kind``.
+    """
+    if isinstance(exc, CloudAssistantError):
+        return (exc.kind, exc.message or exc.msg) if exc.kind in ('tls', 'dns') else None
+    if not _is_transport_failure(exc):
+        return None
+    return permanent_failure_of_chain(exc)
 
 
-def short_reason(text):
-    """The useful part of a transport error message, without URLs (they would carry the whole query string)."""
-    text = str(text or '')
-    match = _ERRNO_RE.search(text)
-    if match:
-        return match.group(0).strip()
-    match = _TIMEOUT_RE.search(text)
-    if match:
-        return match.group(0).strip()
-    text = _URL_RE.sub('', text)
-    return _shorten(text or 'connection failed', 200)
+def _is_transport_failure(exc):
+    """No answer came: a transport error, bare or in the SDK's UnretryableException (not an error answer, not a
+    credential failure)."""
+    if _is_response_exception(exc) or is_credential_exception(exc):
+        return False
+    if hasattr(exc, 'inner_exception'):
+        inner = exc.inner_exception
+        if inner is None:
+            return True
+        return not (is_credential_exception(inner) or _is_response_exception(inner)) and is_transport_exception(inner)
+    return is_transport_exception(exc)
+
+
+def _host_of(exc):
+    """The endpoint's host name (without port) from the request, or from the transport error's text."""
+    request = getattr(exc, 'last_request', None)
+    headers = getattr(request, 'headers', None) or {}
+    host = _text(headers.get('host')) if isinstance(headers, dict) else None
+    if host:
+        if host.startswith('['):
+            return host.split(']')[0] + ']'
+        if host.count(':') == 1:
+            return host.split(':')[0]
+        return host
+    return host_in_text(exc)
+
+
+def _tls_error(action, exc, reason):
+    lowered = reason.lower()
+    if 'certificate' in lowered:
+        hint = "the endpoint's certificate is not trusted: check the endpoint's host name, or validate_certs"
+    elif 'wrong version number' in lowered or 'wrong_version_number' in lowered or 'unknown protocol' in lowered:
+        hint = "the endpoint does not speak TLS on that port: check the endpoint's scheme/port"
+    else:
+        hint = "check the endpoint's scheme/port, or validate_certs"
+    msg = '%sTLS handshake with %s failed: %s - %s' % (_prefix(action), _endpoint_of(exc), reason, hint)
+    return CloudAssistantError(msg, action=action, message=reason, kind='tls')
+
+
+def _dns_error(action, exc, reason):
+    host = _host_of(exc)
+    name = 'the endpoint host name %s' % host if host else "the endpoint's host name"
+    msg = '%s%s does not resolve (%s) - check the endpoint and region_id' % (_prefix(action), name, reason)
+    return CloudAssistantError(msg, action=action, message=reason, kind='dns')
+
+
+def _transport_error(action, exc, reason_text, endpoint):
+    """A CloudAssistantError for a failure to get any answer (``exc``: the SDK's exception)."""
+    permanent = permanent_transport_failure(exc)
+    if permanent is not None:
+        kind, reason = permanent
+        return _tls_error(action, exc, reason) if kind == 'tls' else _dns_error(action, exc, reason)
+    reason = short_reason(reason_text)
+    if is_transient_dns_failure(exc):
+        host = _host_of(exc)
+        name = 'the endpoint host name %s' % host if host else "the endpoint's host name"
+        return CloudAssistantError('%scould not resolve %s: %s' % (_prefix(action), name, reason), action=action,
+                                   message=reason, kind='connection')
+    return CloudAssistantError('%scould not reach %s: %s' % (_prefix(action), endpoint, reason), action=action,
+                               message=reason, kind='connection')
 
 
 def _unretryable_error(action, exc):
@@ -209,14 +280,20 @@ def _unretryable_error(action, exc):
         return _credentials_error(action, inner)
     if inner is not None and _is_response_exception(inner):
         return _api_error(action, inner)
+    if inner is not None and not is_transport_exception(inner):
+        # something failed while the SDK built the request or read the answer (an answer that is not JSON, an
+        # SDK quirk): not a connection failure
+        text = _text(getattr(inner, 'message', None)) or _text(str(inner))
+        detail = type(inner).__name__ + (': ' + shorten(without_urls(text), 200) if text else '')
+        return CloudAssistantError('%sthe request to %s failed: %s' % (_prefix(action), _endpoint_of(exc), detail),
+                                   action=action, message=text, kind='other')
     reason = getattr(inner, 'message', None) or (str(inner) if inner is not None else '') or str(exc)
-    msg = '%scould not reach %s: %s' % (_prefix(action), _endpoint_of(exc), short_reason(reason))
-    return CloudAssistantError(msg, action=action, kind='connection')
+    return _transport_error(action, exc, reason, _endpoint_of(exc))
 
 
 def _credentials_error(action, exc):
     message = _text(getattr(exc, 'message', None)) or _text(str(exc)) or type(exc).__name__
-    message = _shorten(message, 500)
+    message = shorten(message, 500)
     msg = '%scould not obtain Alibaba Cloud credentials: %s' % (_prefix(action), message)
     return CloudAssistantError(msg, action=action, code=_text(getattr(exc, 'code', None)), message=message,
                                request_id=_text(getattr(exc, 'request_id', None)), kind='credentials')
@@ -242,8 +319,7 @@ def from_exception(action, exc):
         return _api_error(action, exc)
     if isinstance(exc, (OSError, IOError)) or 'RetryError' in class_names(exc):
         reason = getattr(exc, 'message', None) or str(exc)
-        return CloudAssistantError('%scould not reach the endpoint: %s' % (_prefix(action), short_reason(reason)),
-                                   action=action, kind='connection')
+        return _transport_error(action, exc, reason, 'the endpoint')
     text = _text(getattr(exc, 'message', None)) or _text(str(exc))
-    detail = type(exc).__name__ + (': ' + _shorten(text) if text else '')
+    detail = type(exc).__name__ + (': ' + shorten(text) if text else '')
     return CloudAssistantError(_prefix(action) + detail, action=action, message=text, kind='other')

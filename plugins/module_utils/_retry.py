@@ -14,11 +14,19 @@ Retried:
 * error codes ``Throttling`` / ``Throttling.*`` (flow control), ``ServiceUnavailable*``, ``InternalError*``
   (``InternalError.Dispatch`` included) and ``IdempotentProcessing`` (the same ClientToken is still being
   processed: ask again, the answer will be the first request's result);
-* any HTTP status >= 500, and the SDK's ``ThrottlingException`` (an answer with ``x-acs-retry-after``);
-* no answer at all (``UnretryableException`` wrapping a connection error, a timeout or a dropped reply).
+* any HTTP status >= 500, HTTP 429 whatever its code, and the SDK's ``ThrottlingException`` (an answer with
+  ``x-acs-retry-after``);
+* no answer at all (``UnretryableException`` wrapping a refused or reset connection, a timeout, a dropped reply,
+  or a host name lookup that failed for now: EAI_AGAIN, "Temporary failure in name resolution").
 
 Never retried: authentication, permission and validation errors (every other 4xx code), local credential
-failures, and anything that is not an API or transport error.
+failures, failures to reach the endpoint that cannot heal (a failed TLS handshake: https to a plain-HTTP port,
+an untrusted certificate; a host name that does not exist: see ``_errors.permanent_transport_failure``), and
+anything that is not an API or transport error.
+
+With a deadline, the deadline alone ends the retries: no wait ends after it, and after a failure without an
+answer (which may have taken a whole connect or read timeout) no new attempt starts that, failing the same way,
+would end after it. ``max_attempts`` only bounds policies without a deadline, unless given explicitly.
 
 A request that is not idempotent (``idempotent=False``: a RunCommand/InvokeCommand/CreateCommand/SendFile without
 a ClientToken) is only retried when the service certainly did not act on it, which only a throttling answer
@@ -27,6 +35,7 @@ guarantees: after a 5xx or a lost reply it may have run, and running a command t
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -35,12 +44,13 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._erro
     class_names,
     from_exception,
     is_credential_exception,
+    permanent_transport_failure,
 )
 
 RETRYABLE_CODE_PREFIXES = ('Throttling', 'ServiceUnavailable', 'InternalError')
 RETRYABLE_CODES = frozenset(['IdempotentProcessing'])
 
-# A safety net for policies without a deadline (and against a bogus deadline far in the future).
+# A safety net for policies without a (finite) deadline; with one, the deadline decides.
 DEFAULT_MAX_ATTEMPTS = 50
 # An x-acs-retry-after value larger than this is not believed (seconds).
 MAX_RETRY_AFTER = 60.0
@@ -51,10 +61,20 @@ def _is_throttling(exc):
     if 'ThrottlingException' in class_names(exc):
         return True
     code = getattr(exc, 'code', None)
-    return isinstance(code, str) and code.startswith('Throttling')
+    if isinstance(code, str) and code.startswith('Throttling'):
+        return True
+    return getattr(exc, 'status_code', None) == 429 and not hasattr(exc, 'inner_exception')  # Too Many Requests
 
 
 def _is_connection_error(exc):
+    """No answer, and trying again may get one: the SDK's UnretryableException around a transport error (not
+    around a credential failure), except the failures that cannot heal (TLS handshake, unknown host name)."""
+    if _is_no_answer(exc):
+        return permanent_transport_failure(exc) is None
+    return False
+
+
+def _is_no_answer(exc):
     """No answer: the SDK's UnretryableException around a transport error (not around a credential failure)."""
     names = class_names(exc)
     if 'UnretryableException' in names or hasattr(exc, 'inner_exception'):
@@ -77,21 +97,23 @@ class RetryPolicy:
     """Full-jitter exponential backoff under an absolute deadline (a ``clock()`` value, or None for no deadline).
 
     ``run(fn)`` calls ``fn()`` until it returns, raises an error that is not retryable, or the next wait would
-    end after the deadline; then the last error is raised (mapped to ``CloudAssistantError`` when ``run`` got an
-    ``action``). At most ``max_attempts`` calls are made whatever the deadline. ``clock``, ``sleep`` and ``rng``
-    are injectable for tests. One policy may be shared by threads; ``retries`` and ``retried_codes`` count the
-    waits it made (for benchmarks and debugging).
+    end after the deadline (or, after a failure without an answer, the next attempt would end after it if it
+    failed the same way); then the last error is raised (mapped to ``CloudAssistantError`` when ``run`` got an
+    ``action``). ``max_attempts`` (default: ``DEFAULT_MAX_ATTEMPTS`` without a deadline, no limit with one) caps
+    the calls; ``deadline`` may be changed between calls. ``clock``, ``sleep`` and ``rng`` are injectable for
+    tests. One policy may be shared by threads; ``retries`` and ``retried_codes`` count the waits it made (for
+    benchmarks and debugging).
     """
 
     def __init__(self, deadline=None, base_delay=0.25, max_delay=5.0, clock=time.monotonic, sleep=time.sleep,
-                 rng=random.random, max_attempts=DEFAULT_MAX_ATTEMPTS):
+                 rng=random.random, max_attempts=None):
         self.deadline = deadline
         self.base_delay = float(base_delay)
         self.max_delay = float(max_delay)
         self.clock = clock
         self.sleep = sleep
         self.rng = rng
-        self.max_attempts = max(1, int(max_attempts))
+        self.max_attempts = None if max_attempts is None else max(1, int(max_attempts))
         self.retries = 0
         self.retried_codes = {}
         self._lock = threading.Lock()
@@ -149,19 +171,44 @@ class RetryPolicy:
             self.retries += 1
             self.retried_codes[code] = self.retried_codes.get(code, 0) + 1
 
+    def _finite_deadline(self):
+        deadline = self.deadline
+        if deadline is None:
+            return None
+        try:
+            deadline = float(deadline)
+        except (TypeError, ValueError):
+            return None
+        return deadline if math.isfinite(deadline) else None
+
+    def _attempt_limit(self, deadline):
+        if self.max_attempts is not None:
+            return self.max_attempts
+        return DEFAULT_MAX_ATTEMPTS if deadline is None else None
+
     def run(self, fn, action=None, idempotent=True):
         """Call ``fn()`` with retries; see the class docstring. ``action`` names the call in mapped errors."""
         attempt = 0
         while True:
             attempt += 1
+            started = self.clock()
             try:
                 return fn()
             except Exception as exc:  # pylint: disable=broad-except
-                if not self.retryable(exc, idempotent=idempotent) or attempt >= self.max_attempts:
+                if not self.retryable(exc, idempotent=idempotent):
+                    self._give_up(action, exc)
+                deadline = self._finite_deadline()
+                limit = self._attempt_limit(deadline)
+                if limit is not None and attempt >= limit:
                     self._give_up(action, exc)
                 wait = self.delay(attempt, exc)
-                if self.deadline is not None and self.clock() + wait >= self.deadline:
-                    self._give_up(action, exc)
+                if deadline is not None:
+                    now = self.clock()
+                    # an attempt that got no answer may have used a whole connect/read timeout: the next one, if
+                    # it fails the same way, must still end before the deadline
+                    expected = max(0.0, now - started) if _is_connection_error(exc) else 0.0
+                    if now + wait + expected >= deadline:
+                        self._give_up(action, exc)
                 self._note_retry(exc)
                 if wait > 0:
                     self.sleep(wait)

@@ -4,16 +4,26 @@
 
 from __future__ import annotations
 
+import random
+import socket
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
 import pytest
 
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._retry import RetryPolicy
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import from_exception
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
 
 sdk_exceptions = pytest.importorskip('alibabacloud_tea_openapi.exceptions')
 dara_exceptions = pytest.importorskip('darabonba.exceptions')
 credential_exceptions = pytest.importorskip('alibabacloud_credentials.exceptions')
 from darabonba.policy.retry import RetryPolicyContext  # noqa: E402  pylint: disable=wrong-import-position
 from darabonba.request import DaraRequest  # noqa: E402  pylint: disable=wrong-import-position
+
+requests_exceptions = pytest.importorskip('requests.exceptions')
+urllib3_exceptions = pytest.importorskip('urllib3.exceptions')
 
 
 def api_error(code, status=400, cls=None, retry_after=None):
@@ -40,6 +50,69 @@ def unretryable(inner):
 def dropped():
     return unretryable(dara_exceptions.RetryError("('Connection aborted.', RemoteDisconnected('Remote end closed "
                                                   "connection without response'))"))
+
+
+# Failures without an answer, shaped as the ECS SDK raised them against 127.0.0.1 (see test_errors.py, and
+# test_live_sdk_transport_errors below): UnretryableException -> RetryError(text), whose __context__ leads through
+# the requests and urllib3 exceptions to the ssl.SSLError / socket.gaierror / OSError at the bottom.
+def transport(text, requests_cls, *layers):
+    retry_error = dara_exceptions.RetryError(text)
+    layers = layers + (requests_cls(text), retry_error)
+    for inner, outer in zip(layers, layers[1:]):
+        outer.__context__ = inner
+    return unretryable(retry_error)
+
+
+def pool_text(cause, scheme='https', host='127.0.0.1', port=8080):
+    return "%sConnectionPool(host='%s', port=%d): Max retries exceeded with url: / (Caused by %s)" % (
+        scheme.upper(), host, port, cause)
+
+
+def tls(ssl_cls, errno, message):
+    bottom = ssl_cls(errno, message)
+    return transport(pool_text("SSLError(%s(%d, '%s'))" % (ssl_cls.__name__, errno, message)),
+                     requests_exceptions.SSLError, bottom, urllib3_exceptions.SSLError(bottom))
+
+
+def wrong_version_number():
+    return tls(ssl.SSLError, 1, '[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)')
+
+
+def certificate_verify_failed():
+    return tls(ssl.SSLCertVerificationError, 1, '[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: '
+               'self-signed certificate (_ssl.c:1006)')
+
+
+def tls_eof():
+    return tls(ssl.SSLEOFError, 8, '[SSL: UNEXPECTED_EOF_WHILE_READING] EOF occurred in violation of protocol '
+               '(_ssl.c:1006)')
+
+
+def dns(errno=-2, strerror='Name or service not known'):
+    bottom = socket.gaierror(errno, strerror)
+    cause = ('NameResolutionError("HTTPSConnection(host=\'nonexistent.invalid\', port=443): Failed to resolve '
+             '\'nonexistent.invalid\' ([Errno %d] %s)")' % (errno, strerror))
+    return transport(pool_text(cause, host='nonexistent.invalid', port=443), requests_exceptions.ConnectionError,
+                     bottom)
+
+
+def refused():
+    cause = ('NewConnectionError("HTTPConnection(host=\'127.0.0.1\', port=8080): Failed to establish a new '
+             'connection: [Errno 111] Connection refused")')
+    return transport(pool_text(cause, 'http'), requests_exceptions.ConnectionError,
+                     ConnectionRefusedError(111, 'Connection refused'))
+
+
+def reset():
+    bottom = ConnectionResetError(104, 'Connection reset by peer')
+    return transport("('Connection aborted.', ConnectionResetError(104, 'Connection reset by peer'))",
+                     requests_exceptions.ConnectionError, bottom, urllib3_exceptions.ProtocolError('Connection '
+                                                                                                   'aborted.', bottom))
+
+
+def timeout(bottom_text='timed out'):
+    text = "HTTPConnectionPool(host='127.0.0.1', port=8080): Read timed out. (read timeout=15.0)"
+    return transport(text, requests_exceptions.ReadTimeout, TimeoutError(bottom_text))
 
 
 class FakeTime:
@@ -90,9 +163,16 @@ class Script:
     api_error('SomethingNew', 502),
     api_error('None', 504),
     throttled(retry_after=200, code='SomeCodeWithRetryAfter'),
+    api_error('QuotaExceeded.Something', 429),
     dropped(),
     unretryable(dara_exceptions.RetryError('[Errno 111] Connection refused')),
     CloudAssistantError('could not reach', kind='connection'),
+    refused(),
+    reset(),
+    timeout(),
+    timeout('_ssl.c:989: The handshake operation timed out'),
+    tls_eof(),
+    dns(-3, 'Temporary failure in name resolution'),
 ], ids=lambda exc: type(exc).__name__ + ':' + str(getattr(exc, 'code', '')))
 def test_retryable(exc):
     assert RetryPolicy().retryable(exc)
@@ -112,6 +192,17 @@ def test_retryable(exc):
     ValueError('bug'),
     KeyError('bug'),
     CloudAssistantError('bad option', kind='config'),
+    wrong_version_number(),
+    certificate_verify_failed(),
+    unretryable(dara_exceptions.RetryError(pool_text("SSLError(SSLError(1, '[SSL: WRONG_VERSION_NUMBER] wrong "
+                                                     "version number (_ssl.c:1006)'))"))),  # text alone
+    dns(),
+    dns(-5, 'No address associated with hostname'),
+    unretryable(dara_exceptions.RetryError("Failed to resolve 'h' ([Errno 8] nodename nor servname provided, or not "
+                                           "known)")),  # text alone, macOS wording
+    CloudAssistantError('TLS handshake failed', kind='tls'),
+    CloudAssistantError('does not resolve', kind='dns'),
+    unretryable(RuntimeError('Failed to parse the value as json format, Value: "<html>".')),
 ], ids=lambda exc: type(exc).__name__ + ':' + str(getattr(exc, 'code', '')))
 def test_not_retryable(exc):
     assert not RetryPolicy().retryable(exc)
@@ -265,3 +356,226 @@ def test_non_idempotent_call_retried_after_throttling():
     script = Script(throttled(retry_after=100))
     assert pol.run(script, action='RunCommand', idempotent=False) == 'ok'
     assert script.calls == 2
+
+
+# -- failures that cannot heal fail at once -------------------------------------------------------------------------
+@pytest.mark.parametrize('make, kind', [
+    (wrong_version_number, 'tls'),
+    (certificate_verify_failed, 'tls'),
+    (dns, 'dns'),
+])
+def test_permanent_transport_failure_fails_at_once(make, kind):
+    pol, fake = policy(deadline=1600.0)
+    script = Script(*[make() for dummy in range(5)])
+    with pytest.raises(CloudAssistantError) as info:
+        pol.run(script, action='DescribeRegions')
+    assert script.calls == 1
+    assert fake.sleeps == []
+    assert pol.retries == 0
+    assert info.value.kind == kind
+
+
+@pytest.mark.parametrize('code, status', [
+    ('InvalidParameter', 400),
+    ('SignatureDoesNotMatch', 400),
+    ('InvalidAccessKeyId.NotFound', 404),
+    ('Forbidden.RAM', 403),
+    ('InvalidInstance.NotFound', 404),
+    ('Invocation.ExceedQuota', 403),
+    ('MissingParameter', 400),
+])
+def test_4xx_other_than_throttling_fails_at_once(code, status):
+    pol, fake = policy(deadline=1600.0)
+    script = Script(*[api_error(code, status) for dummy in range(5)])
+    with pytest.raises(CloudAssistantError) as info:
+        pol.run(script, action='DescribeInvocations')
+    assert (script.calls, fake.sleeps, pol.retries) == (1, [], 0)
+    assert (info.value.kind, info.value.code, info.value.status_code) == ('api', code, status)
+
+
+@pytest.mark.parametrize('make', [refused, reset, timeout, tls_eof, lambda: dns(-3, 'Temporary failure in name '
+                                                                                     'resolution')])
+def test_connection_failures_are_retried_until_success(make):
+    pol, fake = policy(deadline=1100.0)
+    script = Script(make(), make(), make())
+    assert pol.run(script, action='DescribeRegions') == 'ok'
+    assert script.calls == 4
+    assert pol.retried_codes == {'Connection': 3}
+
+
+# -- the deadline, not the attempt count, ends the retries ----------------------------------------------------------
+def test_with_deadline_max_attempts_default_does_not_end_retries_early():
+    fake = FakeTime(start=0.0)
+    pol, dummy = policy(deadline=600.0, rng=lambda: 0.5, fake=fake)
+    script = Script(*[refused() for dummy in range(DEFAULT_MAX_ATTEMPTS + 30)])
+    assert pol.run(script, action='DescribeRegions') == 'ok'
+    assert script.calls == DEFAULT_MAX_ATTEMPTS + 31
+    assert fake.now < 600.0
+
+
+def test_with_deadline_connection_failures_end_at_the_deadline():
+    fake = FakeTime(start=0.0)
+    pol, dummy = policy(deadline=30.0, rng=lambda: 1.0, fake=fake)
+    script = Script(*[refused() for dummy in range(1000)])
+    with pytest.raises(CloudAssistantError) as info:
+        pol.run(script, action='DescribeRegions')
+    assert info.value.kind == 'connection'
+    # 0.25 + 0.5 + 1 + 2 + 4 + 5 * 4 = 27.75; one more 5 s wait would end at 32.75
+    assert fake.now == pytest.approx(27.75)
+    assert script.calls == 10
+
+
+def test_slow_connection_failures_do_not_start_an_attempt_that_would_end_past_the_deadline():
+    fake = FakeTime(start=0.0)
+    pol, dummy = policy(deadline=40.0, rng=lambda: 0.0, fake=fake)
+
+    def hangs_then_times_out():
+        fake.now += 15.0  # a read timeout
+        raise timeout()
+    with pytest.raises(CloudAssistantError) as info:
+        pol.run(hangs_then_times_out, action='DescribeRegions')
+    assert 'Read timed out' in info.value.msg
+    # attempts end at 15 and 30; a third one, timing out the same way, would end at 45 > 40
+    assert fake.now == 30.0
+
+
+def test_slow_answers_are_not_held_against_the_deadline():
+    fake = FakeTime(start=0.0)
+    pol, dummy = policy(deadline=40.0, rng=lambda: 0.0, fake=fake)
+    errors = [throttled(), throttled()]
+
+    def slow_throttled():
+        fake.now += 15.0
+        if errors:
+            raise errors.pop()
+        return 'ok'
+    assert pol.run(slow_throttled, action='DescribeRegions') == 'ok'  # the third attempt starts at 30 and ends at 45
+    assert fake.now == 45.0
+
+
+def test_sleeps_never_end_past_the_deadline():
+    for seed in range(200):
+        rng = random.Random(seed)
+        fake = FakeTime(start=0.0)
+        deadline = rng.uniform(0.1, 60.0)
+
+        def sleep(seconds, fake=fake, deadline=deadline):
+            assert fake.now + seconds < deadline
+            fake.sleep(seconds)
+        pol = RetryPolicy(deadline=deadline, clock=fake.clock, sleep=sleep, rng=rng.random)
+        makers = [refused, reset, timeout, throttled, lambda: throttled(retry_after=rng.randint(1, 9000))]
+
+        def fails():
+            fake.now += rng.choice([0.0, 0.0, rng.uniform(0.0, 5.0)])  # an answer, or a slow failure
+            raise rng.choice(makers)()
+        with pytest.raises(CloudAssistantError):
+            pol.run(fails, action='DescribeRegions')
+        assert all(wait >= 0 for wait in fake.sleeps)
+        assert fake.now < deadline + 5.0  # only an attempt itself may run past it
+
+
+def test_explicit_max_attempts_is_honoured_with_a_deadline():
+    pol, fake = policy(deadline=1600.0, max_attempts=3)
+    script = Script(*[refused() for dummy in range(10)])
+    with pytest.raises(CloudAssistantError):
+        pol.run(script, action='DescribeRegions')
+    assert script.calls == 3
+
+
+def test_infinite_deadline_falls_back_to_the_attempt_cap():
+    pol, fake = policy(deadline=float('inf'))
+    script = Script(*[refused() for dummy in range(DEFAULT_MAX_ATTEMPTS + 10)])
+    with pytest.raises(CloudAssistantError):
+        pol.run(script, action='DescribeRegions')
+    assert script.calls == DEFAULT_MAX_ATTEMPTS
+
+
+def test_deadline_set_after_construction_is_used():
+    fake = FakeTime(start=0.0)
+    pol, dummy = policy(rng=lambda: 1.0, fake=fake)
+    pol.deadline = 2.0  # as CommandModule does once the run's timeout is known
+    script = Script(*[refused() for dummy in range(100)])
+    with pytest.raises(CloudAssistantError):
+        pol.run(script, action='DescribeRegions')
+    assert fake.sleeps == pytest.approx([0.25, 0.5, 1.0])
+
+
+# -- the real SDK against 127.0.0.1 ---------------------------------------------------------------------------------
+class _Handler(BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802
+        self.send_response(200)
+        self.send_header('Content-Type', 'application/json')
+        self.end_headers()
+        self.wfile.write(b'{"RequestId": "R", "Regions": {"Region": []}}')
+
+    do_GET = do_POST
+
+    def log_message(self, *args):  # pylint: disable=arguments-differ
+        pass
+
+
+@pytest.fixture
+def plain_http_port():
+    server = HTTPServer(('127.0.0.1', 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def _free_port():
+    sock = socket.socket()
+    sock.bind(('127.0.0.1', 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+def _sdk_call(endpoint, protocol):
+    ecs_client = pytest.importorskip('alibabacloud_ecs20140526.client')
+    ecs_models = pytest.importorskip('alibabacloud_ecs20140526.models')
+    openapi_models = pytest.importorskip('alibabacloud_tea_openapi.models')
+    runtime = pytest.importorskip('darabonba.runtime')
+    config = openapi_models.Config(access_key_id='AKIDEXAMPLE', access_key_secret='secret', endpoint=endpoint,
+                                   protocol=protocol, region_id='cn-hangzhou')
+    client = ecs_client.Client(config)
+    try:
+        client.describe_regions_with_options(ecs_models.DescribeRegionsRequest(),
+                                             runtime.RuntimeOptions(connect_timeout=2000, read_timeout=2000))
+    except Exception as exc:  # pylint: disable=broad-except
+        return exc
+    raise AssertionError('the call did not fail')
+
+
+@pytest.fixture
+def local_only(monkeypatch):
+    for name in ('HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy', 'ALL_PROXY', 'all_proxy'):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv('ALIBABA_CLOUD_ECS_METADATA_DISABLED', 'true')
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host == 'nonexistent.invalid':
+            raise socket.gaierror(-2, 'Name or service not known')
+        if host == 'again.invalid':
+            raise socket.gaierror(-3, 'Temporary failure in name resolution')
+        assert host in ('127.0.0.1', 'localhost'), host  # nothing leaves the machine
+        return real(host, *args, **kwargs)
+    monkeypatch.setattr(socket, 'getaddrinfo', getaddrinfo)
+
+
+def test_live_sdk_transport_errors(local_only, plain_http_port):  # pylint: disable=redefined-outer-name,unused-argument
+    cases = [
+        ('127.0.0.1:%d' % _free_port(), 'http', True, 'connection', '[Errno 111] Connection refused'),
+        ('127.0.0.1:%d' % plain_http_port, 'https', False, 'tls', 'wrong version number'),
+        ('nonexistent.invalid', 'https', False, 'dns', 'host name nonexistent.invalid does not resolve'),
+        ('again.invalid', 'https', True, 'connection', 'Temporary failure in name resolution'),
+    ]
+    for endpoint, protocol, retryable, kind, text in cases:
+        exc = _sdk_call(endpoint, protocol)
+        assert type(exc).__name__ == 'UnretryableException', endpoint
+        assert type(exc.inner_exception).__name__ == 'RetryError'
+        assert RetryPolicy().retryable(exc) is retryable, endpoint
+        err = from_exception('DescribeRegions', exc)
+        assert (err.kind, text in err.msg) == (kind, True), err.msg
