@@ -4,28 +4,30 @@
 
 # Private to this collection: may change without notice.
 
-"""The one place an ECS API call is made: retries, error mapping, call counting and pagination.
+"""The one place an ECS API call is made: retries, error mapping, call counting, pagination, and the helpers
+that build requests and read answers.
 
 ::
 
-    api = CloudAssistantApi(ecs_client(opts), opts.region_id, RetryPolicy(deadline=time.monotonic() + 300))
-    body = api.call('RunCommand', ecs_models.RunCommandRequest(type='RunShellScript', ...))
-    for instance in api.paginate('DescribeInstances', ecs_models.DescribeInstancesRequest(),
-                                 lambda body: body.instances.instance):
+    api = build_api(opts, RetryPolicy(deadline=time.monotonic() + 300))
+    body = api.call('RunCommand', make_request('RunCommandRequest', type='RunShellScript', ...))
+    for instance in api.paginate('DescribeInstances', make_request('DescribeInstancesRequest'), instances_of):
         ...
 
 ``call`` fills in ``RegionId`` when the request has none, calls ``client.<snake_case_action>_with_options``
-(falling back to the plain method for clients without it), retries through the ``RetryPolicy`` and raises
-``CloudAssistantError`` on failure. Every HTTP attempt, retries included, is counted in ``calls[action]``.
-An instance may be shared by threads.
+(falling back to the plain method for clients without it) with the TLS and timeout settings it was built with,
+retries through the ``RetryPolicy`` and raises ``CloudAssistantError`` on failure. Every HTTP attempt, retries
+included, is counted in ``calls[action]``. An instance may be shared by threads; ``with_deadline`` gives a view
+with another retry deadline that shares the client and the counters.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 import threading
 
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._client import RUNTIME_ATTRIBUTE
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._client import ecs_client, runtime_settings
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import (
     CloudAssistantError,
     from_exception,
@@ -38,6 +40,11 @@ except ImportError:
         from alibabacloud_tea_util.models import RuntimeOptions
     except ImportError:
         RuntimeOptions = None
+
+try:
+    from alibabacloud_ecs20140526 import models as ecs_models
+except ImportError:  # pragma: no cover - exercised only without the SDK
+    ecs_models = None
 
 # Largest MaxResults each action accepts (shared/reference/cloud-assistant-api.md §7: 50 for the Cloud Assistant
 # Describe* actions, 100 for DescribeInstances).
@@ -64,7 +71,9 @@ def snake_case(action):
 class CloudAssistantApi:
     """Calls the ECS API through ``client`` (an ``alibabacloud_ecs20140526`` Client or a test double).
 
-    ``calls`` maps each action to the number of HTTP attempts made (retries included).
+    ``runtime``: the per-request settings (``_client.runtime_settings``: TLS verification, timeouts) the SDK
+    takes as ``RuntimeOptions`` on each call. ``calls`` maps each action to the number of HTTP attempts made
+    (retries included).
     """
 
     def __init__(self, client, region_id, retry, runtime=None):
@@ -73,10 +82,15 @@ class CloudAssistantApi:
         self.retry = retry
         self.calls = {}
         self._lock = threading.Lock()
-        if runtime is None:
-            runtime = getattr(client, RUNTIME_ATTRIBUTE, None)
         self._runtime = dict(runtime or {})
         self._methods = {}
+
+    def with_deadline(self, deadline):
+        """The same API (client, settings, call counters) whose retries end at ``deadline`` (a clock value)."""
+        view = copy.copy(self)
+        view.retry = copy.copy(self.retry)
+        view.retry.deadline = deadline
+        return view
 
     # -- helpers ----------------------------------------------------------------------------------------------------
     def _count(self, action):
@@ -113,7 +127,7 @@ class CloudAssistantApi:
         return RuntimeOptions(**self._runtime)
 
     def _fill_region(self, request):
-        if self.region_id and hasattr(request, 'region_id') and not getattr(request, 'region_id', None):
+        if self.region_id and not getattr(request, 'region_id', None):
             request.region_id = self.region_id
 
     # -- calls ------------------------------------------------------------------------------------------------------
@@ -165,6 +179,74 @@ class CloudAssistantApi:
                                   kind='other')
 
 
+def build_api(opts, retry):
+    """The API for ``opts`` (``_options.ConnectionOptions``) with ``retry`` (a ``RetryPolicy``): every module,
+    plugin and benchmark builds it here. Raises ``CloudAssistantError`` for unusable options."""
+    return CloudAssistantApi(ecs_client(opts), opts.region_id, retry, runtime=runtime_settings(opts))
+
+
+# -- requests -------------------------------------------------------------------------------------------------------
+class _PlainRequest(object):
+    """Stand-in for an SDK request model when the SDK is not importable (unit tests of pure logic)."""
+
+    def __init__(self, _model_name, **fields):
+        self.model_name = _model_name
+        for key, value in fields.items():
+            setattr(self, key, value)
+
+    def __repr__(self):
+        fields = dict((k, v) for k, v in vars(self).items() if k != 'model_name')
+        return '%s(%r)' % (self.model_name, fields)
+
+
+def make_request(model_name, **fields):
+    """An SDK request model ``alibabacloud_ecs20140526.models.<model_name>`` with ``fields`` (None values dropped).
+
+    ``RegionId`` is not needed: ``CloudAssistantApi.call`` fills it in.
+    """
+    fields = dict((k, v) for k, v in fields.items() if v is not None)
+    if ecs_models is not None:
+        return getattr(ecs_models, model_name)(**fields)
+    return _PlainRequest(model_name, **fields)
+
+
+def request_tags(model_name, tags):
+    """``[<model_name>(key, value), ...]`` for a dict of tags, sorted by key (None when there are none); a value
+    of None or '' is sent as ''."""
+    return [make_request(model_name, key=k, value='' if v is None else str(v))
+            for k, v in sorted((tags or {}).items())] or None
+
+
+# -- answers --------------------------------------------------------------------------------------------------------
+def _listed(body, holder, item):
+    return list(getattr(getattr(body, holder, None), item, None) or [])
+
+
+def invocations_of(body):
+    """The invocation models of a DescribeInvocations answer."""
+    return _listed(body, 'invocations', 'invocation')
+
+
+def invoke_instances(invocation):
+    """The per-instance models (InvokeInstance) of an invocation model."""
+    return _listed(invocation, 'invoke_instances', 'invoke_instance')
+
+
+def instances_of(body):
+    """The instance models of a DescribeInstances answer."""
+    return _listed(body, 'instances', 'instance')
+
+
+def commands_of(body):
+    """The command models of a DescribeCommands answer."""
+    return _listed(body, 'commands', 'command')
+
+
+def tags_of(model):
+    """{key: value} of a model's ``tags.tag`` list (invocations, commands)."""
+    return dict((t.tag_key, t.tag_value) for t in _listed(model, 'tags', 'tag'))
+
+
 def _copy_request(request):
     """A copy of an SDK request model (``to_map``/``from_map``), or a shallow copy of anything else."""
     to_map = getattr(request, 'to_map', None)
@@ -173,5 +255,4 @@ def _copy_request(request):
             return type(request)().from_map(to_map())
         except Exception:  # pylint: disable=broad-except
             pass
-    import copy
     return copy.copy(request)

@@ -57,10 +57,6 @@ CONNECT_TIMEOUT_MS = 5000
 READ_TIMEOUT_MS = 15000
 DEFAULT_ROLE_SESSION_NAME = 'ansible-cloud-assistant'
 
-# Name of the attribute ecs_client() sets on the client it returns: the per-request settings (TLS verification,
-# timeouts) that the SDK only takes as RuntimeOptions on each call. _api.CloudAssistantApi reads it.
-RUNTIME_ATTRIBUTE = 'cloud_assistant_runtime'
-
 _SCHEMES = ('https', 'http')
 
 
@@ -121,7 +117,8 @@ def parse_endpoint(value):
 
 
 def runtime_settings(opts):
-    """Per-request settings for ``RuntimeOptions``: TLS verification and timeouts."""
+    """Per-request settings for ``RuntimeOptions``: TLS verification and timeouts. The SDK takes them only on
+    each call, so ``_api.build_api`` hands them to ``CloudAssistantApi``, which passes them every time."""
     return {
         'ignore_ssl': not opts.validate_certs,
         'connect_timeout': CONNECT_TIMEOUT_MS,
@@ -296,8 +293,7 @@ def build_config(opts):
 def ecs_client(opts):
     """An ``alibabacloud_ecs20140526.client.Client`` for ``opts``; raises ``CloudAssistantError`` on bad options.
 
-    The client carries ``runtime_settings(opts)`` as its ``cloud_assistant_runtime`` attribute: TLS verification
-    is a per-request option in this SDK, applied by ``CloudAssistantApi`` on every call.
+    TLS verification is a per-request option in this SDK: see ``runtime_settings`` and ``_api.build_api``.
     """
     config = build_config(opts)
     try:
@@ -305,5 +301,4 @@ def ecs_client(opts):
     except Exception as exc:  # pylint: disable=broad-except
         raise CloudAssistantError('could not create the ECS client: %s' % (getattr(exc, 'message', None) or exc),
                                   kind='config')
-    setattr(client, RUNTIME_ATTRIBUTE, runtime_settings(opts))
     return client

@@ -53,8 +53,9 @@ options:
     description:
       - The script to run (or to save, with O(name)), as plain text. It is sent Base64-encoded.
       - At most 24,576 bytes after Base64 encoding (about 18 KB of text), together with the JSON text of
-        O(parameters) when there are parameters. Newer API documentation gives 18 KB for saved commands
-        (C(CreateCommand)); the service's own limit applies if it is lower.
+        O(parameters) when there are parameters. The current API reference gives 18,432 bytes for saved commands
+        (C(CreateCommand), C(InvokeCommand)) while the SDK gives 24,576: above 18,432 bytes a saved command gets a
+        warning that the service may refuse it.
       - With O(enable_parameter=true), C({{name}}) placeholders are custom parameters (letters, digits, C(_) and
         C(-), at most 20 different names) and C({{ACS::InstanceId}}), C({{ACS::RegionId}}) and the other
         C(ACS::) names are built-in parameters. Use C({% raw %}...{% endraw %}) or a file lookup so that Jinja
@@ -82,6 +83,16 @@ options:
     description:
       - The user that runs the script, at most 255 characters. It must exist on the instance.
       - If not set, V(root) on Linux and V(System) on Windows.
+      - On Windows (O(type=RunBatScript) or O(type=RunPowerShellScript)) any user but V(System) needs
+        O(windows_password_name); the module refuses the task before any call without it.
+    type: str
+  windows_password_name:
+    description:
+      - The name of the CloudOps Orchestration Service (OOS) encrypted parameter that holds the password of
+        O(username) on Windows instances, at most 255 characters. The password itself never passes through
+        Ansible.
+      - Required with a Windows command type and a O(username) other than V(System); not allowed with
+        O(type=RunShellScript).
     type: str
   timeout:
     description:
@@ -94,7 +105,8 @@ options:
     description:
       - Values of the custom parameters (C({{name}}) placeholders) of the script, at most 10 per run.
       - Every name must be used by the script, and every placeholder of the script needs a value; names are
-        case-insensitive. Values are strings, numbers or booleans.
+        case-insensitive. Values are strings, numbers or booleans; the API takes strings, so numbers and booleans
+        are sent in their JSON form (V(8080), V(true)).
       - Giving parameters turns on O(enable_parameter) unless it is set to V(false), which is an error.
     type: dict
   enable_parameter:
@@ -120,9 +132,10 @@ options:
   tags:
     description:
       - Tags put on the invocation (and, with O(name), on the saved command when it is created), at most 20.
-      - Keys may not start with C(aliyun), C(acs:) or C(ansible:cloud-assistant:); the module uses the last prefix
-        for two tags on scheduled runs (which leaves 18 for them) and for one tag on one-time runs, which lets it
-        ask for the status of all the batches of a large run in one call (which leaves 19).
+      - Keys may not start with C(aliyun) or C(acs:) (system tags) or C(ansible:cloud-assistant:). The module
+        uses the last prefix for two tags on scheduled runs (which leaves 18 for them), and for one tag on
+        one-time runs of more than 100 instances, which lets it ask for the status of all the batches in one
+        call (which leaves 19 there).
       - The tags of an existing saved command are not compared or changed.
     type: dict
   instance_ids:
@@ -135,6 +148,7 @@ options:
   instance_tags:
     description:
       - Run on every instance of the region that has all these tags (an empty value matches any value of the key).
+        System tags such as the C(acs:autoscaling:scalingGroupId) that Auto Scaling sets may select instances too.
       - Resolved with C(DescribeInstances) (all pages), not with the API's C(ResourceTag) parameter, so that any
         number of instances can be targeted in batches of 100 (C(ResourceTag) is limited to 100 instances per
         call) and so that check mode can validate them.
@@ -180,7 +194,8 @@ options:
         the task finds them - by the command (O(name), O(command_id), or the inline content and type), the targets
         (O(instance_ids), or the O(instance_tags) selector) and O(repeat_mode). If scheduled runs with that key
         still have instances C(Pending), C(Scheduled) or C(Running) and cover exactly the same instances with the
-        same settings, nothing changes; otherwise they are stopped (C(StopInvocation)) and replaced.
+        same settings, nothing changes; otherwise the replacement is submitted first and they are stopped
+        (C(StopInvocation)) only once it was accepted, so a refused replacement leaves the old schedule running.
       - A scheduled inline command whose content changes is a different command - the old schedule stays; give it
         a O(name) to replace it instead.
     type: str
@@ -195,7 +210,9 @@ options:
         V(at(2030-01-01 03:00:00 Asia/Shanghai)).
       - A cron expression with six fields (seconds minutes hours day-of-month month day-of-week), optionally a
         year and a time zone, for example V(0 0 3 * * ?) or V(0 30 2 ? * 1 Asia/Shanghai).
-      - The module checks the form; the API checks the rest.
+      - The module checks it as the service does, before anything changes - field ranges (day of week 1-7 or
+        SUN-SAT, month 1-12 or JAN-DEC, year 1970-2099), dates, and time zones (an IANA name, V(UTC), or
+        V(GMT+8:00) with no leading zero in the hour; a bare V(GMT) is refused).
     type: str
   creates:
     description:
@@ -225,9 +242,15 @@ options:
       - How long the module waits for the run, in seconds, counted from the start of the task.
       - If not set, the run's timeout (O(timeout), the saved command's, or 60) plus 120 seconds.
       - When it expires the task fails with the statuses known so far; see O(stop_on_timeout).
-      - Polling is adaptive - every 0.25 seconds at first, then about a fifth of the time already waited, at
-        most every 5 seconds - with one C(DescribeInvocations) per batch of 100 instances per poll, and outputs
-        fetched once at the end.
+      - Polling is adaptive - every 0.2 seconds at first, then every tenth of the time already waited, at most
+        every 5 seconds. Each poll is one C(DescribeInvocations); a run of more than 100 instances (several
+        batches) is asked for with one tag-filtered C(DescribeInvocations) covering every batch. Outputs are
+        fetched once at the end, one call per batch.
+      - API calls are retried (throttling, server errors, lost connections) only within this deadline, plus a
+        few seconds for the last poll. Errors that cannot heal - TLS failures, a host name that does not
+        resolve, authentication and validation errors - fail at once.
+      - When the API fails after the run was accepted, the task fails with RV(invoke_id), RV(invoke_ids) and the
+        last known RV(instances) states, so the run can be followed up or stopped.
     type: int
   stop_on_timeout:
     description:
@@ -237,13 +260,19 @@ options:
     default: false
   client_token:
     description:
-      - Makes the run idempotent across task runs. Each C(RunCommand), C(InvokeCommand) and C(CreateCommand) call
-        always carries a ClientToken derived from its inputs, so a retried call never runs a command twice; by
-        default the tokens are salted with a random value per task run, so running the task again runs the
-        command again.
+      - Makes a one-time run idempotent across task runs. Each C(RunCommand), C(InvokeCommand) and
+        C(CreateCommand) call always carries a ClientToken derived from its inputs, so a retried call never runs a
+        command twice. For one-time runs the tokens are salted with a random value per task run by default, so
+        running the task again runs the command again.
       - With a fixed value here, the tokens are derived from it instead. Running the task again with the same
-        inputs returns the first run's invocation (and its results) and runs nothing; the API remembers tokens
-        for a limited time.
+        inputs returns the first run's invocation (and its results) and runs nothing.
+      - The tokens of C(CreateCommand) and of scheduled runs never depend on the task run - they come from the
+        command's identity and settings (and the schedules being replaced) - so two runs of the same task at the
+        same moment (two CI jobs, an AWX schedule and a manual run) create one saved command and one schedule:
+        the service merges the identical requests.
+      - The API reference does not say how long the service remembers a token. The module does not depend on it:
+        when a remembered token hands back a saved command deleted since, or a schedule stopped since, the
+        module notices and submits again with a new token.
     type: str
 notes:
   - Output is the combined stdout and stderr of the script, the last 24 KB of it (RV(instances[].dropped) counts
@@ -560,69 +589,428 @@ error:
     action: RunCommand
 '''
 
-import traceback
+import time
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._client import (
-    HAS_SDK,
-    SDK_IMPORT_ERROR,
-    SDK_REQUIREMENTS,
-)
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._commands import (
-    COMMAND_TYPES,
-    REPEAT_MODES,
-    CloudAssistantCommand,
-)
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import invoke_instances
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._options import credential_argument_spec
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._frequency import check_frequency
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._guards import evaluate_guards
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._invocations import stop_live
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limits import (
+    COMMAND_TYPES,
+    DEFAULT_TIMEOUT,
+    DESCRIPTION_LIMIT,
+    LAUNCHER_LIMIT,
+    NAME_LIMIT,
+    REPEAT_MODES,
+    USERNAME_LIMIT,
+    WORKING_DIR_LIMIT,
+    check_content_size,
+    check_length,
+    check_parameters,
+    check_placeholders,
+    check_tag_selector,
+    check_tags,
+    check_timeout,
+    check_windows_user,
+    invalid,
+    is_windows_type,
+    os_of_type,
+)
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._module import CloudAssistantModule
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._results import (
+    failure_message,
+    instance_entry,
+    listing,
+    run_fields,
+)
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._runner import (
+    RUN_TAG,
+    CommandRunner,
+    CommandSpec,
+    fingerprint,
+)
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._saved_commands import (
+    create_command,
+    delete_command,
+    describe_commands,
+    find_saved_command,
+    modify_command,
+    plan,
+)
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._schedules import (
+    RESERVED_TAGS,
+    find_schedules,
+    matches,
+    schedule_hash,
+    schedule_key,
+    stop_schedules_of_command,
+    submit_schedule,
+)
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._status import (
+    NOT_RUN,
+    REJECTED,
+    SKIPPED,
+    is_terminal,
+)
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._targets import (
+    offline_agents,
+    resolve_targets,
+)
+
+ARGUMENT_SPEC = dict(
+    command_content=dict(type='str', aliases=['content']),
+    type=dict(type='str', default='RunShellScript', choices=list(COMMAND_TYPES)),
+    working_dir=dict(type='str'),
+    username=dict(type='str'),
+    windows_password_name=dict(type='str', no_log=False),
+    timeout=dict(type='int'),
+    parameters=dict(type='dict'),
+    enable_parameter=dict(type='bool'),
+    description=dict(type='str'),
+    launcher=dict(type='str'),
+    tags=dict(type='dict'),
+    instance_ids=dict(type='list', elements='str'),
+    instance_tags=dict(type='dict'),
+    name=dict(type='str'),
+    command_id=dict(type='str'),
+    state=dict(type='str', default='present', choices=['present', 'absent']),
+    repeat_mode=dict(type='str', default='Once', choices=list(REPEAT_MODES)),
+    frequency=dict(type='str'),
+    creates=dict(type='str'),
+    removes=dict(type='str'),
+    wait=dict(type='bool', default=True),
+    wait_timeout=dict(type='int'),
+    stop_on_timeout=dict(type='bool', default=False),
+    client_token=dict(type='str', no_log=False),
+)
+RULES = dict(
+    mutually_exclusive=[('instance_ids', 'instance_tags'), ('command_content', 'command_id'), ('name', 'command_id')],
+    required_one_of=[('command_content', 'name', 'command_id')],
+    required_if=[('state', 'absent', ('name', 'command_id'), True), ('repeat_mode', 'Period', ('frequency',))],
+)
+WAIT_MARGIN = 120   # default wait_timeout = the run's timeout + this (delivery, queueing, polling)
+RETRY_GRACE = 5     # API retries may run this long past the deadline (the last poll, the output fetch)
+RUN_TAG_ABOVE = 100  # runs on more instances are sent in batches that share RUN_TAG
 
 
-def argument_spec():
-    spec = credential_argument_spec()
-    spec.update(
-        command_content=dict(type='str', aliases=['content']),
-        type=dict(type='str', default='RunShellScript', choices=list(COMMAND_TYPES)),
-        working_dir=dict(type='str'),
-        username=dict(type='str'),
-        timeout=dict(type='int'),
-        parameters=dict(type='dict'),
-        enable_parameter=dict(type='bool'),
-        description=dict(type='str'),
-        launcher=dict(type='str'),
-        tags=dict(type='dict'),
-        instance_ids=dict(type='list', elements='str'),
-        instance_tags=dict(type='dict'),
-        name=dict(type='str'),
-        command_id=dict(type='str'),
-        state=dict(type='str', default='present', choices=['present', 'absent']),
-        repeat_mode=dict(type='str', default='Once', choices=list(REPEAT_MODES)),
-        frequency=dict(type='str'),
-        creates=dict(type='str'),
-        removes=dict(type='str'),
-        wait=dict(type='bool', default=True),
-        wait_timeout=dict(type='int'),
-        stop_on_timeout=dict(type='bool', default=False),
-        client_token=dict(type='str', no_log=False),
-    )
-    return spec
+def _selector(params, targets):
+    if params.get('instance_tags'):
+        return ['tags', sorted((k, '' if v is None else str(v)) for k, v in params['instance_tags'].items())]
+    return ['ids', sorted(targets)]
 
 
-MUTUALLY_EXCLUSIVE = [('instance_ids', 'instance_tags'), ('command_content', 'command_id'), ('name', 'command_id')]
+class CloudAssistantCommand(object):
+    """Runs a command (inline or saved) on instances, manages saved commands and scheduled runs.
+
+    ``module`` needs ``params``, ``check_mode``, ``_diff``, ``warn()``, ``started`` and ``api(deadline)``.
+    """
+
+    def __init__(self, module, clock=time.monotonic, sleep=time.sleep, schedule=None, max_workers=8):
+        self.module = module
+        self.params = module.params
+        self.check_mode = bool(module.check_mode)
+        self.clock, self.sleep, self.schedule, self.max_workers = clock, sleep, schedule, max_workers
+        self.started = getattr(module, 'started', None) or clock()
+        self.deadline = self.started + (self.params.get('wait_timeout') or DEFAULT_TIMEOUT + WAIT_MARGIN)
+        self.pre_stopped = []
+        self.api = module.api(self.deadline + RETRY_GRACE)
+
+    def runner(self, salt=None):
+        return CommandRunner(self.api, max_workers=self.max_workers, schedule=self.schedule, clock=self.clock,
+                             sleep=self.sleep, token_salt=salt or self.params.get('client_token'))
+
+    def has_targets(self):
+        return self.params.get('instance_ids') is not None or self.params.get('instance_tags') is not None
+
+    def enable_parameter(self):
+        value = self.params.get('enable_parameter')
+        return bool(self.params.get('parameters')) if value is None else value
+
+    # -- validation: everything that needs no API call ----------------------------------------------------------
+    def validate(self):
+        p = self.params
+        content, scheduled = p.get('command_content'), p['repeat_mode'] != 'Once'
+        if p['state'] == 'absent':
+            if self.has_targets():
+                raise invalid('state=absent deletes a saved command; it does not take instance_ids or instance_tags')
+            return
+        if not self.has_targets() and (content is None or not p.get('name')):
+            if content is not None:
+                raise invalid('command_content without name runs the script: give instance_ids or instance_tags '
+                              '(or give name to save it as a command)')
+            raise invalid('%s without command_content invokes the saved command: give instance_ids or '
+                          'instance_tags' % ('name' if p.get('name') else 'command_id'))
+        if p.get('instance_ids') is not None:
+            if not p['instance_ids']:
+                raise invalid('instance_ids must not be empty')
+            if any(not i or not str(i).strip() for i in p['instance_ids']):
+                raise invalid('instance_ids must not contain empty entries')
+        if p.get('instance_tags') is not None:
+            if not p['instance_tags']:
+                raise invalid('instance_tags must not be empty')
+            check_tag_selector(p['instance_tags'])
+        check_timeout(p.get('timeout'))
+        if p.get('wait_timeout') is not None and p['wait_timeout'] < 1:
+            raise invalid('wait_timeout must be at least 1 second, got %d' % p['wait_timeout'])
+        for option, limit in (('name', NAME_LIMIT), ('description', DESCRIPTION_LIMIT),
+                              ('working_dir', WORKING_DIR_LIMIT), ('username', USERNAME_LIMIT),
+                              ('launcher', LAUNCHER_LIMIT)):
+            check_length(p.get(option), limit, option)
+        check_tags(p.get('tags'), reserved=RESERVED_TAGS if scheduled else 0,
+                   why_reserved='a scheduled run carries %d tags of this collection, which find it again on the '
+                                'next run' % RESERVED_TAGS)
+        if p.get('frequency') is not None:
+            if p['repeat_mode'] != 'Period':
+                raise invalid('frequency is only used with repeat_mode=Period (repeat_mode is %s)' % p['repeat_mode'])
+            check_frequency(p['frequency'], p.get('timeout') if p.get('timeout') is not None
+                            else (DEFAULT_TIMEOUT if content is not None else None))
+        if p.get('creates') or p.get('removes'):
+            if scheduled:
+                raise invalid('creates and removes are checked when the task runs, so they only work with '
+                              'repeat_mode=Once')
+            if content is not None and is_windows_type(p['type']):
+                raise invalid('creates and removes need a Linux shell: they are not supported with type=%s'
+                              % p['type'])
+        if content is None:
+            check_parameters(p.get('parameters'), None, True)
+            return
+        if not content.strip():
+            raise invalid('command_content must not be empty')
+        check_windows_user(p['type'], p.get('username'), p.get('windows_password_name'))
+        if self.enable_parameter():
+            check_placeholders(content)
+        check_parameters(p.get('parameters'), content, self.enable_parameter(), require_all=self.has_targets())
+        self.warn(check_content_size(content, p.get('parameters') if self.has_targets() else None,
+                                     saved=bool(p.get('name'))))
+
+    def validate_saved(self, command):
+        """Checks that need the saved command: parameters against its content, its type against guards and the
+        Windows user rule, frequency against its timeout."""
+        p = self.params
+        where = 'the saved command %s' % (command['name'] or command['command_id'])
+        check_parameters(p.get('parameters'), command['command_content'], command['enable_parameter'], where=where)
+        self.warn(check_content_size(command['command_content'], p.get('parameters'),
+                                     option='the content of %s' % where, saved=True))
+        check_windows_user(command['type'], p.get('username'), p.get('windows_password_name'), where=where + "'s type")
+        if (p.get('creates') or p.get('removes')) and is_windows_type(command['type']):
+            raise invalid('creates and removes need a Linux shell: %s has type %s' % (where, command['type']))
+        if p.get('frequency'):
+            check_frequency(p['frequency'], p['timeout'] if p.get('timeout') is not None else command['timeout'])
+
+    def warn(self, message):
+        if message:
+            self.module.warn(message)
+
+    # -- entry point ----------------------------------------------------------------------------------------------
+    def run(self):
+        self.validate()
+        return self.absent_() if self.params['state'] == 'absent' else self.present_()
+
+    def present_(self):
+        p = self.params
+        result = {'changed': False}
+        command = None
+        if p.get('name') and p.get('command_content') is not None:
+            command = self.ensure_saved_command(result)
+        elif p.get('name') or p.get('command_id'):
+            command = find_saved_command(self.api, name=p.get('name'), command_id=p.get('command_id'))
+            self.validate_saved(command)
+            result['command_id'] = command['command_id']
+        if not self.has_targets():
+            return result
+        spec = self.build_spec(command)
+        if not p.get('wait_timeout'):
+            self.deadline = self.started + (spec.timeout or (command or {}).get('timeout') or DEFAULT_TIMEOUT) \
+                + WAIT_MARGIN
+            self.api = self.module.api(self.deadline + RETRY_GRACE)
+        targets = resolve_targets(self.api, p.get('instance_ids'), p.get('instance_tags'),
+                                  os_type=os_of_type(spec.command_type), os_reason='type %s' % spec.command_type,
+                                  warn=self.module.warn, max_workers=self.max_workers).ids
+        if spec.repeat_mode == 'Once' and len(targets) > RUN_TAG_ABOVE:
+            check_tags(p.get('tags'), reserved=1, why_reserved='a run on more than %d instances (here %d) is sent in '
+                       'batches that share the tag %s' % (RUN_TAG_ABOVE, len(targets), RUN_TAG))
+        if self.check_mode:
+            offline = offline_agents(self.api, targets, max_workers=self.max_workers)
+            if offline:
+                raise invalid('the Cloud Assistant agent is not online on %d instance(s): %s'
+                              % (len(offline), listing(offline)))
+        if spec.repeat_mode != 'Once':
+            return self.ensure_schedule(spec, targets, command, result)
+        return self.run_once(spec, targets, command, result)
+
+    def build_spec(self, command):
+        p = self.params
+        common = dict(working_dir=p.get('working_dir'), username=p.get('username'), timeout=p.get('timeout'),
+                      parameters=p.get('parameters'), tags=p.get('tags'), repeat_mode=p['repeat_mode'],
+                      frequency=p.get('frequency'), launcher=p.get('launcher'),
+                      windows_password_name=p.get('windows_password_name'))
+        if command is not None:
+            return CommandSpec(command_id=command['command_id'], command_type=command['type'],
+                               enable_parameter=command['enable_parameter'], content=command['command_content'],
+                               **common)
+        return CommandSpec(content=p['command_content'], command_type=p['type'],
+                           enable_parameter=self.enable_parameter(), description=p.get('description'), **common)
+
+    # -- saved commands -------------------------------------------------------------------------------------------
+    def ensure_saved_command(self, result):
+        """name + command_content: create, modify or re-create the saved command (diff before/after)."""
+        p = self.params
+        desired = {'name': p['name'], 'command_content': p['command_content'], 'type': p['type'],
+                   'enable_parameter': self.enable_parameter()}
+        desired.update((o, p[o]) for o in ('description', 'working_dir', 'timeout', 'launcher') if p.get(o) is not None)
+        found = describe_commands(self.api, name=p['name'])
+        if len(found) > 1:
+            raise CloudAssistantError('name %s: %d saved commands have this name (%s); delete the extra ones first'
+                                      % (p['name'], len(found), ', '.join(c['command_id'] for c in found)))
+        current = found[0] if found else None
+        action, after, fields = plan(current, desired)
+        if action is not None:
+            result['changed'] = True
+            if self.check_mode and action != 'modify':
+                after['command_id'] = None
+            elif action == 'modify' and not self.check_mode:
+                modify_command(self.api, current['command_id'], dict((f, after[f]) for f in fields))
+            elif not self.check_mode:
+                if action == 'recreate':
+                    # the old command's scheduled runs cannot outlive it; a schedule this task asks for is created
+                    # again for the new command
+                    self.pre_stopped = stop_schedules_of_command(self.api, current['command_id'], self.runner())
+                    delete_command(self.api, current['command_id'])
+                after['command_id'] = create_command(self.api, after, p.get('tags'), salt=p.get('client_token'))
+        result['command_id'] = after['command_id']
+        result['command'] = dict((k, v) for k, v in after.items() if k != 'command_content')
+        result['command_action'] = {'create': 'created', 'recreate': 'recreated',
+                                    'modify': 'modified'}.get(action, 'unchanged')
+        if self.module._diff:
+            result['diff'] = {'before': dict(current) if current else {}, 'after': dict(after)}
+        return after
+
+    def absent_(self):
+        p = self.params
+        found = describe_commands(self.api, name=p.get('name'), command_id=p.get('command_id'))
+        result = {'changed': bool(found), 'command_id': found[0]['command_id'] if found else None,
+                  'deleted_command_ids': [c['command_id'] for c in found], 'stopped_invoke_ids': []}
+        for command in found:
+            result['stopped_invoke_ids'].extend(stop_schedules_of_command(self.api, command['command_id'],
+                                                                          self.runner(), check_mode=self.check_mode))
+            if not self.check_mode:
+                try:
+                    delete_command(self.api, command['command_id'])
+                except CloudAssistantError as exc:
+                    if exc.code != 'InvalidCmdId.NotFound':  # another run deleted it first
+                        raise
+        if self.module._diff:
+            result['diff'] = {'before': found[0] if len(found) == 1 else ({'commands': found} if found else {}),
+                              'after': {}}
+        return result
+
+    # -- one-time runs --------------------------------------------------------------------------------------------
+    def run_once(self, spec, targets, command, result):
+        p = self.params
+        result['command_id'] = command['command_id'] if command else None
+        if self.check_mode:
+            return self.would_run(targets, result, ' (creates/removes are not checked in check mode: that needs a '
+                                                   'run on the instances)' if p.get('creates') or p.get('removes') else '')
+        skipped = {}
+        if p.get('creates') or p.get('removes'):
+            skipped = evaluate_guards(self.runner(), targets, self.deadline, p.get('creates'), p.get('removes'),
+                                      working_dir=spec.working_dir or (command or {}).get('working_dir') or None,
+                                      username=spec.username)
+        to_run = [t for t in targets if t not in skipped]
+        run = self.runner().run(spec, to_run, self.deadline, wait=p['wait'],
+                                stop_on_timeout=p['stop_on_timeout']) if to_run else None
+        ran = dict((e['instance_id'], e) for e in (run.instances if run else []))
+        instances = [ran.get(t) or instance_entry(t, status=SKIPPED, skipped=True) for t in targets]
+        result.update(run_fields(instances, run.invoke_ids if run else []), changed=result['changed'] or bool(run))
+        if run is not None and not command:
+            result['command_id'] = run.command_id
+        if len(instances) == 1 and (run is None or p['wait']) and (run is None or run.error is None):
+            only = instances[0]
+            # like ansible.builtin.command: the trailing newline is not part of stdout
+            result['rc'], result['stdout'] = ((0, skipped[only['instance_id']]) if only['skipped']
+                                              else (only['exit_code'], (only['output'] or '').rstrip('\r\n')))
+            result['stdout_lines'] = result['stdout'].splitlines()
+        result['msg'] = self.run_message(run, instances, to_run, skipped)
+        result['failed'] = run is not None and (run.error is not None or run.timed_out or bool(run.rejected)
+                                                or (p['wait'] and failure_message(instances) is not None))
+        if run is not None and run.error is not None:
+            result.update(run.error.result())
+        return result
+
+    def run_message(self, run, instances, to_run, skipped):
+        if run is None:
+            reasons = sorted(set(skipped.values()))
+            return reasons[0] if len(reasons) == 1 else 'skipped on every instance (creates/removes)'
+        if run.error is not None:
+            return ('%s - while waiting for %s, which the API had accepted: the command may still be running; '
+                    'follow it up with the invoke IDs' % (run.error.msg, ', '.join(run.invoke_ids)))
+        if run.timed_out:
+            unfinished = [i['instance_id'] for i in instances if not i['skipped']
+                          and not is_terminal(i['invocation_status']) and i['invocation_status'] != REJECTED]
+            return ('wait_timeout (%d s) expired: %d of %d instances had not finished%s: %s'
+                    % (self.deadline - self.started, len(unfinished), len(to_run),
+                       ' (StopInvocation sent)' if run.stopped else '', listing(unfinished)))
+        if not self.params['wait']:
+            return failure_message(run.rejected) or 'submitted to %d instance(s); not waiting (wait=false)' % len(to_run)
+        return failure_message(instances) or '%d of %d instance(s) succeeded%s' % (
+            len(to_run), len(to_run), ', %d skipped (creates/removes)' % len(skipped) if skipped else '')
+
+    def would_run(self, targets, result, note=''):
+        result.update(run_fields([instance_entry(i, status=NOT_RUN) for i in targets], []),
+                      changed=True, would_run_on=list(targets),
+                      msg='check mode: would run on %d instance(s)%s' % (len(targets), note))
+        return result
+
+    # -- scheduled runs -------------------------------------------------------------------------------------------
+    def ensure_schedule(self, spec, targets, command, result):
+        """Keep a live schedule with the same settings on the same instances; else submit the replacement and,
+        once it was accepted, stop the schedules it replaces."""
+        p = self.params
+        command = command or {}
+        identity = (['name', p['name']] if p.get('name') else ['command_id', p['command_id']] if p.get('command_id')
+                    else ['content', spec.command_type, fingerprint(spec.content)])
+        key = schedule_key(identity, _selector(p, targets), spec.repeat_mode)
+        spec_hash = schedule_hash(spec.frequency, spec.parameters, spec.timeout or command.get('timeout'),
+                                  spec.username, spec.working_dir or command.get('working_dir'),
+                                  spec.launcher or command.get('launcher'), command.get('command_id'),
+                                  command.get('command_content') if command else spec.content, spec.command_type,
+                                  sorted(spec.tags.items()), spec.windows_password_name)
+        existing = find_schedules(self.api, key)
+        result['command_id'] = command.get('command_id')
+        if matches(existing, spec_hash, targets):
+            entries = dict((i.instance_id, instance_entry(i.instance_id, invoke_id=inv.invoke_id, model=i))
+                           for inv in existing for i in invoke_instances(inv))
+            result.update(run_fields([entries[t] for t in targets], [inv.invoke_id for inv in existing]),
+                          msg='the scheduled run already exists (%s)' % ', '.join(inv.invoke_id for inv in existing))
+            return result
+        replaced = [inv.invoke_id for inv in existing]
+        to_stop = self.pre_stopped + replaced
+        result['changed'] = True
+        if self.check_mode:
+            self.would_run(targets, result)
+            result.update(would_stop=to_stop, msg='check mode: would %sschedule the run on %d instance(s)' % (
+                'stop %s and re-' % ', '.join(to_stop) if to_stop else '', len(targets)))
+            return result
+        run = submit_schedule(self.runner(), spec, targets, key, spec_hash, replaces=replaced,
+                              salt=p.get('client_token'))
+        result.update(run_fields(run.instances, run.invoke_ids))
+        result['command_id'] = result['command_id'] or run.command_id
+        if run.rejected:
+            result.update(failed=True, msg='%s; the schedule(s) it would replace were kept: %s'
+                          % (failure_message(run.rejected), ', '.join(replaced) or 'none'))
+            return result
+        for invocation in existing:
+            stop_live(self.api, invocation)
+        result.update(stopped_invoke_ids=to_stop, msg='scheduled (%s) on %d instance(s)%s' % (
+            spec.frequency if spec.repeat_mode == 'Period' else spec.repeat_mode, len(targets),
+            '; replaced %s' % ', '.join(to_stop) if to_stop else ''))
+        return result
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), mutually_exclusive=MUTUALLY_EXCLUSIVE,
-                           supports_check_mode=True)
-    if not HAS_SDK:
-        module.fail_json(msg=missing_required_lib(SDK_REQUIREMENTS), exception=SDK_IMPORT_ERROR)
-    try:
-        result = CloudAssistantCommand(module).run()
-    except CloudAssistantError as e:
-        module.fail_json(msg=e.msg, **e.result())
-    except Exception as e:  # pylint: disable=broad-except
-        module.fail_json(msg='unexpected error: %s: %s' % (type(e).__name__, e), exception=traceback.format_exc())
-    (module.fail_json if result.pop('failed', False) else module.exit_json)(**result)
+    module = CloudAssistantModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True, **RULES)
+    module.run_resource(CloudAssistantCommand)
 
 
 if __name__ == '__main__':

@@ -39,7 +39,6 @@ class FakeClient:
         self.seen = []       # (action, request, runtime)
         self.sent = []       # (action, request.to_map() when it was sent)
         self.lock = threading.Lock()
-        self.cloud_assistant_runtime = {'ignore_ssl': True, 'connect_timeout': 5000, 'read_timeout': 15000}
 
     def _answer(self, action, request, runtime):
         with self.lock:
@@ -102,7 +101,8 @@ def test_snake_case_matches_sdk_method_names():
 def test_call_returns_body_fills_region_and_passes_runtime():
     client = FakeClient()
     client.script['RunCommand'] = [{'InvokeId': 't-1'}]
-    api = CloudAssistantApi(client, 'cn-hangzhou', no_sleep_policy())
+    api = CloudAssistantApi(client, 'cn-hangzhou', no_sleep_policy(),
+                            runtime={'ignore_ssl': True, 'connect_timeout': 5000, 'read_timeout': 15000})
     request = ecs_models.RunCommandRequest(type='RunShellScript', command_content='id', client_token='tok')
     assert api.call('RunCommand', request) == {'InvokeId': 't-1'}
     action, sent, runtime = client.seen[0]

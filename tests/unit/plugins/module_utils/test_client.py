@@ -14,15 +14,15 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._clie
     CONNECT_TIMEOUT_MS,
     HAS_SDK,
     READ_TIMEOUT_MS,
-    RUNTIME_ATTRIBUTE,
     USER_AGENT,
     build_config,
-    ecs_client,
     parse_endpoint,
     runtime_settings,
 )
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import build_api
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._options import ConnectionOptions
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._retry import RetryPolicy
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._version import COLLECTION_VERSION
 
 needs_sdk = pytest.mark.skipif(not HAS_SDK, reason='the Alibaba Cloud SDK is not installed')
@@ -188,6 +188,10 @@ def test_config_role_arn_with_oidc_environment(monkeypatch, tmp_path):
 @needs_sdk
 def test_config_ecs_ram_role(monkeypatch):
     from alibabacloud_credentials.provider import EcsRamRoleCredentialsProvider
+    from alibabacloud_credentials.utils import auth_util
+    # building the provider contacts nothing (no background refresh); the test suite disables the metadata
+    # service for every test (read by the library at import), which the provider refuses at construction
+    monkeypatch.setattr(auth_util, 'environment_ecs_metadata_disabled', 'false')
     config = build_config(ConnectionOptions(region_id='r', ecs_ram_role_name='worker'))
     provider = _provider(config)
     assert isinstance(provider, EcsRamRoleCredentialsProvider)
@@ -237,19 +241,32 @@ def test_profile_provider_reports_every_source():
 
 
 @needs_sdk
-def test_ecs_client_carries_runtime_settings():
-    client = ecs_client(ConnectionOptions(access_key_id='AK', access_key_secret='SK', region_id='cn-hangzhou',
-                                          endpoint='https://ecs.example.test', validate_certs=False))
-    assert getattr(client, RUNTIME_ATTRIBUTE) == {'ignore_ssl': True, 'connect_timeout': 5000, 'read_timeout': 15000}
+def test_build_api_passes_runtime_settings_explicitly():
+    opts = ConnectionOptions(access_key_id='AK', access_key_secret='SK', region_id='cn-hangzhou',
+                             endpoint='https://ecs.example.test', validate_certs=False)
+    api = build_api(opts, RetryPolicy(deadline=None))
+    assert api._runtime == {'ignore_ssl': True, 'connect_timeout': 5000, 'read_timeout': 15000}
+    assert api.region_id == 'cn-hangzhou'
+    client = api.client
     assert (client._endpoint, client._protocol) == ('ecs.example.test', 'https')
     assert client._user_agent == USER_AGENT
 
 
 @needs_sdk
 def test_ecs_client_regional_endpoint():
-    client = ecs_client(ConnectionOptions(access_key_id='AK', access_key_secret='SK', region_id='cn-beijing'))
-    assert client._endpoint == 'ecs.cn-beijing.aliyuncs.com'
-    assert getattr(client, RUNTIME_ATTRIBUTE)['ignore_ssl'] is False
+    opts = ConnectionOptions(access_key_id='AK', access_key_secret='SK', region_id='cn-beijing')
+    api = build_api(opts, RetryPolicy(deadline=None))
+    assert api.client._endpoint == 'ecs.cn-beijing.aliyuncs.com'
+    assert api._runtime['ignore_ssl'] is False
+
+
+@needs_sdk
+def test_ecs_ram_role_with_metadata_disabled_is_a_clear_error(monkeypatch):
+    from alibabacloud_credentials.utils import auth_util
+    monkeypatch.setattr(auth_util, 'environment_ecs_metadata_disabled', 'true')
+    with pytest.raises(CloudAssistantError) as info:
+        build_config(ConnectionOptions(region_id='r', ecs_ram_role_name='worker'))
+    assert info.value.msg.startswith('invalid credential settings:') and 'disabled' in info.value.msg
 
 
 def test_missing_sdk_is_a_clear_error(monkeypatch):

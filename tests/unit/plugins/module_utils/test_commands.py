@@ -14,10 +14,19 @@ import threading
 from types import SimpleNamespace as NS
 
 import pytest
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils import _commands as C
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils import _frequency as F
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils import _guards as G
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils import _limits as L
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils import _results as R
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils import _runner as RUN
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils import _schedules as SCH
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils import _status as S
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.modules.cloud_assistant_command import argument_spec
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._invocations import stop_live
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._module import module_argument_spec
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.modules import cloud_assistant_command as M
 
 MUTATING = {'RunCommand', 'InvokeCommand', 'CreateCommand', 'ModifyCommand', 'DeleteCommand', 'StopInvocation'}
 
@@ -237,20 +246,21 @@ class Clock:
         self.now += seconds
 
 
-DEFAULTS = dict((name, spec.get('default')) for name, spec in argument_spec().items())
+DEFAULTS = dict((name, spec.get('default')) for name, spec in module_argument_spec(M.ARGUMENT_SPEC).items())
 
 
-def module(check_mode=False, diff=False, **params):
+def module(api, check_mode=False, diff=False, started=None, **params):
     values = dict(DEFAULTS)
     values.update(params)
     warnings = []
-    return NS(params=values, check_mode=check_mode, _diff=diff, warn=warnings.append, warnings=warnings)
+    return NS(params=values, check_mode=check_mode, _diff=diff, warn=warnings.append, warnings=warnings,
+              started=started, api=lambda deadline: api)
 
 
 def run(api, check_mode=False, diff=False, **params):
     clock = Clock()
-    mod = module(check_mode=check_mode, diff=diff, **params)
-    result = C.CloudAssistantCommand(mod, api=api, clock=clock, sleep=clock.sleep).run()
+    mod = module(api, check_mode=check_mode, diff=diff, started=clock(), **params)
+    result = M.CloudAssistantCommand(mod, clock=clock, sleep=clock.sleep).run()
     result['_warnings'] = mod.warnings
     return result
 
@@ -271,7 +281,7 @@ def error_of(api=None, **params):
     '0 0 3 * * ? 2031', '0 0 3 L * ?', '0 0 3 ? * 6#3',
 ])
 def test_frequency_accepted(frequency):
-    C.check_frequency(frequency, 60)
+    F.check_frequency(frequency, 60)
 
 
 @pytest.mark.parametrize('frequency, words', [
@@ -284,93 +294,109 @@ def test_frequency_accepted(frequency):
     ('0 0 3 * *', '6 fields'),
     ('every day', '6 fields'),
     ('0 0 3 * * ? 2030 Nowhere', 'time zone'),
-    ('0 0 3 * * $', 'cron field'),
+    ('0 0 3 * * $', 'day-of-week field'),
     ('', 'empty'),
+    # the forms the service refuses (reference section 2.1.1), checked here so that check mode sees them too
+    ('0 0 3 * * ? GMT+08:00', 'without a leading zero'),
+    ('at(2030-01-01 10:00:00 GMT-07:00)', 'without a leading zero'),
+    ('0 0 3 * * ? GMT', 'needs an offset'),
+    ('0 0 3 ? * 0', 'the day-of-week field has 0, outside 1-7'),
+    ('0 0 24 * * ?', 'the hours field has 24, outside 0-23'),
+    ('0 60 3 * * ?', 'the minutes field has 60, outside 0-59'),
+    ('0 0 3 32 * ?', 'the day-of-month field has 32, outside 1-31'),
+    ('0 0 3 ? 13 *', 'the month field has 13, outside 1-12'),
+    ('0 0 3 * * ? 1969', 'the year field has 1969, outside 1970-2099'),
+    ('0 0 3 ? * 6#6', 'week of the month must be 1-5'),
+    ('0 0 3 ? * 5-2', 'runs backwards'),
+    ('0 0 3 ? * MON-FRY', 'not a number or a name'),
+    ('0 0 3 * * ? Asia/Nowhere', 'unknown time zone'),
+    ('at(2030-02-30 10:00:00)', 'not a valid date'),
+    ('0 ? 3 * * *', '? is only allowed in the day-of-month and day-of-week fields'),
 ])
 def test_frequency_rejected(frequency, words):
     with pytest.raises(CloudAssistantError) as info:
-        C.check_frequency(frequency, 60)
-    assert words in info.value.msg
+        F.check_frequency(frequency, 60)
+    assert words in info.value.msg and frequency in info.value.msg
 
 
 def test_content_size_counts_base64_of_content_and_parameters():
-    limit_text = 'x' * (C.CONTENT_LIMIT // 4 * 3)          # exactly 24576 bytes after Base64
-    assert C.content_size(limit_text) == C.CONTENT_LIMIT
-    C.check_content_size(limit_text)
+    limit_text = 'x' * (L.CONTENT_LIMIT // 4 * 3)          # exactly 24576 bytes after Base64
+    assert L.content_size(limit_text) == L.CONTENT_LIMIT
+    L.check_content_size(limit_text)
     with pytest.raises(CloudAssistantError) as info:
-        C.check_content_size(limit_text + 'x')
+        L.check_content_size(limit_text + 'x')
     assert 'command_content is 24580 bytes after Base64 encoding, over the limit of 24576 bytes' in info.value.msg
     with pytest.raises(CloudAssistantError) as info:
-        C.check_content_size(limit_text[:-10] + '{{a}}', {'a': 'y' * 100})
+        L.check_content_size(limit_text[:-10] + '{{a}}', {'a': 'y' * 100})
     assert 'plus parameters' in info.value.msg
     # multi-byte characters count in UTF-8
-    assert C.content_size('é') == 4
+    assert L.content_size('é') == 4
 
 
 def test_placeholders():
     content = 'echo {{ name }} {{Name}} {{ACS::InstanceId}} {{other-1}} {{ x_y }}'
-    assert C.placeholder_names(content) == ['name', 'other-1', 'x_y']
-    C.check_placeholders(content)
+    assert L.placeholder_names(content) == ['name', 'other-1', 'x_y']
+    L.check_placeholders(content)
     with pytest.raises(CloudAssistantError, match='not a valid parameter name'):
-        C.check_placeholders('docker inspect -f {{.State.Running}} x')
+        L.check_placeholders('docker inspect -f {{.State.Running}} x')
     with pytest.raises(CloudAssistantError, match='reserved for the built-in'):
-        C.check_placeholders('{{ACS::Nope}}')
+        L.check_placeholders('{{ACS::Nope}}')
     with pytest.raises(CloudAssistantError, match='defines 21 custom parameters, more than the limit of 20'):
-        C.check_placeholders(' '.join('{{p%d}}' % n for n in range(21)))
+        L.check_placeholders(' '.join('{{p%d}}' % n for n in range(21)))
 
 
 def test_parameters_checks():
-    C.check_parameters({'Name': 'x', 'n': 1, 'flag': True}, 'echo {{name}} {{N}} {{flag}}', True)
+    L.check_parameters({'Name': 'x', 'n': 1, 'flag': True}, 'echo {{name}} {{N}} {{flag}}', True)
     with pytest.raises(CloudAssistantError, match='parameters: other not used by command_content'):
-        C.check_parameters({'name': 1, 'other': 2}, 'echo {{name}}', True)
+        L.check_parameters({'name': 1, 'other': 2}, 'echo {{name}}', True)
     with pytest.raises(CloudAssistantError, match='gives no value'):
-        C.check_parameters({'name': 1}, 'echo {{name}} {{missing}}', True)
+        L.check_parameters({'name': 1}, 'echo {{name}} {{missing}}', True)
     with pytest.raises(CloudAssistantError, match='gives no value'):
-        C.check_parameters({}, 'echo {{name}}', True)
-    C.check_parameters({}, 'echo {{name}}', True, require_all=False)
+        L.check_parameters({}, 'echo {{name}}', True)
+    L.check_parameters({}, 'echo {{name}}', True, require_all=False)
     with pytest.raises(CloudAssistantError, match='11 entries, more than the limit of 10'):
-        C.check_parameters(dict(('p%d' % n, n) for n in range(11)), None, True)
+        L.check_parameters(dict(('p%d' % n, n) for n in range(11)), None, True)
     with pytest.raises(CloudAssistantError, match='enable_parameter=false'):
-        C.check_parameters({'a': 1}, 'echo {{a}}', False)
+        L.check_parameters({'a': 1}, 'echo {{a}}', False)
     with pytest.raises(CloudAssistantError, match='string, number or boolean'):
-        C.check_parameters({'a': [1]}, 'echo {{a}}', True)
+        L.check_parameters({'a': [1]}, 'echo {{a}}', True)
     with pytest.raises(CloudAssistantError, match='given twice'):
-        C.check_parameters({'a': 1, 'A': 2}, 'echo {{a}}', True)
+        L.check_parameters({'a': 1, 'A': 2}, 'echo {{a}}', True)
 
 
 def test_tags_checks():
-    C.check_tags({'team': 'ops', 'empty': ''})
-    with pytest.raises(CloudAssistantError, match='reserved for this module'):
-        C.check_tags({'ansible:cloud-assistant:key': 'x'})
+    L.check_tags({'team': 'ops', 'empty': ''})
+    with pytest.raises(CloudAssistantError, match='reserved for this collection'):
+        L.check_tags({'ansible:cloud-assistant:key': 'x'})
     with pytest.raises(CloudAssistantError, match='not allowed'):
-        C.check_tags({'acs:rm': 'x'})
-    C.check_tags(dict(('k%d' % n, 'v') for n in range(20)))
+        L.check_tags({'acs:rm': 'x'})
+    L.check_tags(dict(('k%d' % n, 'v') for n in range(20)))
     with pytest.raises(CloudAssistantError, match='at most 18 are allowed'):
-        C.check_tags(dict(('k%d' % n, 'v') for n in range(19)), reserved=2)
+        L.check_tags(dict(('k%d' % n, 'v') for n in range(19)), reserved=2)
 
 
 def test_guard_script_quotes_paths():
-    script = C.guard_script("/tmp/it's here", None)
+    script = G.guard_script("/tmp/it's here", None)
     assert "'/tmp/it'\"'\"'s here'" in script
     assert script.endswith('exit 1\n')
-    both = C.guard_script('/a', '/b')
+    both = G.guard_script('/a', '/b')
     assert 'echo creates' in both and 'echo removes' in both
 
 
 def test_failure_message_names_the_first_five():
-    entries = [C.instance_entry('i-%d' % n, status='Success') for n in range(50)]
+    entries = [R.instance_entry('i-%d' % n, status='Success') for n in range(50)]
     entries[3].update(invocation_status='Failed', error_code='ExitCodeNonzero', exit_code=1)
     entries[7].update(invocation_status='Timeout', error_code='ExecutionTimeout')
-    assert C.failure_message(entries) == ('2 of 50 instances did not succeed: i-3 (Failed, ExitCodeNonzero, exit 1), '
+    assert R.failure_message(entries) == ('2 of 50 instances did not succeed: i-3 (Failed, ExitCodeNonzero, exit 1), '
                                           'i-7 (Timeout, ExecutionTimeout)')
     for n in range(10, 20):
         entries[n].update(invocation_status='Aborted', error_code='ClientNotRunning')
-    message = C.failure_message(entries)
+    message = R.failure_message(entries)
     assert message.startswith('12 of 50 instances did not succeed: i-3 (')
     assert message.endswith('i-12 (Aborted, ClientNotRunning) and 7 more')
-    skipped = [C.instance_entry('i-x', status='Skipped', skipped=True)]
-    assert C.failure_message(skipped) is None
-    assert C.failure_message([C.instance_entry('i-1', status='Success')]) is None
+    skipped = [R.instance_entry('i-x', status='Skipped', skipped=True)]
+    assert R.failure_message(skipped) is None
+    assert R.failure_message([R.instance_entry('i-1', status='Success')]) is None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -379,7 +405,7 @@ def test_failure_message_names_the_first_five():
 
 def runner_for(api, salt='salt'):
     clock = Clock()
-    return C.CommandRunner(api, clock=clock, sleep=clock.sleep, token_salt=salt), clock
+    return RUN.CommandRunner(api, clock=clock, sleep=clock.sleep, token_salt=salt), clock
 
 
 def test_runner_batches_of_100_and_merges_in_target_order():
@@ -388,7 +414,7 @@ def test_runner_batches_of_100_and_merges_in_target_order():
                                           else ('Success', 0, iid.encode() + b'\n', ''))
     runner, clock = runner_for(api)
     targets = sorted(api.instances, reverse=True)
-    result = runner.run(C.CommandSpec(content='echo hi', timeout=60), targets, clock() + 100)
+    result = runner.run(RUN.CommandSpec(content='echo hi', timeout=60), targets, clock() + 100)
     runs = [r for a, r in api.calls if a == 'RunCommand']
     assert [len(r.instance_id) for r in runs] == [100, 100, 50]
     assert len(set(r.client_token for r in runs)) == 3
@@ -400,7 +426,7 @@ def test_runner_batches_of_100_and_merges_in_target_order():
     assert bad == [dict(bad[0], instance_id='i-l120', exit_code=2, output='bad', error_code='ExitCodeNonzero')]
     assert result.instances[0]['output'] == targets[0] + '\n'
     # the three batches share one run tag: one tag-filtered status poll for all, then one output fetch each
-    run_tags = set(dict(_tag_pairs(r.tag)).get(C.RUN_TAG) for r in runs)
+    run_tags = set(dict(_tag_pairs(r.tag)).get(RUN.RUN_TAG) for r in runs)
     assert len(run_tags) == 1 and None not in run_tags
     assert api.count('DescribeInvocations') == 1 + 3
 
@@ -408,9 +434,9 @@ def test_runner_batches_of_100_and_merges_in_target_order():
 def test_runner_single_batch_has_no_run_tag_and_polls_by_invoke_id():
     api = FakeCloud(linux=3)
     runner, clock = runner_for(api)
-    runner.run(C.CommandSpec(content='echo hi'), sorted(api.instances), clock() + 10)
+    runner.run(RUN.CommandSpec(content='echo hi'), sorted(api.instances), clock() + 10)
     (run,) = [r for a, r in api.calls if a == 'RunCommand']
-    assert C.RUN_TAG not in dict(_tag_pairs(getattr(run, 'tag', None)))
+    assert RUN.RUN_TAG not in dict(_tag_pairs(getattr(run, 'tag', None)))
     polls = [r for a, r in api.calls if a == 'DescribeInvocations']
     assert all(getattr(r, 'invoke_id', None) for r in polls)
 
@@ -419,7 +445,7 @@ def test_runner_tokens_are_stable_for_the_same_salt_and_differ_across_runs():
     def tokens(salt):
         api = FakeCloud(linux=3)
         runner, clock = runner_for(api, salt)
-        runner.run(C.CommandSpec(content='echo hi'), sorted(api.instances), clock() + 10)
+        runner.run(RUN.CommandSpec(content='echo hi'), sorted(api.instances), clock() + 10)
         return [r.client_token for a, r in api.calls if a == 'RunCommand']
 
     assert tokens('a') == tokens('a')
@@ -432,11 +458,11 @@ def test_runner_reports_a_refused_batch_and_keeps_the_others():
     api.refuse['RunCommandRequest'] = {'i-l120': CloudAssistantError('RunCommand failed: InvalidInstance.NotMatch',
                                                                      code='InvalidInstance.NotMatch')}
     runner, clock = runner_for(api)
-    result = runner.run(C.CommandSpec(content='echo'), sorted(api.instances), clock() + 10)
-    rejected = [i for i in result.instances if i['invocation_status'] == C.REJECTED]
+    result = runner.run(RUN.CommandSpec(content='echo'), sorted(api.instances), clock() + 10)
+    rejected = [i for i in result.instances if i['invocation_status'] == S.REJECTED]
     assert len(rejected) == 50 and rejected[0]['error_code'] == 'InvalidInstance.NotMatch'
     assert len(result.invoke_ids) == 1
-    assert C.overall_status(result.instances) == 'PartialFailed'
+    assert R.overall_status(result.instances) == 'PartialFailed'
     assert result.invocation_status == 'PartialFailed'  # the runner's own summary agrees
 
 
@@ -445,13 +471,13 @@ def test_runner_raises_when_every_batch_is_refused():
     api.refuse['RunCommandRequest'] = {'i-l000': CloudAssistantError('nope', code='X')}
     runner, clock = runner_for(api)
     with pytest.raises(CloudAssistantError, match='nope'):
-        runner.run(C.CommandSpec(content='echo'), ['i-l000'], clock() + 10)
+        runner.run(RUN.CommandSpec(content='echo'), ['i-l000'], clock() + 10)
 
 
 def test_runner_without_wait_returns_at_once():
     api = FakeCloud(linux=2)
     runner, clock = runner_for(api)
-    result = runner.run(C.CommandSpec(content='echo'), sorted(api.instances), clock() + 10, wait=False)
+    result = runner.run(RUN.CommandSpec(content='echo'), sorted(api.instances), clock() + 10, wait=False)
     assert api.count('DescribeInvocations') == 0
     assert [i['invocation_status'] for i in result.instances] == ['Submitted', 'Submitted']
     assert result.invocation_status == 'Submitted'
@@ -461,7 +487,7 @@ def test_runner_timeout_stops_unfinished_instances_in_chunks_of_50():
     api = FakeCloud(linux=120)
     api.hang = True
     runner, clock = runner_for(api)
-    result = runner.run(C.CommandSpec(content='sleep 99'), sorted(api.instances), clock() + 30, stop_on_timeout=True)
+    result = runner.run(RUN.CommandSpec(content='sleep 99'), sorted(api.instances), clock() + 30, stop_on_timeout=True)
     assert result.timed_out and result.stopped
     stops = [r for a, r in api.calls if a == 'StopInvocation']
     assert sorted(len(r.instance_id) for r in stops) == [20, 50, 50]
@@ -472,12 +498,12 @@ def test_invoke_command_spec_uses_invoke_command():
     api = FakeCloud(linux=2)
     cid = api.add_command('saved', 'echo {{a}}', enable_parameter=True)
     runner, clock = runner_for(api)
-    result = runner.run(C.CommandSpec(command_id=cid, parameters={'a': 1}), sorted(api.instances), clock() + 10)
+    result = runner.run(RUN.CommandSpec(command_id=cid, parameters={'a': 1}), sorted(api.instances), clock() + 10)
     calls = [a for a, _r in api.calls]
     assert 'InvokeCommand' in calls and 'RunCommand' not in calls
     assert result.command_id == cid
     request = [r for a, r in api.calls if a == 'InvokeCommand'][0]
-    assert request.parameters == {'a': 1} and request.client_token
+    assert request.parameters == {'a': '1'} and request.client_token  # the API types values as strings
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -490,7 +516,6 @@ def test_invoke_command_spec_uses_invoke_command():
     (dict(instance_tags={}, command_content='echo'), 'instance_tags must not be empty'),
     (dict(command_content='echo'), 'give instance_ids or instance_tags'),
     (dict(name='x'), 'give instance_ids or instance_tags'),
-    (dict(), 'one of command_content, name or command_id is required'),
     (dict(instance_ids=['i-1'], command_content='x' * 20000), 'over the limit of 24576 bytes'),
     (dict(instance_ids=['i-1'], command_content='echo', timeout=5), 'timeout must be between 10 and 86400'),
     (dict(instance_ids=['i-1'], command_content='echo', timeout=86401), 'timeout must be between 10 and 86400'),
@@ -499,7 +524,6 @@ def test_invoke_command_spec_uses_invoke_command():
      'more than the limit of 10'),
     (dict(instance_ids=['i-1'], command_content='echo {{a}}', parameters={'a': 1}, enable_parameter=False),
      'enable_parameter=false'),
-    (dict(instance_ids=['i-1'], command_content='echo', repeat_mode='Period'), 'repeat_mode=Period needs frequency'),
     (dict(instance_ids=['i-1'], command_content='echo', frequency='rate(5m)'), 'only used with repeat_mode=Period'),
     (dict(instance_ids=['i-1'], command_content='echo', repeat_mode='Period', frequency='0 0 3 * *'), 'malformed'),
     (dict(instance_ids=['i-1'], command_content='echo', creates='/x', type='RunBatScript'), 'need a Linux shell'),
@@ -507,13 +531,26 @@ def test_invoke_command_spec_uses_invoke_command():
      'only work with repeat_mode=Once'),
     (dict(instance_ids=['i-1'], command_content='  '), 'must not be empty'),
     (dict(instance_ids=['i-1'], command_content='echo', tags={'acs:x': '1'}), 'not allowed'),
-    (dict(state='absent'), 'state=absent needs name or command_id'),
     (dict(state='absent', name='x', instance_ids=['i-1']), 'does not take instance_ids'),
     (dict(instance_ids=['i-1'], command_content='echo', wait_timeout=0), 'wait_timeout must be at least 1'),
     (dict(instance_ids=['i-1'], command_content='echo', name='n' * 129), 'name is 129 characters long'),
 ])
 def test_bad_input_fails_before_any_api_call(params, words):
     assert words in error_of(**params)
+
+
+@pytest.mark.parametrize('params, words', [
+    (dict(), 'one of the following is required: command_content, name, command_id'),
+    (dict(instance_ids=['i-1'], command_content='echo', repeat_mode='Period'),
+     'repeat_mode is Period but all of the following are missing: frequency'),
+    (dict(state='absent'), 'state is absent but any of the following are missing: name, command_id'),
+    (dict(instance_ids=['i-1'], instance_tags={'a': 'b'}, command_content='echo'),
+     'parameters are mutually exclusive: instance_ids|instance_tags'),
+    (dict(command_id='c-1', name='x', instance_ids=['i-1']), 'parameters are mutually exclusive: name|command_id'),
+])
+def test_argument_rules_are_declared(params, words):
+    validated = ArgumentSpecValidator(module_argument_spec(M.ARGUMENT_SPEC), **M.RULES).validate(params)
+    assert words in ' '.join(str(e) for e in validated.errors)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -786,8 +823,10 @@ def test_schedule_is_created_once_and_found_again():
     assert first['changed'] and len(first['invoke_ids']) == 1
     request = [r for a, r in api.calls if a == 'RunCommand'][0]
     tags = dict(_tag_pairs(request.tag))
-    assert set(tags) == {C.KEY_TAG, C.SPEC_TAG} and request.repeat_mode == 'Period'
-    assert api.count('DescribeInvocations') == 1      # the lookup only: scheduled runs are not waited for
+    assert set(tags) == {SCH.KEY_TAG, SCH.SPEC_TAG} and request.repeat_mode == 'Period'
+    # the lookup, and the check that the accepted schedule is live: scheduled runs are not waited for
+    assert api.count('DescribeInvocations') == 2
+    assert all(r.timed for a, r in api.calls if a == 'DescribeInvocations')  # scheduled runs are listed with Timed
     api.calls[:] = []
     second = run(api, instance_ids=list(reversed(ids)), **SCHEDULE)
     assert second['changed'] is False
@@ -872,13 +911,167 @@ def test_client_token_makes_a_run_repeatable():
 
 
 def test_stop_live_skips_finished_and_already_stopping_instances():
-    runner, _clock = runner_for(FakeCloud(linux=1))
     invocation = NS(invoke_id='t-x', invoke_instances=NS(invoke_instance=[
         NS(instance_id='a', invocation_status='Running'), NS(instance_id='b', invocation_status='Stopping'),
         NS(instance_id='c', invocation_status='Success'), NS(instance_id='d', invocation_status='Scheduled')]))
+    api = FakeCloud(linux=1)
     sent = []
-    runner.stop = lambda invoke_id, ids: sent.append((invoke_id, list(ids)))
-    assert runner.stop_live(invocation) == ['a', 'd']
+    api.StopInvocation = lambda request: sent.append((request.invoke_id, list(request.instance_id)))
+    assert stop_live(api, invocation) == ['a', 'd']
     assert sent == [('t-x', ['a', 'd'])]
     done = NS(invoke_id='t-y', invoke_instances=NS(invoke_instance=[NS(instance_id='c', invocation_status='Failed')]))
-    assert runner.stop_live(done) == [] and len(sent) == 1
+    assert stop_live(api, done) == [] and len(sent) == 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Where the module differed from the real API, and the defects a probe of the main job found
+# ---------------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('frequency', ['0 0 3 ? * 7', '0 0 3 ? * SUN-SAT', '0 0 3 ? * 2#1 GMT-7:00',
+                                       '0 0 3 L * ? 2030 GMT+14:00', '0 0 3 15W JAN-DEC ?', '0 0 3 ? * 6L UTC'])
+def test_frequency_edge_forms_are_accepted(frequency):
+    F.check_frequency(frequency, 60)
+
+
+def test_check_mode_refuses_a_frequency_the_service_would_refuse():
+    api = FakeCloud(linux=1)
+    with pytest.raises(CloudAssistantError, match='leading zero'):
+        run(api, check_mode=True, instance_ids=['i-l000'], command_content='date', repeat_mode='Period',
+            frequency='0 0 3 * * ? GMT+08:00')
+    assert api.calls == []
+
+
+@pytest.mark.parametrize('params', [
+    dict(type='RunPowerShellScript', username='deploy'),
+    dict(type='RunBatScript', username='Administrator'),
+])
+def test_windows_user_other_than_system_needs_a_password_name(params):
+    msg = error_of(instance_ids=['i-w000'], command_content='echo', **params)
+    assert 'needs windows_password_name' in msg and params['username'] in msg
+
+
+def test_windows_password_name_is_sent_and_system_needs_none():
+    api = FakeCloud(windows=1)
+    run(api, instance_ids=['i-w000'], command_content='echo', type='RunPowerShellScript', username='SYSTEM')
+    run(api, instance_ids=['i-w000'], command_content='echo', type='RunPowerShellScript', username='deploy',
+        windows_password_name='axt-deploy-password')
+    sent = [r for a, r in api.calls if a == 'RunCommand']
+    assert getattr(sent[0], 'windows_password_name', None) is None
+    assert sent[1].windows_password_name == 'axt-deploy-password' and sent[1].username == 'deploy'
+    assert 'only for Windows' in error_of(instance_ids=['i-1'], command_content='echo', windows_password_name='x')
+
+
+def test_saved_windows_command_checks_the_user_rule_against_its_type():
+    api = FakeCloud(windows=1)
+    api.add_command('win', content='dir', type='RunBatScript')
+    with pytest.raises(CloudAssistantError, match='needs windows_password_name'):
+        run(api, name='win', instance_ids=['i-w000'], username='deploy')
+    assert api.mutating_calls() == []
+
+
+def test_parameter_values_go_on_the_wire_as_strings():
+    api = FakeCloud(linux=1)
+    run(api, instance_ids=['i-l000'], command_content='echo {{port}} {{debug}} {{name}} {{ratio}}',
+        parameters={'port': 8080, 'debug': True, 'name': 'web', 'ratio': 0.5})
+    request = [r for a, r in api.calls if a == 'RunCommand'][0]
+    assert request.parameters == {'port': '8080', 'debug': 'true', 'name': 'web', 'ratio': '0.5'}
+    assert request.to_map()['Parameters'] == {'port': '8080', 'debug': 'true', 'name': 'web', 'ratio': '0.5'}
+
+
+def test_saved_content_over_18_kb_warns_and_over_24_kb_fails():
+    api = FakeCloud(linux=1)
+    big = 'x' * 15000  # 20,000 bytes after Base64
+    result = run(api, name='big', command_content=big)
+    assert result['changed'] and any('18432' in w and 'may refuse' in w for w in result['_warnings'])
+    inline = run(api, instance_ids=['i-l000'], command_content=big)
+    assert not any('may refuse' in w for w in inline['_warnings'])  # RunCommand's limit is 24 KB
+    assert 'over the limit of 24576' in error_of(name='big', command_content='x' * 19000)
+
+
+def test_a_refused_replacement_keeps_the_live_schedule():
+    api = FakeCloud(linux=2)
+    ids = sorted(api.instances)
+    first = run(api, instance_ids=ids, **SCHEDULE)
+    api.refuse['RunCommandRequest'] = dict((i, CloudAssistantError(
+        'RunCommand failed: InvalidParam.Frequency: refused', code='InvalidParam.Frequency', action='RunCommand'))
+        for i in ids)
+    with pytest.raises(CloudAssistantError, match='InvalidParam.Frequency'):
+        run(api, instance_ids=ids, **SCHEDULE_10M)
+    assert api.count('StopInvocation') == 0
+    rows = api.invocations[first['invoke_id']]['rows']
+    assert [row['status'] for row in rows.values()] == ['Scheduled', 'Scheduled']
+
+
+def test_overlapping_runs_of_one_schedule_submit_identical_requests(monkeypatch):
+    """Two runs that both looked before either submitted (two CI jobs at the same moment): the ClientTokens come
+    from the schedule alone, so the service hands the second run the first run's invocation."""
+    api = FakeCloud(linux=2)
+    ids = sorted(api.instances)
+    first = run(api, instance_ids=ids, **SCHEDULE)
+    monkeypatch.setattr(M, 'find_schedules', lambda api_, key: [])  # the second run looked before the first sent
+    second = run(api, instance_ids=ids, **SCHEDULE)
+    assert second['invoke_id'] == first['invoke_id'] and len(api.invocations) == 1
+
+
+def test_a_remembered_token_of_a_stopped_schedule_is_not_taken_for_a_live_one():
+    api = FakeCloud(linux=1)
+    first = run(api, instance_ids=['i-l000'], **SCHEDULE)
+    api.invocations[first['invoke_id']]['rows']['i-l000']['status'] = 'Cancelled'  # stopped by hand
+    second = run(api, instance_ids=['i-l000'], **SCHEDULE)
+    assert second['changed'] and second['invoke_id'] != first['invoke_id']
+    assert api.invocations[second['invoke_id']]['rows']['i-l000']['status'] == 'Scheduled'
+
+
+def test_saved_command_tokens_do_not_depend_on_the_run():
+    api_a, api_b = FakeCloud(linux=1), FakeCloud(linux=1)
+    run(api_a, name='n', command_content='echo 1')
+    run(api_b, name='n', command_content='echo 1')
+    token_a = [r for a, r in api_a.calls if a == 'CreateCommand'][0].client_token
+    token_b = [r for a, r in api_b.calls if a == 'CreateCommand'][0].client_token
+    assert token_a == token_b
+
+
+def test_one_time_run_tokens_still_differ_per_run():
+    api = FakeCloud(linux=1)
+    run(api, instance_ids=['i-l000'], command_content='echo')
+    run(api, instance_ids=['i-l000'], command_content='echo')
+    tokens = [r.client_token for a, r in api.calls if a == 'RunCommand']
+    assert len(set(tokens)) == 2 and len(api.invocations) == 2
+
+
+def test_api_failing_mid_wait_keeps_the_invoke_id_and_last_states():
+    api = FakeCloud(linux=2)
+    api.hang = True
+    polls = []
+    original = api.DescribeInvocations
+
+    def dying(request):
+        polls.append(request)
+        if len(polls) > 2:
+            raise CloudAssistantError('DescribeInvocations failed: could not reach the endpoint: [Errno 111] '
+                                      'Connection refused', action='DescribeInvocations', kind='connection')
+        return original(request)
+
+    api.DescribeInvocations = dying
+    result = run(api, instance_ids=sorted(api.instances), command_content='sleep 100', wait_timeout=60)
+    assert result['failed'] and result['invoke_id'] and result['invoke_ids'] == [result['invoke_id']]
+    assert [i['invocation_status'] for i in result['instances']] == ['Running', 'Running']
+    assert 'Connection refused' in result['msg'] and result['invoke_id'] in result['msg']
+    assert result['error']['action'] == 'DescribeInvocations'
+
+
+def test_twenty_tags_fit_a_run_of_up_to_100_instances():
+    tags = dict(('k%d' % n, 'v') for n in range(20))
+    api = FakeCloud(linux=101)
+    ids = sorted(api.instances)
+    assert not run(api, instance_ids=ids[:1], command_content='echo', tags=tags).get('failed')
+    with pytest.raises(CloudAssistantError) as info:
+        run(api, instance_ids=ids, command_content='echo', tags=tags)
+    assert 'at most 19 are allowed' in info.value.msg and 'more than 100 instances (here 101)' in info.value.msg
+
+
+def test_system_tags_may_select_instances():
+    api = FakeCloud(linux=2, tags={'i-l000': {'acs:autoscaling:scalingGroupId': 'asg-1'}})
+    result = run(api, instance_tags={'acs:autoscaling:scalingGroupId': 'asg-1'}, command_content='echo')
+    assert [i['instance_id'] for i in result['instances']] == ['i-l000']
+    assert 'system tags' in error_of(instance_ids=['i-1'], command_content='echo', tags={'acs:x': '1'})

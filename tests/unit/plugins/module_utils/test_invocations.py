@@ -10,14 +10,14 @@ from types import SimpleNamespace as NS
 
 import pytest
 
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._waiter import (
-    PollSchedule,
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import make_request
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._invocations import (
     decode_output,
     fetch_outputs,
     invocation_finished,
-    make_request,
     wait_for_invocations,
 )
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._poller import PollSchedule
 
 
 class Clock:
@@ -192,8 +192,7 @@ def test_fetch_outputs_once_per_invocation_with_base64():
     assert got['t-b']['i-1'].output == ''
 
 
-def test_make_request_fills_region_and_drops_none():
-    request = make_request('DescribeInvocationsRequest', api=FakeApi(None, {}), invoke_id='t-1', include_output=None)
-    assert request.region_id == 'cn-test'
+def test_make_request_drops_none():
+    request = make_request('DescribeInvocationsRequest', invoke_id='t-1', include_output=None)
     assert request.invoke_id == 't-1'
     assert getattr(request, 'include_output', None) is None

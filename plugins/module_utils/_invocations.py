@@ -1,0 +1,159 @@
+# Copyright (c) alicloud_ops.cloud_assistant contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# Private to this collection: may change without notice.
+
+"""Reading, awaiting and stopping invocations (reference sections 2.4, 2.6, 3).
+
+- ``describe_invocation`` / ``describe_tagged``: one invocation by ID, or every invocation with a tag.
+  ``DescribeInvocations`` leaves out invocations that will run again (scheduled ones) unless ``Timed=true``:
+  listings of schedules pass ``timed=True``.
+- ``wait_for_invocations``: polls (``_poller``) until every instance of every invocation is terminal. Per poll,
+  one DescribeInvocations per unfinished invocation, in parallel, or one tag-filtered DescribeInvocations when
+  the invocations of one run share a tag.
+- ``fetch_outputs``: once, at the end, with ``IncludeOutput=true`` and ``ContentEncoding=Base64`` (binary-safe),
+  decoded here to text (UTF-8, undecodable bytes replaced).
+- ``stop_instances`` / ``stop_live``: StopInvocation, 50 instances per call.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import (
+    invocations_of,
+    invoke_instances,
+    make_request,
+)
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batching import (
+    BATCH_LIMITS,
+    chunks,
+    run_concurrently,
+)
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._poller import poll
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._status import (
+    STOPPING,
+    all_terminal,
+    is_terminal,
+)
+
+
+class WaitResult(object):
+    """``invocations``: {invoke_id: invocation model as last seen (statuses, no output), or None};
+    ``timed_out``: the deadline passed with some instance not terminal; ``error``: the API error that ended the
+    wait (None when it did not fail); ``polls``: polling rounds; ``unfinished``: invoke IDs not finished."""
+
+    def __init__(self, invocations, polls, unfinished, error=None):
+        self.invocations = invocations
+        self.polls = polls
+        self.unfinished = list(unfinished)
+        self.error = error
+        self.timed_out = bool(self.unfinished) and error is None
+
+
+def invocation_finished(invocation):
+    """True when every instance of the invocation is terminal (or, without instances, its overall status is)."""
+    if invocation is None:
+        return False
+    instances = invoke_instances(invocation)
+    if not instances:
+        return is_terminal(getattr(invocation, 'invocation_status', None))
+    return all_terminal(i.invocation_status for i in instances)
+
+
+def live_instances(invocation):
+    """IDs of the instances of an invocation that may still run: neither terminal nor already Stopping."""
+    return [i.instance_id for i in invoke_instances(invocation)
+            if not is_terminal(i.invocation_status) and i.invocation_status != STOPPING]
+
+
+def describe_invocation(api, invoke_id, include_output=False, timed=None):
+    """The invocation model of ``invoke_id``, or None when the API does not list it."""
+    request = make_request('DescribeInvocationsRequest', invoke_id=invoke_id, timed=timed,
+                           include_output=True if include_output else None,
+                           content_encoding='Base64' if include_output else None)
+    for invocation in invocations_of(api.call('DescribeInvocations', request)):
+        if invocation.invoke_id == invoke_id:
+            return invocation
+    return None
+
+
+def describe_tagged(api, tag, timed=None, command_id=None):
+    """{invoke_id: invocation model} of every invocation with the tag ``tag`` ((key, value)), without output;
+    ``timed=True`` lists the scheduled invocations that will run again (the API's default leaves them out)."""
+    key, value = tag
+    request = make_request('DescribeInvocationsRequest', timed=timed, command_id=command_id,
+                           tag=[make_request('DescribeInvocationsRequestTag', key=key, value=value)])
+    return dict((inv.invoke_id, inv) for inv in api.paginate('DescribeInvocations', request, invocations_of))
+
+
+def wait_for_invocations(api, invoke_ids, deadline, schedule=None, clock=time.monotonic, sleep=time.sleep,
+                         max_workers=8, started=None, group_tag=None, timed=None):
+    """Poll until every instance of every invocation is terminal, the deadline (a ``clock()`` value) passes, or
+    the API fails. ``group_tag``: a (key, value) tag every invocation carries, so that one tag-filtered
+    DescribeInvocations asks for all of them (plus one per invocation that listing did not show yet)."""
+    latest = dict((iid, None) for iid in invoke_ids)
+
+    def pending():
+        return [iid for iid in latest if not invocation_finished(latest[iid])]
+
+    def fetch():
+        waiting = pending()
+        listed = describe_tagged(api, group_tag, timed=timed) if group_tag and len(waiting) > 1 else {}
+        missing = [iid for iid in waiting if iid not in listed]
+        answers = run_concurrently(lambda iid: describe_invocation(api, iid, timed=timed), missing,
+                                   max_workers=max_workers)
+        listed.update((iid, inv) for iid, inv in zip(missing, answers) if inv is not None)
+        for iid in waiting:
+            if listed.get(iid) is not None:
+                latest[iid] = listed[iid]
+        return latest
+
+    outcome = poll(fetch, lambda _latest: not pending(), deadline, schedule=schedule, clock=clock, sleep=sleep,
+                   started=started)
+    return WaitResult(latest, outcome.polls, pending(), error=outcome.error)
+
+
+def decode_output(value):
+    """Base64 output (reference section 5) -> text; undecodable bytes become U+FFFD, so binary output stays
+    readable. Text that is not valid Base64 is returned as it is."""
+    if not value:
+        return ''
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        return value
+    return raw.decode('utf-8', errors='replace')
+
+
+def fetch_outputs(api, invoke_ids, max_workers=8):
+    """{invoke_id: {instance_id: InvokeInstance model}} with ``output`` decoded to text: one DescribeInvocations
+    with IncludeOutput=true per invocation (at most 100 instances, one answer), in parallel."""
+    ids = list(dict.fromkeys(invoke_ids))
+    answers = run_concurrently(lambda iid: describe_invocation(api, iid, include_output=True), ids,
+                               max_workers=max_workers)
+    out = {}
+    for iid, invocation in zip(ids, answers):
+        per_instance = {}
+        for item in invoke_instances(invocation):
+            item.output = decode_output(item.output)
+            per_instance[item.instance_id] = item
+        out[iid] = per_instance
+    return out
+
+
+def stop_instances(api, invoke_id, instance_ids):
+    """StopInvocation for these instances of one invocation, 50 per call."""
+    for part in chunks(list(instance_ids), BATCH_LIMITS['StopInvocation']):
+        api.call('StopInvocation', make_request('StopInvocationRequest', invoke_id=invoke_id, instance_id=list(part)))
+
+
+def stop_live(api, invocation):
+    """StopInvocation for the instances of ``invocation`` that may still run; returns their IDs."""
+    live = live_instances(invocation)
+    if live:
+        stop_instances(api, invocation.invoke_id, live)
+    return live

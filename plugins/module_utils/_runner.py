@@ -1,0 +1,239 @@
+# Copyright (c) alicloud_ops.cloud_assistant contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# Private to this collection: may change without notice.
+
+"""The run engine: send one command to any number of instances and read the results back as one run.
+
+::
+
+    runner = CommandRunner(api)
+    run = runner.run(CommandSpec(content='uptime'), targets, deadline)
+    result.update(run_fields(run.instances, run.invoke_ids))
+
+- ``CommandSpec``: what to run (inline ``content`` with RunCommand, or a saved ``command_id`` with InvokeCommand)
+  and how; ``request()`` builds the SDK request of one batch.
+- ``CommandRunner.run``: batches of 100 (``_batching``), all sent concurrently, each with a ClientToken derived
+  from the batch, the spec and the runner's ``token_salt`` (``_tokens``), so a retried call never runs twice;
+  then ``_invocations.wait_for_invocations`` and one output fetch. The batches of one run share the tag
+  ``RUN_TAG``, so that one DescribeInvocations per poll covers them all.
+- ``RunResult``: the batches, one entry per target (``_results.instance_entry``), and how the wait ended
+  (``timed_out``, ``stopped``, ``error``). Once the API has accepted a batch, failures of the wait or of the output
+  fetch do not raise: they end up in ``error`` with the last known statuses, so the caller keeps the IDs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import (
+    invoke_instances,
+    make_request,
+    request_tags,
+)
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batching import (
+    BATCH_LIMITS,
+    chunks,
+    run_concurrently,
+)
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._invocations import (
+    fetch_outputs,
+    stop_live,
+    wait_for_invocations,
+)
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limits import TAG_PREFIX, parameter_text
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._poller import PollSchedule
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._results import instance_entry, overall_status
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._status import REJECTED, SUBMITTED
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._tokens import client_token, new_salt
+
+# Tag shared by the invocations (batches) of one run of more than 100 instances.
+RUN_TAG = TAG_PREFIX + 'run'
+
+
+def fingerprint(*parts):
+    """A stable hex digest of JSON-serialisable parts."""
+    text = json.dumps(parts, sort_keys=True, separators=(',', ':'), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode('utf-8')).hexdigest()
+
+
+class CommandSpec(object):
+    """One command to run: inline ``content`` (RunCommand) or a saved ``command_id`` (InvokeCommand).
+
+    ``enable_parameter`` None means: true when ``parameters`` is not empty. ``tags``: tags put on each
+    invocation. ``timeout``/``working_dir``/``username``/``launcher`` None leave the API default (for a saved
+    command: its own setting). ``parameters`` values go on the wire as strings.
+    """
+
+    def __init__(self, content=None, command_type='RunShellScript', command_id=None, working_dir=None,
+                 username=None, timeout=None, parameters=None, enable_parameter=None, description=None,
+                 launcher=None, tags=None, repeat_mode='Once', frequency=None, windows_password_name=None):
+        if content is None and command_id is None:
+            raise ValueError('CommandSpec needs content or command_id')
+        self.content = content
+        self.command_type = command_type or 'RunShellScript'
+        self.command_id = command_id
+        self.working_dir = working_dir
+        self.username = username
+        self.timeout = timeout
+        self.parameters = dict((k, parameter_text(v)) for k, v in (parameters or {}).items())
+        self.enable_parameter = bool(self.parameters) if enable_parameter is None else bool(enable_parameter)
+        self.description = description
+        self.launcher = launcher
+        self.tags = dict(tags or {})
+        self.repeat_mode = repeat_mode or 'Once'
+        self.frequency = frequency
+        self.windows_password_name = windows_password_name
+
+    @property
+    def action(self):
+        return 'InvokeCommand' if self.command_id else 'RunCommand'
+
+    def fingerprint(self):
+        return fingerprint(self.action, self.command_id, self.command_type, self.content, self.working_dir,
+                           self.username, self.timeout, self.parameters, self.enable_parameter, self.description,
+                           self.launcher, sorted(self.tags.items()), self.repeat_mode, self.frequency,
+                           self.windows_password_name)
+
+    def with_tags(self, tags):
+        """A copy of this spec with ``tags`` added to its own."""
+        copy = CommandSpec.__new__(CommandSpec)
+        copy.__dict__.update(self.__dict__)
+        copy.tags = dict(self.tags, **tags)
+        return copy
+
+    def request(self, instance_ids, token, extra_tags=None):
+        tag_model = 'InvokeCommandRequestTag' if self.command_id else 'RunCommandRequestTag'
+        common = dict(instance_id=list(instance_ids), working_dir=self.working_dir, username=self.username,
+                      timeout=self.timeout, parameters=self.parameters or None, launcher=self.launcher,
+                      repeat_mode=self.repeat_mode, frequency=self.frequency, client_token=token,
+                      windows_password_name=self.windows_password_name,
+                      tag=request_tags(tag_model, dict(self.tags, **dict(extra_tags or {}))))
+        if self.command_id:
+            return make_request('InvokeCommandRequest', command_id=self.command_id, **common)
+        encoded = base64.b64encode(self.content.encode('utf-8')).decode('ascii')
+        return make_request('RunCommandRequest', type=self.command_type, command_content=encoded,
+                            content_encoding='Base64', description=self.description,
+                            enable_parameter=self.enable_parameter, keep_command=False, **common)
+
+
+class Batch(object):
+    """One RunCommand/InvokeCommand call: its instances and what came back (``error`` when it was refused)."""
+
+    def __init__(self, instance_ids, invoke_id=None, command_id=None, error=None):
+        self.instance_ids = list(instance_ids)
+        self.invoke_id = invoke_id
+        self.command_id = command_id
+        self.error = error
+
+
+class RunResult(object):
+    """``batches``; ``invoke_ids`` (one per accepted batch, in batch order); ``command_id``; ``instances`` (one
+    entry per target, in target order); ``timed_out``; ``stopped`` (StopInvocation was sent at the timeout);
+    ``error`` (the API error that ended the wait or the output fetch, or None)."""
+
+    def __init__(self, batches, instances, timed_out=False, stopped=False, command_id=None, error=None):
+        self.batches = batches
+        self.invoke_ids = [b.invoke_id for b in batches if b.invoke_id]
+        self.command_id = command_id
+        self.instances = instances
+        self.timed_out = timed_out
+        self.stopped = stopped
+        self.error = error
+
+    @property
+    def invocation_status(self):
+        return overall_status(self.instances)
+
+    @property
+    def rejected(self):
+        return [i for i in self.instances if i['invocation_status'] == REJECTED]
+
+
+class CommandRunner(object):
+    """Runs a ``CommandSpec`` on any number of instances (see the file's docstring).
+
+    ``token_salt``: random per runner unless given; the same salt and inputs give the same ClientTokens, which
+    is how a fixed ``client_token`` and scheduled runs make the service merge repeated submissions.
+    """
+
+    def __init__(self, api, max_workers=8, schedule=None, clock=time.monotonic, sleep=time.sleep, token_salt=None):
+        self.api = api
+        self.max_workers = max_workers
+        self.schedule = schedule if schedule is not None else PollSchedule()
+        self.clock = clock
+        self.sleep = sleep
+        self.token_salt = token_salt or new_salt()
+
+    def run_tag_value(self, spec):
+        """RUN_TAG's value for this runner's run of ``spec``: from the salt, so a retried call is identical."""
+        return client_token(['run', spec.fingerprint()], self.token_salt)
+
+    def submit(self, spec, targets):
+        """One call per batch of 100, concurrently. Returns the batches; a refused batch carries ``error``.
+        Raises the first error when every batch was refused (nothing was accepted)."""
+        action = spec.action
+        batches = chunks(list(targets), BATCH_LIMITS[action])
+        spec_print = spec.fingerprint()
+        extra_tags = {RUN_TAG: self.run_tag_value(spec)} if len(batches) > 1 and spec.repeat_mode == 'Once' else {}
+
+        def send(instance_ids):
+            token = client_token([action, spec_print] + list(instance_ids), self.token_salt)
+            try:
+                body = self.api.call(action, spec.request(instance_ids, token, extra_tags))
+            except CloudAssistantError as exc:
+                return Batch(instance_ids, error=exc)
+            return Batch(instance_ids, invoke_id=getattr(body, 'invoke_id', None),
+                         command_id=getattr(body, 'command_id', None) or spec.command_id)
+
+        done = run_concurrently(send, batches, max_workers=self.max_workers)
+        if done and all(b.error is not None for b in done):
+            raise done[0].error
+        return done
+
+    def run(self, spec, targets, deadline, wait=True, stop_on_timeout=False):
+        """Submit, then (one-time runs with ``wait``) wait until ``deadline`` and fetch the outputs."""
+        started = self.clock()
+        batches = self.submit(spec, targets)
+        accepted = [b.invoke_id for b in batches if b.invoke_id]
+        command_id = next((b.command_id for b in batches if b.command_id), spec.command_id)
+        if not wait or spec.repeat_mode != 'Once':
+            return RunResult(batches, self._entries(batches, {}), command_id=command_id)
+        waited = wait_for_invocations(self.api, accepted, deadline, schedule=self.schedule, clock=self.clock,
+                                      sleep=self.sleep, max_workers=self.max_workers, started=started,
+                                      group_tag=(RUN_TAG, self.run_tag_value(spec)) if len(batches) > 1 else None)
+        known = dict((iid, dict((i.instance_id, i) for i in invoke_instances(inv)))
+                     for iid, inv in waited.invocations.items() if inv is not None)
+        error, stopped = waited.error, False
+        if error is None:
+            try:
+                if waited.timed_out and stop_on_timeout:
+                    for invoke_id in waited.unfinished:
+                        if waited.invocations.get(invoke_id) is not None:
+                            stop_live(self.api, waited.invocations[invoke_id])
+                    stopped = True
+                # after a stop the fetch also brings the newer statuses (Stopping, Terminated, Cancelled)
+                known.update(fetch_outputs(self.api, accepted, max_workers=self.max_workers))
+            except CloudAssistantError as exc:
+                error = exc
+        return RunResult(batches, self._entries(batches, known), timed_out=waited.timed_out, stopped=stopped,
+                         command_id=command_id, error=error)
+
+    @staticmethod
+    def _entries(batches, known):
+        entries = []
+        for batch in batches:
+            for instance_id in batch.instance_ids:
+                if batch.error is not None:
+                    entries.append(instance_entry(instance_id, status=REJECTED, error_code=batch.error.code,
+                                                  error_info=batch.error.msg))
+                else:
+                    model = (known.get(batch.invoke_id) or {}).get(instance_id)
+                    entries.append(instance_entry(instance_id, invoke_id=batch.invoke_id, status=SUBMITTED,
+                                                  model=model))
+        return entries

@@ -1,0 +1,113 @@
+# Copyright (c) alicloud_ops.cloud_assistant contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# Private to this collection: may change without notice.
+
+"""Scheduled runs (``RepeatMode`` Period, NextRebootOnly, EveryReboot): found again, compared, replaced, stopped.
+
+A schedule this collection creates carries two tags: ``KEY_TAG`` (which command, on which targets, how it
+repeats: ``schedule_key``) and ``SPEC_TAG`` (every setting: ``schedule_hash``). The next run of the task lists
+the live invocations with its key (``find_schedules``, ``Timed=true``: the API's default leaves scheduled
+invocations out) and keeps them when the hash and the instances match.
+
+``submit_schedule`` sends a replacement with ClientTokens derived from the key, the hash and the schedules it
+replaces (never a per-run salt), so two runs of the same task at the same moment submit identical requests and
+the service keeps one schedule. It checks that what came back is live: a token the service remembers from a
+schedule stopped since would hand back that dead invocation; such batches are submitted again with a new token.
+The caller stops the old schedules only after the replacement was accepted.
+"""
+
+from __future__ import annotations
+
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import (
+    invocations_of,
+    invoke_instances,
+    make_request,
+    tags_of,
+)
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._invocations import (
+    describe_tagged,
+    live_instances,
+    stop_live,
+    wait_for_invocations,
+)
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limits import TAG_PREFIX
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._runner import CommandRunner, fingerprint
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._status import is_terminal
+
+KEY_TAG = TAG_PREFIX + 'key'
+SPEC_TAG = TAG_PREFIX + 'spec'
+# Tags a scheduled run carries besides the user's.
+RESERVED_TAGS = 2
+# How long stopped runs of a saved command may take to end before the command can be deleted.
+SETTLE_SECONDS = 60
+
+
+def schedule_key(identity, selector, repeat_mode):
+    """The key of a schedule: ``identity`` (the command), ``selector`` (the targets), the repeat mode."""
+    return fingerprint(identity, selector, repeat_mode)[:32]
+
+
+def schedule_hash(*settings):
+    return fingerprint(*settings)[:32]
+
+
+def find_schedules(api, key):
+    """Live invocations tagged with ``key`` (an instance Pending, Scheduled or Running), sorted by invoke ID."""
+    found = describe_tagged(api, (KEY_TAG, key), timed=True)
+    return [inv for iid, inv in sorted(found.items()) if tags_of(inv).get(KEY_TAG) == key and live_instances(inv)]
+
+
+def matches(existing, spec_hash, targets):
+    """True when ``existing`` schedules have this hash and cover exactly ``targets``, each once."""
+    seen = [i.instance_id for inv in existing for i in invoke_instances(inv)]
+    return (bool(existing) and all(tags_of(inv).get(SPEC_TAG) == spec_hash for inv in existing)
+            and len(seen) == len(set(seen)) and set(seen) == set(targets))
+
+
+def submit_schedule(runner, spec, targets, key, spec_hash, replaces=(), salt=None):
+    """Submit ``spec`` (tagged with key and hash) on ``targets`` with deterministic ClientTokens; returns the
+    ``RunResult``. ``replaces``: the invoke IDs of the schedules this one replaces (part of the tokens)."""
+    tagged = spec.with_tags({KEY_TAG: key, SPEC_TAG: spec_hash})
+    stale = []
+    for dummy in range(3):
+        deterministic = CommandRunner(runner.api, max_workers=runner.max_workers, schedule=runner.schedule,
+                                      clock=runner.clock, sleep=runner.sleep,
+                                      token_salt=fingerprint('schedule', key, spec_hash, sorted(replaces), salt, stale))
+        run = deterministic.run(tagged, targets, deadline=None, wait=False)
+        live = set(inv.invoke_id for inv in find_schedules(runner.api, key))
+        dead = [iid for iid in run.invoke_ids if iid not in live and iid not in replaces]
+        if not dead:
+            return run
+        stale.extend(dead)
+    raise CloudAssistantError('RunCommand/InvokeCommand kept returning scheduled runs that are no longer live (%s)'
+                              % ', '.join(stale))
+
+
+def stop_schedules_of_command(api, command_id, runner, check_mode=False):
+    """Before a saved command is deleted or re-created (the API refuses to delete a command with runs pending):
+    stop its scheduled runs that will run again, then wait (at most SETTLE_SECONDS) until the runs that were
+    executing have ended. Nothing is stopped in check mode. Returns the invoke IDs stopped (or to stop)."""
+    request = make_request('DescribeInvocationsRequest', command_id=command_id, timed=True)
+    stopped, unsettled = [], []
+    for invocation in api.paginate('DescribeInvocations', request, invocations_of):
+        if (getattr(invocation, 'repeat_mode', None) or 'Once') == 'Once' or not live_instances(invocation):
+            continue
+        if not check_mode:
+            stop_live(api, invocation)
+        stopped.append(invocation.invoke_id)
+        if any(not is_terminal(i.invocation_status) for i in invoke_instances(invocation)):
+            unsettled.append(invocation.invoke_id)
+    if unsettled and not check_mode:
+        # a run that was executing is Stopping until its process is gone, and DeleteCommand refuses until then
+        waited = wait_for_invocations(api, unsettled, runner.clock() + SETTLE_SECONDS, schedule=runner.schedule,
+                                      clock=runner.clock, sleep=runner.sleep)
+        if waited.error is not None:
+            raise waited.error
+        if waited.timed_out:
+            raise CloudAssistantError('command %s: its stopped runs (%s) did not end within %d seconds, so it '
+                                      'cannot be deleted yet' % (command_id, ', '.join(waited.unfinished),
+                                                                  SETTLE_SECONDS))
+    return stopped

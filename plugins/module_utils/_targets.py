@@ -1,0 +1,112 @@
+# Copyright (c) alicloud_ops.cloud_assistant contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# Private to this collection: may change without notice.
+
+"""Which instances a task acts on: the one place that lists instances.
+
+- ``describe_instances(api, ids=None, tags=None)``: DescribeInstances, 100 IDs per call (concurrently) or every
+  page of a tag filter (``Tag.N`` of DescribeInstances, not ``ResourceTag``, which caps a call at 100 instances).
+- ``resolve_targets(api, instance_ids=None, instance_tags=None, os_type=None, warn=None)``: the IDs to act on, in
+  order, checked to exist, be Running and run ``os_type``; tagged instances that are not Running are left out
+  with a warning. Raises ``CloudAssistantError`` naming the option and the instances otherwise.
+- ``offline_agents(api, ids)``: DescribeCloudAssistantStatus, 100 per call; the IDs whose agent is not online.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import (
+    instances_of,
+    make_request,
+)
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batching import (
+    BATCH_LIMITS,
+    chunks,
+    run_concurrently,
+)
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limits import invalid
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._results import listing
+
+
+class Targets(object):
+    """``ids``: instance IDs in order; ``infos``: {instance_id: DescribeInstances model}."""
+
+    def __init__(self, ids, infos):
+        self.ids = list(ids)
+        self.infos = infos
+
+    def __len__(self):
+        return len(self.ids)
+
+
+def describe_instances(api, ids=None, tags=None, max_workers=8):
+    """Instance models: of ``ids`` (missing ones are absent), or of every instance with all ``tags`` (a value of
+    None or '' matches any value of the key)."""
+    if ids is not None:
+        def describe(part):
+            request = make_request('DescribeInstancesRequest', instance_ids=json.dumps(part))
+            return list(api.paginate('DescribeInstances', request, instances_of))
+        parts = chunks(ids, BATCH_LIMITS['DescribeInstances'])
+        return [model for models in run_concurrently(describe, parts, max_workers=max_workers) for model in models]
+    selector = dict((k, None if v in (None, '') else v) for k, v in (tags or {}).items())
+    tag_list = [make_request('DescribeInstancesRequestTag', key=k, value=None if v is None else str(v))
+                for k, v in sorted(selector.items())]
+    request = make_request('DescribeInstancesRequest', tag=tag_list or None)
+    return list(api.paginate('DescribeInstances', request, instances_of))
+
+
+def resolve_targets(api, instance_ids=None, instance_tags=None, os_type=None, os_reason=None, warn=None,
+                    max_workers=8):
+    """A ``Targets`` (see the file's docstring). ``os_type``: 'linux' or 'windows' (None: any); ``os_reason``
+    says why, in the error (for example 'type RunBatScript')."""
+    region = getattr(api, 'region_id', '?')
+    if instance_ids is not None:
+        wanted = list(dict.fromkeys(str(i).strip() for i in instance_ids))
+        infos = dict((m.instance_id, m) for m in describe_instances(api, ids=wanted, max_workers=max_workers))
+        missing = [i for i in wanted if i not in infos]
+        if missing:
+            raise invalid('instance_ids: %d instance(s) not found in region %s: %s'
+                          % (len(missing), region, listing(missing)))
+        idle = [i for i in wanted if infos[i].status != 'Running']
+        if idle:
+            raise invalid('instance_ids: %d instance(s) are not Running: %s'
+                          % (len(idle), listing(['%s (%s)' % (i, infos[i].status) for i in idle])))
+        ids = wanted
+    else:
+        models = describe_instances(api, tags=instance_tags)
+        if not models:
+            raise invalid('instance_tags: no instance in region %s has the tags %s'
+                          % (region, json.dumps(instance_tags, sort_keys=True, default=str)))
+        infos = dict((m.instance_id, m) for m in models)
+        idle = [m for m in models if m.status != 'Running']
+        if idle and warn is not None:
+            warn('instance_tags: %d matching instance(s) left out because they are not Running: %s'
+                 % (len(idle), listing(['%s (%s)' % (m.instance_id, m.status) for m in idle])))
+        ids = [m.instance_id for m in models if m.status == 'Running']
+        if not ids:
+            raise invalid('instance_tags: none of the %d matching instances is Running' % len(models))
+    if os_type is not None:
+        wrong = [i for i in ids if (getattr(infos[i], 'ostype', None) or '').lower() not in ('', os_type)]
+        if wrong:
+            raise invalid('%s needs %s instances; %d target(s) run another OS: %s'
+                          % (os_reason or 'this task', os_type.capitalize(), len(wrong),
+                             listing(['%s (%s)' % (i, infos[i].ostype) for i in wrong])))
+    return Targets(ids, infos)
+
+
+def offline_agents(api, ids, max_workers=8):
+    """The IDs among ``ids`` whose Cloud Assistant agent is not online, in order."""
+    def describe(part):
+        request = make_request('DescribeCloudAssistantStatusRequest', instance_id=list(part))
+        body = api.call('DescribeCloudAssistantStatus', request)
+        holder = getattr(body, 'instance_cloud_assistant_status_set', None)
+        return list(getattr(holder, 'instance_cloud_assistant_status', None) or [])
+
+    online = set()
+    for items in run_concurrently(describe, chunks(ids, BATCH_LIMITS['DescribeCloudAssistantStatus']),
+                                  max_workers=max_workers):
+        online.update(item.instance_id for item in items if str(item.cloud_assistant_status).lower() == 'true')
+    return [i for i in ids if i not in online]
