@@ -10,6 +10,8 @@ Each row reports wall time (RunCommand to outputs in hand; ansible-playbook star
 and every HTTP request made (retries included). Traffic goes to a sandbox on 127.0.0.1 only.
 
 Run: `python -m benchmarks.command_fanout [--sizes 10,100,1000] [--seconds 2]`.
+With `--task [--task-instances 100] [--trials 3]` it runs benchmarks/task_timing.py instead: the
+ansible-playbook task, as users time it, against two whole-process baselines.
 """
 
 from __future__ import annotations
@@ -54,16 +56,21 @@ class DoublingSchedule:
 
 
 def run_once(info: dict[str, Any], targets: list[str], seconds: float, schedule: Any) -> dict[str, Any]:
-    from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import CloudAssistantApi
-    from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._commands import (
+    from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import build_api
+    from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._options import OptionAdapter
+    from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._retry import RetryPolicy
+    from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._runner import (
         CommandRunner,
         CommandSpec,
     )
-    from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._retry import RetryPolicy
 
     started = time.monotonic()
     deadline = started + 120
-    api = CloudAssistantApi(make_client(info), info["region_id"], RetryPolicy(deadline))
+    opts = OptionAdapter.from_dict({"region_id": info["region_id"], "endpoint": info["endpoint"],
+                                    "access_key_id": info["access_key_id"],
+                                    "access_key_secret": info["access_key_secret"],
+                                    "validate_certs": False}).connection_options()
+    api = build_api(opts, RetryPolicy(deadline))
     runner = CommandRunner(api, schedule=schedule)
     spec = CommandSpec(content=f"sleep {seconds:g}; echo ok", command_type="RunShellScript", timeout=60)
     result = runner.run(spec, targets, deadline)
@@ -81,13 +88,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="10,100,1000")
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--isolation", default="process", choices=("process", "namespaces", "auto"))
+    parser.add_argument("--task", action="store_true",
+                        help="instead: time the ansible-playbook task against the whole-process baselines "
+                             "(benchmarks/task_timing.py)")
+    parser.add_argument("--task-instances", type=int, default=100, help="with --task")
+    parser.add_argument("--trials", type=int, default=3, help="with --task")
     args = parser.parse_args(argv)
+    if args.task:
+        from benchmarks import task_timing
+
+        return task_timing.report(task_timing.measure(args.task_instances, args.trials, args.seconds,
+                                                      args.isolation))
     sizes = [int(s) for s in args.sizes.split(",")]
 
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="cmd-bench-") as tmp:
         _import_collection(Path(tmp))
-        from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._waiter import PollSchedule
+        from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._poller import PollSchedule
 
         from benchmarks.sandbox_fanout import instance_ids
 
