@@ -54,7 +54,7 @@ options:
       - The script to run (or to save, with O(name)), as plain text. It is sent Base64-encoded.
       - At most 24,576 bytes after Base64 encoding (about 18 KB of text), together with the JSON text of
         O(parameters) when there are parameters. The current API reference gives 18,432 bytes for saved commands
-        (C(CreateCommand), C(InvokeCommand)) while the SDK gives 24,576: above 18,432 bytes a saved command gets a
+        (C(CreateCommand), C(InvokeCommand)) while the SDK gives 24,576; above 18,432 bytes a saved command gets a
         warning that the service may refuse it.
       - With O(enable_parameter=true), C({{name}}) placeholders are custom parameters (letters, digits, C(_) and
         C(-), at most 20 different names) and C({{ACS::InstanceId}}), C({{ACS::RegionId}}) and the other
@@ -268,9 +268,9 @@ options:
         inputs returns the first run's invocation (and its results) and runs nothing.
       - The tokens of C(CreateCommand) and of scheduled runs never depend on the task run - they come from the
         command's identity and settings (and the schedules being replaced) - so two runs of the same task at the
-        same moment (two CI jobs, an AWX schedule and a manual run) create one saved command and one schedule:
+        same moment (two CI jobs, an AWX schedule and a manual run) create one saved command and one schedule -
         the service merges the identical requests.
-      - The API reference does not say how long the service remembers a token. The module does not depend on it:
+      - The API reference does not say how long the service remembers a token. The module does not depend on it;
         when a remembered token hands back a saved command deleted since, or a schedule stopped since, the
         module notices and submits again with a new token.
     type: str
