@@ -27,6 +27,9 @@ fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 export PYTHONDONTWRITEBYTECODE=1
 export PYTHONUNBUFFERED=1
+# Without this, a test or demo run without credentials lets the SDK's default credential chain ask the ECS
+# instance metadata address, which is not on this machine and must never be contacted from a test.
+export ALIBABA_CLOUD_ECS_METADATA_DISABLED=true
 
 log() { printf '\n==> %s\n' "$*"; }
 info() { printf '    %s\n' "$*"; }

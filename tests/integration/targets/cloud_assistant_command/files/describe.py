@@ -49,28 +49,39 @@ def _pages(call, request):
 def invocations(client, region_id, args):
     from alibabacloud_ecs20140526 import models
 
-    request = models.DescribeInvocationsRequest(region_id=region_id, invoke_id=args.invoke_id,
-                                                command_name=args.command_name, command_id=args.command_id,
-                                                instance_id=args.instance_id)
     found = []
-    for body in _pages(client.describe_invocations, request):
-        for inv in body.get('Invocations', {}).get('Invocation', []):
-            found.append({
-                'invoke_id': inv.get('InvokeId'),
-                'command_id': inv.get('CommandId'),
-                'command_name': inv.get('CommandName'),
-                'invocation_status': inv.get('InvocationStatus'),
-                'repeat_mode': inv.get('RepeatMode'),
-                'frequency': inv.get('Frequency'),
-                'timeout': inv.get('Timeout'),
-                'instances': [{
-                    'instance_id': ii.get('InstanceId'),
-                    'invocation_status': ii.get('InvocationStatus'),
-                    'error_code': ii.get('ErrorCode'),
-                    'exit_code': ii.get('ExitCode'),
-                } for ii in inv.get('InvokeInstances', {}).get('InvokeInstance', [])],
-            })
+    seen = set()
+    # Timed=false (the API's default) lists one-time and ended invocations, Timed=true the schedules that will run
+    # again: ask both, so that every invocation is seen
+    for timed in (False, True):
+        request = models.DescribeInvocationsRequest(region_id=region_id, invoke_id=args.invoke_id,
+                                                    command_name=args.command_name, command_id=args.command_id,
+                                                    instance_id=args.instance_id, timed=timed)
+        for body in _pages(client.describe_invocations, request):
+            for inv in body.get('Invocations', {}).get('Invocation', []):
+                if inv.get('InvokeId') in seen:
+                    continue
+                seen.add(inv.get('InvokeId'))
+                found.append(_invocation_view(inv))
     return {'invocations': found}
+
+
+def _invocation_view(inv):
+    return {
+        'invoke_id': inv.get('InvokeId'),
+        'command_id': inv.get('CommandId'),
+        'command_name': inv.get('CommandName'),
+        'invocation_status': inv.get('InvocationStatus'),
+        'repeat_mode': inv.get('RepeatMode'),
+        'frequency': inv.get('Frequency'),
+        'timeout': inv.get('Timeout'),
+        'instances': [{
+            'instance_id': ii.get('InstanceId'),
+            'invocation_status': ii.get('InvocationStatus'),
+            'error_code': ii.get('ErrorCode'),
+            'exit_code': ii.get('ExitCode'),
+        } for ii in inv.get('InvokeInstances', {}).get('InvokeInstance', [])],
+    }
 
 
 def stop(client, region_id, args):
