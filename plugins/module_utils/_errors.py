@@ -53,9 +53,6 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._tran
     without_urls,
 )
 
-
-
-
 # "code: 404, The specified instance does not exist. request id: 1234-..." (tea_openapi's ResponseException.message)
 _SDK_MESSAGE_RE = re.compile(r'^code: \d+, (?P<message>.*?)(?: request id: (?P<request_id>\S*))?\s*$', re.DOTALL)
 

@@ -108,6 +108,6 @@ def stop_schedules_of_command(api, command_id, runner, check_mode=False):
             raise waited.error
         if waited.timed_out:
             raise CloudAssistantError('command %s: its stopped runs (%s) did not end within %d seconds, so it '
-                                      'cannot be deleted yet' % (command_id, ', '.join(waited.unfinished),
-                                                                  SETTLE_SECONDS))
+                                      'cannot be deleted yet'
+                                      % (command_id, ', '.join(waited.unfinished), SETTLE_SECONDS))
     return stopped

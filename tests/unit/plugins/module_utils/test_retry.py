@@ -393,8 +393,11 @@ def test_4xx_other_than_throttling_fails_at_once(code, status):
     assert (info.value.kind, info.value.code, info.value.status_code) == ('api', code, status)
 
 
-@pytest.mark.parametrize('make', [refused, reset, timeout, tls_eof, lambda: dns(-3, 'Temporary failure in name '
-                                                                                     'resolution')])
+def transient_dns():
+    return dns(-3, 'Temporary failure in name resolution')
+
+
+@pytest.mark.parametrize('make', [refused, reset, timeout, tls_eof, transient_dns])
 def test_connection_failures_are_retried_until_success(make):
     pol, fake = policy(deadline=1100.0)
     script = Script(make(), make(), make())
