@@ -229,9 +229,9 @@ def _host_of(exc):
     host = _text(headers.get('host')) if isinstance(headers, dict) else None
     if host:
         if host.startswith('['):
-            return host.split(']')[0] + ']'
+            return host.partition(']')[0] + ']'
         if host.count(':') == 1:
-            return host.split(':')[0]
+            return host.partition(':')[0]
         return host
     return host_in_text(exc)
 

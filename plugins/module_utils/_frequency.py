@@ -52,7 +52,8 @@ def _zone_names():
     try:
         import zoneinfo
         names = zoneinfo.available_timezones()
-    except Exception:  # pylint: disable=broad-except - Python < 3.9, or no time zone data on the host
+    # Python < 3.9, or no time zone data on the host
+    except Exception:  # pylint: disable=broad-except
         return None
     return names or None
 
