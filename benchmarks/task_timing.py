@@ -128,29 +128,20 @@ def _counters(state_dir: Path) -> tuple[dict[str, int], int, int]:
     return dict(out["api_calls"]), int(out["executions_total"]), int(out["duplicate_executions"])
 
 
-def _run(name: str, cmd: list[str], env: dict[str, str], cwd: Path, state_dir: Path, expected: int,
-         attempts: int = 3) -> dict[str, Any]:
-    for attempt in range(1, attempts + 1):
-        calls0, execs0, _ = _counters(state_dir)
-        started = time.monotonic()
-        proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
-        wall = time.monotonic() - started
-        calls1, execs1, duplicates = _counters(state_dir)
-        by_action = {a: n - calls0.get(a, 0) for a, n in calls1.items() if n != calls0.get(a, 0)}
-        if proc.returncode == 0 and execs1 - execs0 == expected and duplicates == 0:
-            return {"row": name, "wall_s": round(wall, 3), "api_calls": sum(by_action.values()),
-                    "calls_by_action": by_action, "attempt": attempt}
-        tail = (proc.stdout + proc.stderr)[-3000:]
-        print(f"{name}: rc={proc.returncode}, executions {execs1 - execs0} of {expected}, "
-              f"duplicates {duplicates} (attempt {attempt}):\n{tail}", file=sys.stderr, flush=True)
-        # An import error while the module is being restructured by someone else: wait and retry.
-        if attempt < attempts and name in ("task", "empty") and any(
-                sign in tail for sign in ("ImportError", "ModuleNotFoundError", "SyntaxError", "cannot import",
-                                          "Could not find imported module support code")):
-            time.sleep(120)
-            continue
-        break
-    raise SystemExit(f"{name} failed; see above")
+def _run(name: str, cmd: list[str], env: dict[str, str], cwd: Path, state_dir: Path, expected: int) -> dict[str, Any]:
+    """One row's process, timed from start to exit; it must succeed and run the script once per instance."""
+    calls0, execs0, _ = _counters(state_dir)
+    started = time.monotonic()
+    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
+    wall = time.monotonic() - started
+    calls1, execs1, duplicates = _counters(state_dir)
+    by_action = {a: n - calls0.get(a, 0) for a, n in calls1.items() if n != calls0.get(a, 0)}
+    if proc.returncode == 0 and execs1 - execs0 == expected and duplicates == 0:
+        return {"row": name, "wall_s": round(wall, 3), "api_calls": sum(by_action.values()),
+                "calls_by_action": by_action}
+    tail = (proc.stdout + proc.stderr)[-3000:]
+    raise SystemExit(f"{name} failed: rc={proc.returncode}, executions {execs1 - execs0} of {expected}, "
+                     f"duplicates {duplicates}:\n{tail}")
 
 
 def measure(instances: int, trials: int, seconds: float, isolation: str, warmup: bool = True,

@@ -86,7 +86,8 @@ class CloudAssistantApi:
         self._methods = {}
 
     def with_deadline(self, deadline):
-        """The same API (client, settings, call counters) whose retries end at ``deadline`` (a clock value)."""
+        """The same API (client, settings, call and retry counters) whose retries end at ``deadline`` (a clock
+        value)."""
         view = copy.copy(self)
         view.retry = copy.copy(self.retry)
         view.retry.deadline = deadline

@@ -204,18 +204,20 @@ def permanent_transport_failure(exc):
     """
     if isinstance(exc, CloudAssistantError):
         return (exc.kind, exc.message or exc.msg) if exc.kind in ('tls', 'dns') else None
-    if not _is_transport_failure(exc):
+    if not is_no_answer(exc):
         return None
     return permanent_failure_of_chain(exc)
 
 
-def _is_transport_failure(exc):
+def is_no_answer(exc):
     """No answer came: a transport error, bare or in the SDK's UnretryableException (not an error answer, not a
-    credential failure)."""
+    credential failure), or a ``CloudAssistantError`` made from one."""
+    if isinstance(exc, CloudAssistantError):
+        return exc.kind in ('connection', 'tls', 'dns')
     if _is_response_exception(exc) or is_credential_exception(exc):
         return False
-    if hasattr(exc, 'inner_exception'):
-        inner = exc.inner_exception
+    if hasattr(exc, 'inner_exception') or 'UnretryableException' in class_names(exc):
+        inner = getattr(exc, 'inner_exception', None)
         if inner is None:
             return True
         return not (is_credential_exception(inner) or _is_response_exception(inner)) and is_transport_exception(inner)

@@ -47,15 +47,23 @@ def _refuse(frequency, why):
     return CloudAssistantError('frequency %r: %s' % (frequency, why), kind='config')
 
 
-def _zone_names():
-    """The IANA names this machine knows, or None when it cannot tell (then only the form is checked)."""
+def _zone_known(tz):
+    """Whether this machine knows ``tz`` as an IANA name; None when it cannot tell (Python < 3.9, or no time zone
+    data on the host), and then only the form is checked. The full list is read only for a name not found."""
     try:
         import zoneinfo
-        names = zoneinfo.available_timezones()
-    # Python < 3.9, or no time zone data on the host
+    except ImportError:
+        return None
+    try:
+        zoneinfo.ZoneInfo(tz)
+        return True
+    # not found, or not a valid key
+    except Exception:  # pylint: disable=broad-except
+        pass
+    try:
+        return False if zoneinfo.available_timezones() else None
     except Exception:  # pylint: disable=broad-except
         return None
-    return names or None
 
 
 def check_time_zone(tz, frequency):
@@ -72,8 +80,7 @@ def check_time_zone(tz, frequency):
         if int(hours) > 14 or minutes > 59:
             raise _refuse(frequency, 'the offset of %s is out of range (GMT-12:00 to GMT+14:00)' % tz)
         return
-    known = _zone_names()
-    if not _IANA.match(tz) or (known is not None and tz not in known):
+    if not _IANA.match(tz) or _zone_known(tz) is False:
         raise _refuse(frequency, 'unknown time zone %r (use an IANA name such as Asia/Shanghai, GMT+8:00 or UTC)'
                       % tz)
 

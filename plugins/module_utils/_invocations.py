@@ -81,11 +81,11 @@ def describe_invocation(api, invoke_id, include_output=False, timed=None):
     return None
 
 
-def describe_tagged(api, tag, timed=None, command_id=None):
+def describe_tagged(api, tag, timed=None):
     """{invoke_id: invocation model} of every invocation with the tag ``tag`` ((key, value)), without output;
     ``timed=True`` lists the scheduled invocations that will run again (the API's default leaves them out)."""
     key, value = tag
-    request = make_request('DescribeInvocationsRequest', timed=timed, command_id=command_id,
+    request = make_request('DescribeInvocationsRequest', timed=timed,
                            tag=[make_request('DescribeInvocationsRequestTag', key=key, value=value)])
     return dict((inv.invoke_id, inv) for inv in api.paginate('DescribeInvocations', request, invocations_of))
 

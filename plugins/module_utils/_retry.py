@@ -43,7 +43,7 @@ import time
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import (
     class_names,
     from_exception,
-    is_credential_exception,
+    is_no_answer,
     permanent_transport_failure,
 )
 
@@ -67,30 +67,8 @@ def _is_throttling(exc):
 
 
 def _is_connection_error(exc):
-    """No answer, and trying again may get one: the SDK's UnretryableException around a transport error (not
-    around a credential failure), except the failures that cannot heal (TLS handshake, unknown host name)."""
-    if _is_no_answer(exc):
-        return permanent_transport_failure(exc) is None
-    return False
-
-
-def _is_no_answer(exc):
-    """No answer: the SDK's UnretryableException around a transport error (not around a credential failure)."""
-    names = class_names(exc)
-    if 'UnretryableException' in names or hasattr(exc, 'inner_exception'):
-        inner = getattr(exc, 'inner_exception', None)
-        if inner is None:
-            return True
-        if is_credential_exception(inner):
-            return False
-        if hasattr(inner, 'status_code') and hasattr(inner, 'code'):
-            return False  # an error answer that the wrapper did not unwrap: classified by its code instead
-        inner_names = class_names(inner)
-        return 'RetryError' in inner_names or isinstance(inner, (OSError, IOError)) or 'Timeout' in type(inner).__name__
-    if 'RetryError' in names:
-        return True
-    # a CloudAssistantError produced by _errors.from_exception for a lost connection
-    return getattr(exc, 'kind', None) == 'connection'
+    """No answer, and trying again may get one: not the failures that cannot heal (TLS handshake, unknown host)."""
+    return is_no_answer(exc) and permanent_transport_failure(exc) is None
 
 
 class RetryPolicy:
@@ -114,7 +92,6 @@ class RetryPolicy:
         self.sleep = sleep
         self.rng = rng
         self.max_attempts = None if max_attempts is None else max(1, int(max_attempts))
-        self.retries = 0
         self.retried_codes = {}
         self._lock = threading.Lock()
 
@@ -168,8 +145,13 @@ class RetryPolicy:
         if not isinstance(code, str) or not code:
             code = 'Connection' if _is_connection_error(exc) else 'HTTP %s' % getattr(exc, 'status_code', '?')
         with self._lock:
-            self.retries += 1
             self.retried_codes[code] = self.retried_codes.get(code, 0) + 1
+
+    @property
+    def retries(self):
+        """How many waits the policy made (every view of ``CloudAssistantApi.with_deadline`` shares the count)."""
+        with self._lock:
+            return sum(self.retried_codes.values())
 
     def _finite_deadline(self):
         deadline = self.deadline

@@ -26,8 +26,7 @@
 from __future__ import annotations
 
 import base64
-import hashlib
-import json
+import copy
 import time
 
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import (
@@ -50,16 +49,14 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limi
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._poller import PollSchedule
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._results import instance_entry, overall_status
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._status import REJECTED, SUBMITTED
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._tokens import client_token, new_salt
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._tokens import (
+    client_token,
+    fingerprint,
+    new_salt,
+)
 
 # Tag shared by the invocations (batches) of one run of more than 100 instances.
 RUN_TAG = TAG_PREFIX + 'run'
-
-
-def fingerprint(*parts):
-    """A stable hex digest of JSON-serialisable parts."""
-    text = json.dumps(parts, sort_keys=True, separators=(',', ':'), ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode('utf-8')).hexdigest()
 
 
 class CommandSpec(object):
@@ -102,10 +99,9 @@ class CommandSpec(object):
 
     def with_tags(self, tags):
         """A copy of this spec with ``tags`` added to its own."""
-        copy = CommandSpec.__new__(CommandSpec)
-        copy.__dict__.update(self.__dict__)
-        copy.tags = dict(self.tags, **tags)
-        return copy
+        tagged = copy.copy(self)
+        tagged.tags = dict(self.tags, **tags)
+        return tagged
 
     def request(self, instance_ids, token, extra_tags=None):
         tag_model = 'InvokeCommandRequestTag' if self.command_id else 'RunCommandRequestTag'
@@ -170,6 +166,18 @@ class CommandRunner(object):
         self.sleep = sleep
         self.token_salt = token_salt or new_salt()
 
+    @staticmethod
+    def shares_run_tag(spec, count):
+        """True when a run of ``spec`` on ``count`` instances is sent in several batches that share RUN_TAG (one of
+        the invocation's 20 tags)."""
+        return spec.repeat_mode == 'Once' and count > BATCH_LIMITS[spec.action]
+
+    def with_salt(self, token_salt):
+        """This runner with another ClientToken salt."""
+        other = copy.copy(self)
+        other.token_salt = token_salt
+        return other
+
     def run_tag_value(self, spec):
         """RUN_TAG's value for this runner's run of ``spec``: from the salt, so a retried call is identical."""
         return client_token(['run', spec.fingerprint()], self.token_salt)
@@ -180,7 +188,7 @@ class CommandRunner(object):
         action = spec.action
         batches = chunks(list(targets), BATCH_LIMITS[action])
         spec_print = spec.fingerprint()
-        extra_tags = {RUN_TAG: self.run_tag_value(spec)} if len(batches) > 1 and spec.repeat_mode == 'Once' else {}
+        extra_tags = {RUN_TAG: self.run_tag_value(spec)} if self.shares_run_tag(spec, len(targets)) else {}
 
         def send(instance_ids):
             token = client_token([action, spec_print] + list(instance_ids), self.token_salt)
@@ -206,7 +214,7 @@ class CommandRunner(object):
             return RunResult(batches, self._entries(batches, {}), command_id=command_id)
         waited = wait_for_invocations(self.api, accepted, deadline, schedule=self.schedule, clock=self.clock,
                                       sleep=self.sleep, max_workers=self.max_workers, started=started,
-                                      group_tag=(RUN_TAG, self.run_tag_value(spec)) if len(batches) > 1 else None)
+                                      group_tag=(RUN_TAG, self.run_tag_value(spec)) if self.shares_run_tag(spec, len(targets)) else None)
         known = dict((iid, dict((i.instance_id, i) for i in invoke_instances(inv)))
                      for iid, inv in waited.invocations.items() if inv is not None)
         error, stopped = waited.error, False

@@ -26,8 +26,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api 
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limits import DEFAULT_TIMEOUT
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._runner import fingerprint
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._tokens import client_token
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._tokens import client_token, fingerprint
 
 # option name -> modifiable by ModifyCommand
 SAVED_FIELDS = (

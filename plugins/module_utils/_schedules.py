@@ -34,8 +34,8 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._invo
     wait_for_invocations,
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limits import TAG_PREFIX
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._runner import CommandRunner, fingerprint
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._status import is_terminal
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._tokens import fingerprint
 
 KEY_TAG = TAG_PREFIX + 'key'
 SPEC_TAG = TAG_PREFIX + 'spec'
@@ -73,9 +73,7 @@ def submit_schedule(runner, spec, targets, key, spec_hash, replaces=(), salt=Non
     tagged = spec.with_tags({KEY_TAG: key, SPEC_TAG: spec_hash})
     stale = []
     for dummy in range(3):
-        deterministic = CommandRunner(runner.api, max_workers=runner.max_workers, schedule=runner.schedule,
-                                      clock=runner.clock, sleep=runner.sleep,
-                                      token_salt=fingerprint('schedule', key, spec_hash, sorted(replaces), salt, stale))
+        deterministic = runner.with_salt(fingerprint('schedule', key, spec_hash, sorted(replaces), salt, stale))
         run = deterministic.run(tagged, targets, deadline=None, wait=False)
         live = set(inv.invoke_id for inv in find_schedules(runner.api, key))
         dead = [iid for iid in run.invoke_ids if iid not in live and iid not in replaces]
@@ -86,10 +84,11 @@ def submit_schedule(runner, spec, targets, key, spec_hash, replaces=(), salt=Non
                               % ', '.join(stale))
 
 
-def stop_schedules_of_command(api, command_id, runner, check_mode=False):
+def stop_schedules_of_command(runner, command_id, check_mode=False):
     """Before a saved command is deleted or re-created (the API refuses to delete a command with runs pending):
     stop its scheduled runs that will run again, then wait (at most SETTLE_SECONDS) until the runs that were
     executing have ended. Nothing is stopped in check mode. Returns the invoke IDs stopped (or to stop)."""
+    api = runner.api
     request = make_request('DescribeInvocationsRequest', command_id=command_id, timed=True)
     stopped, unsettled = [], []
     for invocation in api.paginate('DescribeInvocations', request, invocations_of):

@@ -30,6 +30,12 @@ TOKEN_PREFIX = 'ansible-'
 _DIGEST_CHARS = 48  # 'ansible-' + 48 hex = 56 characters, under the API's 64
 
 
+def fingerprint(*parts):
+    """A stable hex digest of JSON-serialisable parts (identities of commands, schedules, settings)."""
+    text = json.dumps(parts, sort_keys=True, separators=(',', ':'), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode('utf-8')).hexdigest()
+
+
 def new_salt():
     """A fresh random salt for one module run."""
     return os.urandom(16).hex()

@@ -592,6 +592,7 @@ error:
 import time
 
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import invoke_instances
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batching import BATCH_LIMITS
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._frequency import check_frequency
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._guards import evaluate_guards
@@ -628,7 +629,6 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._runn
     RUN_TAG,
     CommandRunner,
     CommandSpec,
-    fingerprint,
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._saved_commands import (
     create_command,
@@ -657,6 +657,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._targ
     offline_agents,
     resolve_targets,
 )
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._tokens import fingerprint, new_salt
 
 ARGUMENT_SPEC = dict(
     command_content=dict(type='str', aliases=['content']),
@@ -691,7 +692,6 @@ RULES = dict(
 )
 WAIT_MARGIN = 120   # default wait_timeout = the run's timeout + this (delivery, queueing, polling)
 RETRY_GRACE = 5     # API retries may run this long past the deadline (the last poll, the output fetch)
-RUN_TAG_ABOVE = 100  # runs on more instances are sent in batches that share RUN_TAG
 
 
 def _selector(params, targets):
@@ -714,11 +714,17 @@ class CloudAssistantCommand(object):
         self.started = getattr(module, 'started', None) or clock()
         self.deadline = self.started + (self.params.get('wait_timeout') or DEFAULT_TIMEOUT + WAIT_MARGIN)
         self.pre_stopped = []
-        self.api = module.api(self.deadline + RETRY_GRACE)
+        self.api = None  # built once the input is valid: bad input is reported before anything else
+        self._runner = None
+        # one salt per task run: a retried call repeats its ClientToken, a new task run runs the command again
+        self.token_salt = self.params.get('client_token') or new_salt()
 
-    def runner(self, salt=None):
-        return CommandRunner(self.api, max_workers=self.max_workers, schedule=self.schedule, clock=self.clock,
-                             sleep=self.sleep, token_salt=salt or self.params.get('client_token'))
+    def runner(self):
+        """The run engine on the current API object (which changes once the task's deadline is known)."""
+        if self._runner is None or self._runner.api is not self.api:
+            self._runner = CommandRunner(self.api, max_workers=self.max_workers, schedule=self.schedule,
+                                         clock=self.clock, sleep=self.sleep, token_salt=self.token_salt)
+        return self._runner
 
     def has_targets(self):
         return self.params.get('instance_ids') is not None or self.params.get('instance_tags') is not None
@@ -805,6 +811,7 @@ class CloudAssistantCommand(object):
     # -- entry point ----------------------------------------------------------------------------------------------
     def run(self):
         self.validate()
+        self.api = self.module.api(self.deadline + RETRY_GRACE)
         return self.absent_() if self.params['state'] == 'absent' else self.present_()
 
     def present_(self):
@@ -827,9 +834,9 @@ class CloudAssistantCommand(object):
         targets = resolve_targets(self.api, p.get('instance_ids'), p.get('instance_tags'),
                                   os_type=os_of_type(spec.command_type), os_reason='type %s' % spec.command_type,
                                   warn=self.module.warn, max_workers=self.max_workers).ids
-        if spec.repeat_mode == 'Once' and len(targets) > RUN_TAG_ABOVE:
+        if CommandRunner.shares_run_tag(spec, len(targets)):
             check_tags(p.get('tags'), reserved=1, why_reserved='a run on more than %d instances (here %d) is sent in '
-                       'batches that share the tag %s' % (RUN_TAG_ABOVE, len(targets), RUN_TAG))
+                       'batches that share the tag %s' % (BATCH_LIMITS[spec.action], len(targets), RUN_TAG))
         if self.check_mode:
             offline = offline_agents(self.api, targets, max_workers=self.max_workers)
             if offline:
@@ -875,7 +882,7 @@ class CloudAssistantCommand(object):
                 if action == 'recreate':
                     # the old command's scheduled runs cannot outlive it; a schedule this task asks for is created
                     # again for the new command
-                    self.pre_stopped = stop_schedules_of_command(self.api, current['command_id'], self.runner())
+                    self.pre_stopped = stop_schedules_of_command(self.runner(), current['command_id'])
                     delete_command(self.api, current['command_id'])
                 after['command_id'] = create_command(self.api, after, p.get('tags'), salt=p.get('client_token'))
         result['command_id'] = after['command_id']
@@ -892,8 +899,8 @@ class CloudAssistantCommand(object):
         result = {'changed': bool(found), 'command_id': found[0]['command_id'] if found else None,
                   'deleted_command_ids': [c['command_id'] for c in found], 'stopped_invoke_ids': []}
         for command in found:
-            result['stopped_invoke_ids'].extend(stop_schedules_of_command(self.api, command['command_id'],
-                                                                          self.runner(), check_mode=self.check_mode))
+            result['stopped_invoke_ids'].extend(stop_schedules_of_command(self.runner(), command['command_id'],
+                                                                          check_mode=self.check_mode))
             if not self.check_mode:
                 try:
                     delete_command(self.api, command['command_id'])
