@@ -71,13 +71,17 @@ def live_instances(invocation):
 
 
 def describe_invocation(api, invoke_id, include_output=False, timed=None):
-    """The invocation model of ``invoke_id``, or None when the API does not list it."""
-    request = make_request('DescribeInvocationsRequest', invoke_id=invoke_id, timed=timed,
-                           include_output=True if include_output else None,
-                           content_encoding='Base64' if include_output else None)
-    for invocation in invocations_of(api.call('DescribeInvocations', request)):
-        if invocation.invoke_id == invoke_id:
-            return invocation
+    """The invocation model of ``invoke_id``, or None when the API does not list it.
+
+    Without ``timed``, the API's default (``Timed=false``) finds one-time and ended invocations; one that will run
+    again (a live schedule) is then asked for once more with ``Timed=true``."""
+    for flag in ((timed,) if timed is not None else (None, True)):
+        request = make_request('DescribeInvocationsRequest', invoke_id=invoke_id, timed=flag,
+                               include_output=True if include_output else None,
+                               content_encoding='Base64' if include_output else None)
+        for invocation in invocations_of(api.call('DescribeInvocations', request)):
+            if invocation.invoke_id == invoke_id:
+                return invocation
     return None
 
 
@@ -91,10 +95,11 @@ def describe_tagged(api, tag, timed=None):
 
 
 def wait_for_invocations(api, invoke_ids, deadline, schedule=None, clock=time.monotonic, sleep=time.sleep,
-                         max_workers=8, started=None, group_tag=None, timed=None):
+                         max_workers=8, started=None, group_tag=None):
     """Poll until every instance of every invocation is terminal, the deadline (a ``clock()`` value) passes, or
     the API fails. ``group_tag``: a (key, value) tag every invocation carries, so that one tag-filtered
-    DescribeInvocations asks for all of them (plus one per invocation that listing did not show yet)."""
+    DescribeInvocations asks for all of them (plus one per invocation that listing did not show yet). The
+    invocations of one call are all one-time runs or all schedules (then the tag-filtered listing is not used)."""
     latest = dict((iid, None) for iid in invoke_ids)
 
     def pending():
@@ -102,9 +107,9 @@ def wait_for_invocations(api, invoke_ids, deadline, schedule=None, clock=time.mo
 
     def fetch():
         waiting = pending()
-        listed = describe_tagged(api, group_tag, timed=timed) if group_tag and len(waiting) > 1 else {}
+        listed = describe_tagged(api, group_tag) if group_tag and len(waiting) > 1 else {}
         missing = [iid for iid in waiting if iid not in listed]
-        answers = run_concurrently(lambda iid: describe_invocation(api, iid, timed=timed), missing,
+        answers = run_concurrently(lambda iid: describe_invocation(api, iid), missing,
                                    max_workers=max_workers)
         listed.update((iid, inv) for iid, inv in zip(missing, answers) if inv is not None)
         for iid in waiting:

@@ -15,7 +15,7 @@ invocations out) and keeps them when the hash and the instances match.
 replaces (never a per-run salt), so two runs of the same task at the same moment submit identical requests and
 the service keeps one schedule. It checks that what came back is live: a token the service remembers from a
 schedule stopped since would hand back that dead invocation; such batches are submitted again with a new token.
-The caller stops the old schedules only after the replacement was accepted.
+``replace_schedules`` stops the old schedules only after every batch of the replacement was accepted.
 """
 
 from __future__ import annotations
@@ -28,13 +28,15 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api 
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._invocations import (
+    describe_invocation,
     describe_tagged,
     live_instances,
+    stop_instances,
     stop_live,
     wait_for_invocations,
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limits import TAG_PREFIX
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._status import is_terminal
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._status import RUNNING, STOPPING
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._tokens import fingerprint
 
 KEY_TAG = TAG_PREFIX + 'key'
@@ -73,10 +75,11 @@ def submit_schedule(runner, spec, targets, key, spec_hash, replaces=(), salt=Non
     tagged = spec.with_tags({KEY_TAG: key, SPEC_TAG: spec_hash})
     stale = []
     for dummy in range(3):
-        deterministic = runner.with_salt(fingerprint('schedule', key, spec_hash, sorted(replaces), salt, stale))
-        run = deterministic.run(tagged, targets, deadline=None, wait=False)
-        live = set(inv.invoke_id for inv in find_schedules(runner.api, key))
-        dead = [iid for iid in run.invoke_ids if iid not in live and iid not in replaces]
+        run = runner.with_salt(fingerprint('schedule', key, spec_hash, sorted(replaces), salt, stale)).run(
+            tagged, targets, deadline=None, wait=False)
+        # a remembered token hands back what it created then: a schedule stopped since is not live any more
+        dead = [iid for iid in run.invoke_ids if iid in replaces
+                or not live_instances(describe_invocation(runner.api, iid, timed=True))]
         if not dead:
             return run
         stale.extend(dead)
@@ -84,29 +87,54 @@ def submit_schedule(runner, spec, targets, key, spec_hash, replaces=(), salt=Non
                               % ', '.join(stale))
 
 
-def stop_schedules_of_command(runner, command_id, check_mode=False):
-    """Before a saved command is deleted or re-created (the API refuses to delete a command with runs pending):
-    stop its scheduled runs that will run again, then wait (at most SETTLE_SECONDS) until the runs that were
-    executing have ended. Nothing is stopped in check mode. Returns the invoke IDs stopped (or to stop)."""
+def replace_schedules(runner, spec, targets, key, spec_hash, existing, salt=None):
+    """Submit the replacement of the ``existing`` schedules, then stop them: ``(run, stopped)``.
+
+    Nothing is stopped unless every batch of the replacement was accepted: when some were refused, the accepted
+    ones are stopped again, so that no instance runs two schedules, and the old schedules stay. A failure after
+    the replacement was accepted is kept in ``run.error`` (with the invoke IDs), not raised. Raises when every
+    batch was refused (nothing changed)."""
+    replaced = [inv.invoke_id for inv in existing]
+    run = submit_schedule(runner, spec, targets, key, spec_hash, replaces=replaced, salt=salt)
+    stopped = []
+    try:
+        if run.rejected:
+            for batch in run.batches:
+                if batch.invoke_id:
+                    stop_instances(runner.api, batch.invoke_id, batch.instance_ids)
+        else:
+            for invocation in existing:
+                stop_live(runner.api, invocation)
+                stopped.append(invocation.invoke_id)
+    except CloudAssistantError as exc:
+        run.error = exc
+    return run, stopped
+
+
+def stop_schedules_of_command(runner, command_id, deadline, check_mode=False):
+    """Before a saved command is deleted or re-created (the API refuses to delete a command with runs pending or
+    ending): stop its scheduled runs that will run again, then wait until the runs that were executing, and any
+    left Stopping before, have ended - at most SETTLE_SECONDS, and not past ``deadline``. Nothing is stopped in
+    check mode. Returns the invoke IDs stopped (or to stop)."""
     api = runner.api
-    request = make_request('DescribeInvocationsRequest', command_id=command_id, timed=True)
     stopped, unsettled = [], []
-    for invocation in api.paginate('DescribeInvocations', request, invocations_of):
-        if (getattr(invocation, 'repeat_mode', None) or 'Once') == 'Once' or not live_instances(invocation):
-            continue
-        if not check_mode:
-            stop_live(api, invocation)
-        stopped.append(invocation.invoke_id)
-        if any(not is_terminal(i.invocation_status) for i in invoke_instances(invocation)):
-            unsettled.append(invocation.invoke_id)
+    for timed in (True, None):  # schedules that will run again; then runs that are ending (Stopping)
+        request = make_request('DescribeInvocationsRequest', command_id=command_id, timed=timed)
+        for invocation in api.paginate('DescribeInvocations', request, invocations_of):
+            statuses = set(i.invocation_status for i in invoke_instances(invocation))
+            if timed and (getattr(invocation, 'repeat_mode', None) or 'Once') != 'Once' \
+                    and live_instances(invocation):
+                if not check_mode:
+                    stop_live(api, invocation)
+                stopped.append(invocation.invoke_id)
+            if statuses & set((RUNNING, STOPPING)) and invocation.invoke_id not in unsettled:
+                unsettled.append(invocation.invoke_id)
     if unsettled and not check_mode:
-        # a run that was executing is Stopping until its process is gone, and DeleteCommand refuses until then
-        waited = wait_for_invocations(api, unsettled, runner.clock() + SETTLE_SECONDS, schedule=runner.schedule,
-                                      clock=runner.clock, sleep=runner.sleep)
+        waited = wait_for_invocations(api, unsettled, min(deadline, runner.clock() + SETTLE_SECONDS),
+                                      schedule=runner.schedule, clock=runner.clock, sleep=runner.sleep)
         if waited.error is not None:
             raise waited.error
         if waited.timed_out:
-            raise CloudAssistantError('command %s: its stopped runs (%s) did not end within %d seconds, so it '
-                                      'cannot be deleted yet'
-                                      % (command_id, ', '.join(waited.unfinished), SETTLE_SECONDS))
+            raise CloudAssistantError('command %s: its stopped runs (%s) did not end in time, so it cannot be '
+                                      'deleted yet' % (command_id, ', '.join(waited.unfinished)))
     return stopped

@@ -163,6 +163,10 @@ options:
         differ, and deleted and created again when O(command_content), O(type) or O(enable_parameter) differ
         (C(ModifyCommand) cannot change them; the command gets a new ID). Options that are not set are not
         compared.
+      - Re-creating a command stops its scheduled runs before the new command exists (the API does not delete a
+        command with runs pending, and two commands of one name would make O(name) ambiguous). If the new
+        schedule is then refused, the instances have none until the task runs again; the result's
+        RV(stopped_invoke_ids) lists what was stopped.
       - Without O(command_content), names the existing saved command to invoke.
       - With O(instance_ids) or O(instance_tags), the saved command is then invoked on them (C(InvokeCommand)).
       - Mutually exclusive with O(command_id).
@@ -596,7 +600,6 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batc
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._frequency import check_frequency
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._guards import evaluate_guards
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._invocations import stop_live
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limits import (
     COMMAND_TYPES,
     DEFAULT_TIMEOUT,
@@ -645,7 +648,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._sche
     schedule_hash,
     schedule_key,
     stop_schedules_of_command,
-    submit_schedule,
+    replace_schedules,
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._status import (
     NOT_RUN,
@@ -882,7 +885,8 @@ class CloudAssistantCommand(object):
                 if action == 'recreate':
                     # the old command's scheduled runs cannot outlive it; a schedule this task asks for is created
                     # again for the new command
-                    self.pre_stopped = stop_schedules_of_command(self.runner(), current['command_id'])
+                    self.pre_stopped = stop_schedules_of_command(self.runner(), current['command_id'],
+                                                                 self.deadline)
                     delete_command(self.api, current['command_id'])
                 after['command_id'] = create_command(self.api, after, p.get('tags'), salt=p.get('client_token'))
         result['command_id'] = after['command_id']
@@ -900,7 +904,7 @@ class CloudAssistantCommand(object):
                   'deleted_command_ids': [c['command_id'] for c in found], 'stopped_invoke_ids': []}
         for command in found:
             result['stopped_invoke_ids'].extend(stop_schedules_of_command(self.runner(), command['command_id'],
-                                                                          check_mode=self.check_mode))
+                                                                          self.deadline, check_mode=self.check_mode))
             if not self.check_mode:
                 try:
                     delete_command(self.api, command['command_id'])
@@ -999,17 +1003,23 @@ class CloudAssistantCommand(object):
             result.update(would_stop=to_stop, msg='check mode: would %sschedule the run on %d instance(s)' % (
                 'stop %s and re-' % ', '.join(to_stop) if to_stop else '', len(targets)))
             return result
-        run = submit_schedule(self.runner(), spec, targets, key, spec_hash, replaces=replaced,
-                              salt=p.get('client_token'))
+        run, stopped = replace_schedules(self.runner(), spec, targets, key, spec_hash, existing,
+                                         salt=p.get('client_token'))
         result.update(run_fields(run.instances, run.invoke_ids))
         result['command_id'] = result['command_id'] or run.command_id
+        result['stopped_invoke_ids'] = self.pre_stopped + stopped
         if run.rejected:
-            result.update(failed=True, msg='%s; the schedule(s) it would replace were kept: %s'
-                          % (failure_message(run.rejected), ', '.join(replaced) or 'none'))
+            result.update(failed=True, msg='%s; the accepted part (%s) was stopped again and the schedule(s) it '
+                          'would replace were kept: %s' % (failure_message(run.rejected),
+                                                           ', '.join(run.invoke_ids) or 'none',
+                                                           ', '.join(replaced) or 'none'))
+        if run.error is not None:
+            still_live = run.invoke_ids if run.rejected else [i for i in replaced if i not in stopped]
+            result.update(run.error.result(), failed=True, msg='%s - after the new schedule (%s) was accepted; still '
+                          'to stop: %s' % (run.error.msg, ', '.join(run.invoke_ids), ', '.join(still_live) or 'none'))
+        if result.get('failed'):
             return result
-        for invocation in existing:
-            stop_live(self.api, invocation)
-        result.update(stopped_invoke_ids=to_stop, msg='scheduled (%s) on %d instance(s)%s' % (
+        result.update(msg='scheduled (%s) on %d instance(s)%s' % (
             spec.frequency if spec.repeat_mode == 'Period' else spec.repeat_mode, len(targets),
             '; replaced %s' % ', '.join(to_stop) if to_stop else ''))
         return result

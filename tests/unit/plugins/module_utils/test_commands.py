@@ -24,7 +24,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils impor
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils import _schedules as SCH
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils import _status as S
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._invocations import stop_live
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._invocations import describe_invocation, stop_live
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._module import module_argument_spec
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.modules import cloud_assistant_command as M
 
@@ -164,10 +164,19 @@ class FakeCloud:
             inv = self.invocations[invoke_id]
             if any(inv['tags'].get(k) != v for k, v in wanted):
                 continue
+            if bool(getattr(request, 'timed', None)) != self.timed(inv):
+                continue  # Timed defaults to false: schedules that will run again only with Timed=true
             if command_id and inv['command_id'] != command_id:
                 continue
             found.append(self._invocation_model(invoke_id, bool(getattr(request, 'include_output', False))))
         return NS(invocations=NS(invocation=found), next_token='')
+
+    @staticmethod
+    def timed(inv):
+        """Will the invocation run again (the sandbox's and the API's rule for Timed)?"""
+        return any((row['status'] == 'Scheduled' and inv['repeat_mode'] != 'Once')
+                   or (row['status'] in ('Pending', 'Running') and inv['repeat_mode'] in ('Period', 'EveryReboot'))
+                   for row in inv['rows'].values())
 
     def StopInvocation(self, request):
         assert len(request.instance_id) <= 50
@@ -1075,3 +1084,63 @@ def test_system_tags_may_select_instances():
     result = run(api, instance_tags={'acs:autoscaling:scalingGroupId': 'asg-1'}, command_content='echo')
     assert [i['instance_id'] for i in result['instances']] == ['i-l000']
     assert 'system tags' in error_of(instance_ids=['i-1'], command_content='echo', tags={'acs:x': '1'})
+
+
+def test_replacing_a_schedule_keeps_the_new_ids_when_stopping_the_old_fails():
+    api = FakeCloud(linux=2)
+    ids = sorted(api.instances)
+    first = run(api, instance_ids=ids, **SCHEDULE)
+
+    def failing_stop(request):
+        raise CloudAssistantError('StopInvocation failed: ServiceUnavailable', code='ServiceUnavailable',
+                                  action='StopInvocation')
+
+    api.StopInvocation = failing_stop
+    result = run(api, instance_ids=ids, **SCHEDULE_10M)
+    assert result['failed'] and result['invoke_id'] and result['invoke_id'] != first['invoke_id']
+    assert result['error']['action'] == 'StopInvocation'
+    assert 'still to stop: %s' % first['invoke_id'] in result['msg']
+
+
+def test_a_partly_refused_replacement_stops_its_accepted_part_and_keeps_the_old():
+    api = FakeCloud(linux=150)
+    ids = sorted(api.instances)
+    first = run(api, instance_ids=ids, **SCHEDULE)
+    api.refuse['RunCommandRequest'] = {ids[120]: CloudAssistantError(
+        'RunCommand failed: InvalidInstance.NotMatch', code='InvalidInstance.NotMatch', action='RunCommand')}
+    result = run(api, instance_ids=ids, **SCHEDULE_10M)
+    assert result['failed'] and 'stopped again' in result['msg']
+    accepted = [i for i in result['invoke_ids'] if i not in first['invoke_ids']]
+    assert len(accepted) == 1
+    assert set(r['status'] for r in api.invocations[accepted[0]]['rows'].values()) == {'Cancelled'}
+    for invoke_id in first['invoke_ids']:
+        assert set(r['status'] for r in api.invocations[invoke_id]['rows'].values()) == {'Scheduled'}
+
+
+def test_deleting_a_command_waits_for_runs_left_stopping_and_gives_up_in_time():
+    api = FakeCloud(linux=1)
+    cid = api.add_command('left-stopping')
+    api.invocations['t-old'] = {'command_id': cid, 'repeat_mode': 'Period', 'tags': {}, 'request': None,
+                                'rows': {'i-l000': {'status': 'Stopping', 'exit': None, 'out': b'', 'err': ''}}}
+    with pytest.raises(CloudAssistantError, match='t-old.*did not end in time'):
+        run(api, name='left-stopping', state='absent', wait_timeout=30)
+    assert api.count('DeleteCommand') == 0
+
+
+def test_deleting_a_command_with_only_scheduled_runs_does_not_wait():
+    api = FakeCloud(linux=2)
+    run(api, name='nightly', command_content='date')
+    run(api, name='nightly', instance_ids=sorted(api.instances), **dict(SCHEDULE, command_content=None))
+    api.calls[:] = []
+    result = run(api, name='nightly', state='absent')
+    assert result['changed'] and len(result['stopped_invoke_ids']) == 1
+    assert not [r for a, r in api.calls if a == 'DescribeInvocations' and getattr(r, 'invoke_id', None)]
+
+
+def test_an_invocation_is_found_by_id_whether_or_not_it_will_run_again():
+    api = FakeCloud(linux=1)
+    scheduled = run(api, instance_ids=['i-l000'], **SCHEDULE)
+    once = run(api, instance_ids=['i-l000'], command_content='echo', wait=False)
+    assert describe_invocation(api, scheduled['invoke_id']).invoke_id == scheduled['invoke_id']
+    assert describe_invocation(api, once['invoke_id']).invoke_id == once['invoke_id']
+    assert describe_invocation(api, scheduled['invoke_id'], timed=False) is None
