@@ -1130,7 +1130,7 @@ def test_deleting_a_command_waits_for_runs_left_stopping_and_gives_up_in_time():
 def test_deleting_a_command_with_only_scheduled_runs_does_not_wait():
     api = FakeCloud(linux=2)
     run(api, name='nightly', command_content='date')
-    run(api, name='nightly', instance_ids=sorted(api.instances), **dict(SCHEDULE, command_content=None))
+    run(api, name='nightly', instance_ids=sorted(api.instances), repeat_mode='Period', frequency='rate(5m)')
     api.calls[:] = []
     result = run(api, name='nightly', state='absent')
     assert result['changed'] and len(result['stopped_invoke_ids']) == 1
