@@ -31,11 +31,14 @@ import os
 import traceback
 
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._sdk_loading import defer_ecs_models
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._version import (
     COLLECTION_NAME,
     COLLECTION_VERSION,
 )
 
+# Before the SDK import: its models package would otherwise import every ECS class (see _sdk_loading).
+defer_ecs_models()
 try:
     from alibabacloud_ecs20140526.client import Client as EcsClient
     from alibabacloud_tea_openapi.models import Config as OpenApiConfig
