@@ -14,8 +14,10 @@ description:
     every page, and returns each with its overall fields and one entry per instance - the same entries as the
     RV(alicloud_ops.cloud_assistant.cloud_assistant_command#module:instances).
   - With O(wait=true) and O(invoke_id), waits until the invocations are finished on every instance and returns
-    them. Together with M(alicloud_ops.cloud_assistant.cloud_assistant_command) and its O(alicloud_ops.cloud_assistant.cloud_assistant_command#module:wait=false)
-    this starts a long run on many instances, lets the play do other work, and collects the results later.
+    them. Together with
+    O(alicloud_ops.cloud_assistant.cloud_assistant_command#module:wait=false) of
+    M(alicloud_ops.cloud_assistant.cloud_assistant_command), this starts a long run on many instances, lets the
+    play do other work, and collects the results later.
   - Never changes anything.
 author:
   - alicloud_ops maintainers (@alicloud-ops)
