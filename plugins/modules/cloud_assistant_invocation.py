@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: cloud_assistant_invocation
 short_description: Stop Cloud Assistant invocations on ECS instances
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Stops an invocation (a command run) on all its instances or on some of them (C(StopInvocation), 50 instances
     per call), waits until none of them is C(Running) or C(Stopping) any more, and returns the result of every

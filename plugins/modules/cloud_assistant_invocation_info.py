@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: cloud_assistant_invocation_info
 short_description: List Cloud Assistant invocations, their per-instance results, output and history
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Lists the invocations (command runs) of Cloud Assistant on ECS instances with C(DescribeInvocations), reading
     every page, and returns each with its overall fields and one entry per instance - the same entries as the
