@@ -624,9 +624,16 @@ class CloudAssistantInvocationInfo(object):
         result = {'changed': False}
         ids = list(dict.fromkeys(i.strip() for i in p['invoke_id'])) if p.get('invoke_id') else None
         if ids is None:
+            # IncludeOutput needs InvokeId or InstanceId: with instance_id the listing brings the output itself
+            in_listing = bool(p['include_output'] and p.get('instance_id'))
             found = [inv for inv in list_invocations(self.api, timed=p.get('timed'), tags=p.get('tags'),
+                                                     include_output=in_listing or None,
+                                                     content_encoding='Base64' if in_listing else None,
                                                      **self.api_filters()) if self.matches(inv)]
-            if p['include_output'] and found:
+            if in_listing:
+                for item in (i for inv in found for i in invoke_instances(inv)):
+                    item.output = decode_output(item.output)
+            elif p['include_output'] and found:
                 # the listing has no output: ask again per invocation (IncludeOutput needs InvokeId or InstanceId)
                 again = describe_many(self.api, [inv.invoke_id for inv in found], include_output=True,
                                       max_workers=self.max_workers)

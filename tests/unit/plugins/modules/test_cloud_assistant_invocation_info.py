@@ -120,6 +120,16 @@ def test_output_of_a_listing_is_fetched_per_invocation():
     assert sorted(r['InvokeId'] for r in with_output) == ['t-new', 't-old']
 
 
+def test_output_by_instance_comes_with_the_listing():
+    client = fleet()
+    result = run(client, instance_id='i-a', include_output=True)
+    assert [(i['invoke_id'], [e['output'] for e in i['instances']]) for i in result['invocations']] == [
+        ('t-new', ['out-i-a\n']), ('t-old', ['out-i-a\n'])]
+    asked = client.calls('DescribeInvocations')
+    assert len(asked) == 2   # Timed=true and Timed=false, nothing per invocation
+    assert all(r['IncludeOutput'] is True and r['InstanceId'] == 'i-a' for r in asked)
+
+
 def test_by_ids_the_result_reads_like_a_run_and_unknown_ids_are_named():
     client = fleet()
     result = run(client, invoke_id=['t-old', 't-nope', 't-new'])
