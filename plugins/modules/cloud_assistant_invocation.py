@@ -234,6 +234,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batc
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._invocations import (
     describe_many,
+    invocation_finished,
     live_instances,
     stop_instances,
     wait_for_invocations,
@@ -301,7 +302,7 @@ class CloudAssistantInvocation(object):
         errors = self.stop(to_stop, result)
         latest = known
         failure = None
-        if p['wait']:
+        if p['wait'] and (to_stop or not all(invocation_finished(known[iid], scope[iid]) for iid in ids)):
             waited = wait_for_invocations(self.api, ids, self.deadline, max_workers=self.max_workers,
                                           started=self.started, scope=scope)
             latest = dict(known, **dict((i, m) for i, m in waited.invocations.items() if m is not None))

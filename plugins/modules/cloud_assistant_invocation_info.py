@@ -435,6 +435,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batc
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._invocations import (
     decode_output,
     describe_many,
+    invocation_finished,
     invocation_history,
     list_invocations,
     runs_by_instance,
@@ -670,6 +671,8 @@ class CloudAssistantInvocationInfo(object):
         p = self.params
         timeout = p.get('wait_timeout') or max((getattr(inv, 'timeout', None) or DEFAULT_TIMEOUT)
                                                for inv in known.values()) + WAIT_MARGIN
+        if all(invocation_finished(inv) for inv in known.values()):
+            return None, known   # finished already: no poll
         deadline = self.started + timeout
         self.api = self.module.api(deadline + RETRY_GRACE)
         waited = wait_for_invocations(self.api, ids, deadline, max_workers=self.max_workers, started=self.started)

@@ -59,6 +59,7 @@ def test_nothing_live_is_no_change():
     assert result['changed'] is False
     assert client.calls('StopInvocation') == []
     assert result['msg'].startswith('nothing to stop')
+    assert len(client.calls('DescribeInvocations')) == 2   # before, and the final states with output: no poll
 
 
 def test_check_mode_stops_nothing():

@@ -139,6 +139,16 @@ def test_by_ids_the_result_reads_like_a_run_and_unknown_ids_are_named():
     assert result['invocation_status'] == 'PartialFailed'
 
 
+def test_wait_on_finished_runs_does_not_poll():
+    client = fleet()
+    result = run(client, invoke_id=['t-old', 't-new'], wait=True)
+    assert result['invocation_status'] == 'PartialFailed'
+    assert len(client.calls('DescribeInvocations')) == 2
+    result = run(client, invoke_id=['t-old'], wait=True, include_output=True)
+    assert [e['output'] for e in result['instances']] == ['out-i-a\n', 'out-i-b\n']
+    assert [r.get('IncludeOutput') for r in client.calls('DescribeInvocations')[2:]] == [None, True]
+
+
 def test_wait_on_an_unknown_id_fails_at_once():
     result = run(fleet(), invoke_id=['t-nope'], wait=True)
     assert result['failed'] is True
