@@ -155,11 +155,12 @@ class CloudAssistantApi:
             raise from_exception(action, exc) from exc
         return getattr(response, 'body', response)
 
-    def paginate(self, action, request, extract):
+    def paginate(self, action, request, extract, token_of=None):
         """Yield the items ``extract(body)`` returns for every page of ``action``.
 
         Sets ``MaxResults`` to the largest page the action allows and follows ``NextToken`` until it is empty or
-        absent. ``request`` is not modified (pages use a copy).
+        absent. ``request`` is not modified (pages use a copy). ``token_of(body)``: where the answer keeps its
+        NextToken when not at the top (DescribeInvocationResults: ``body.invocation.next_token``).
         """
         page_request = _copy_request(request)
         if hasattr(page_request, 'max_results'):
@@ -168,7 +169,7 @@ class CloudAssistantApi:
         for dummy in range(MAX_PAGES):
             body = self.call(action, page_request)
             yield from extract(body) or ()
-            token = getattr(body, 'next_token', None)
+            token = token_of(body) if token_of is not None else getattr(body, 'next_token', None)
             if not token:
                 return
             if token in seen:
@@ -226,6 +227,12 @@ def _listed(body, holder, item):
 def invocations_of(body):
     """The invocation models of a DescribeInvocations answer."""
     return _listed(body, 'invocations', 'invocation')
+
+
+def invocation_results_of(body):
+    """The per-run records (InvocationResult) of a DescribeInvocationResults answer (note the extra
+    ``Invocation`` wrapper)."""
+    return _listed(getattr(body, 'invocation', None), 'invocation_results', 'invocation_result')
 
 
 def invoke_instances(invocation):

@@ -15,6 +15,11 @@
 - ``fetch_outputs``: once, at the end, with ``IncludeOutput=true`` and ``ContentEncoding=Base64`` (binary-safe),
   decoded here to text (UTF-8, undecodable bytes replaced).
 - ``stop_instances`` / ``stop_live``: StopInvocation, 50 instances per call.
+- ``list_invocations``: every invocation matching the API's filters, all pages, scheduled and one-time alike
+  (two listings, ``Timed=true`` then ``Timed=false``, unless ``timed`` says which).
+- ``describe_many``: several invocations by ID, in parallel, optionally with their decoded output.
+- ``invocation_history`` / ``runs_by_instance``: the per-run records the API keeps for a scheduled invocation
+  (DescribeInvocationResults with IncludeHistory), one list per instance, newest run first.
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ import binascii
 import time
 
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import (
+    invocation_results_of,
     invocations_of,
     invoke_instances,
     make_request,
+    request_tags,
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batching import (
     BATCH_LIMITS,
@@ -35,6 +42,8 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batc
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._poller import poll
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._status import (
+    PENDING,
+    SCHEDULED,
     STOPPING,
     all_terminal,
     is_terminal,
@@ -54,11 +63,17 @@ class WaitResult(object):
         self.timed_out = bool(self.unfinished) and error is None
 
 
-def invocation_finished(invocation):
-    """True when every instance of the invocation is terminal (or, without instances, its overall status is)."""
+def invocation_finished(invocation, only=None):
+    """True when every instance of the invocation is terminal (or, without instances, its overall status is).
+    ``only``: the instance IDs that count (the others may still run)."""
     if invocation is None:
         return False
     instances = invoke_instances(invocation)
+    if only is not None:
+        wanted = set(only)
+        instances = [i for i in instances if i.instance_id in wanted]
+        if not instances:
+            return True
     if not instances:
         return is_terminal(getattr(invocation, 'invocation_status', None))
     return all_terminal(i.invocation_status for i in instances)
@@ -95,15 +110,17 @@ def describe_tagged(api, tag, timed=None):
 
 
 def wait_for_invocations(api, invoke_ids, deadline, schedule=None, clock=time.monotonic, sleep=time.sleep,
-                         max_workers=8, started=None, group_tag=None):
+                         max_workers=8, started=None, group_tag=None, scope=None):
     """Poll until every instance of every invocation is terminal, the deadline (a ``clock()`` value) passes, or
     the API fails. ``group_tag``: a (key, value) tag every invocation carries, so that one tag-filtered
     DescribeInvocations asks for all of them (plus one per invocation that listing did not show yet). The
-    invocations of one call are all one-time runs or all schedules (then the tag-filtered listing is not used)."""
+    invocations of one call are all one-time runs or all schedules (then the tag-filtered listing is not used).
+    ``scope``: {invoke_id: instance IDs}; only these instances of that invocation are waited for."""
     latest = dict((iid, None) for iid in invoke_ids)
+    scope = scope or {}
 
     def pending():
-        return [iid for iid in latest if not invocation_finished(latest[iid])]
+        return [iid for iid in latest if not invocation_finished(latest[iid], scope.get(iid))]
 
     def fetch():
         waiting = pending()
@@ -134,20 +151,74 @@ def decode_output(value):
     return raw.decode('utf-8', errors='replace')
 
 
+def describe_many(api, invoke_ids, include_output=False, max_workers=8):
+    """{invoke_id: invocation model, or None when the API does not list it}: one ``describe_invocation`` per ID,
+    in parallel. With ``include_output`` the instances' ``output`` is decoded to text."""
+    ids = list(dict.fromkeys(invoke_ids))
+    answers = run_concurrently(lambda iid: describe_invocation(api, iid, include_output=include_output), ids,
+                               max_workers=max_workers)
+    if include_output:
+        for invocation in answers:
+            for item in invoke_instances(invocation):
+                item.output = decode_output(item.output)
+    return dict(zip(ids, answers))
+
+
 def fetch_outputs(api, invoke_ids, max_workers=8):
     """{invoke_id: {instance_id: InvokeInstance model}} with ``output`` decoded to text: one DescribeInvocations
     with IncludeOutput=true per invocation (at most 100 instances, one answer), in parallel."""
-    ids = list(dict.fromkeys(invoke_ids))
-    answers = run_concurrently(lambda iid: describe_invocation(api, iid, include_output=True), ids,
-                               max_workers=max_workers)
-    out = {}
-    for iid, invocation in zip(ids, answers):
-        per_instance = {}
-        for item in invoke_instances(invocation):
-            item.output = decode_output(item.output)
-            per_instance[item.instance_id] = item
-        out[iid] = per_instance
-    return out
+    found = describe_many(api, invoke_ids, include_output=True, max_workers=max_workers)
+    return dict((iid, dict((item.instance_id, item) for item in invoke_instances(invocation)))
+                for iid, invocation in found.items())
+
+
+def list_invocations(api, timed=None, tags=None, **filters):
+    """Every invocation DescribeInvocations lists with ``filters`` (its request fields: ``command_id``,
+    ``command_name``, ``instance_id``, ``repeat_mode``, ...) and ``tags`` ({key: value}), all pages, without
+    output. ``timed`` None lists both kinds: ``Timed=true`` (schedules that will run again) first, then
+    ``Timed=false``, so a schedule that ends between the two listings is still seen (in the second). An
+    invocation listed twice is kept once."""
+    found = {}
+    for flag in ((timed,) if timed is not None else (True, False)):
+        request = make_request('DescribeInvocationsRequest', timed=flag,
+                               tag=request_tags('DescribeInvocationsRequestTag', tags), **filters)
+        for invocation in api.paginate('DescribeInvocations', request, invocations_of):
+            found.setdefault(invocation.invoke_id, invocation)
+    return list(found.values())
+
+
+def _results_token(body):
+    return getattr(getattr(body, 'invocation', None), 'next_token', None)
+
+
+def invocation_history(api, invoke_id):
+    """Every per-run record (InvocationResult models, ``output`` decoded to text) DescribeInvocationResults keeps
+    for ``invoke_id`` with IncludeHistory=true, all pages. The API keeps a history for Period and EveryReboot
+    invocations only; for others it answers with the current record of each instance."""
+    request = make_request('DescribeInvocationResultsRequest', invoke_id=invoke_id, include_history=True,
+                           content_encoding='Base64')
+    records = list(api.paginate('DescribeInvocationResults', request, invocation_results_of, token_of=_results_token))
+    for record in records:
+        record.output = decode_output(record.output)
+    return records
+
+
+def runs_by_instance(records):
+    """{instance_id: [record, ...]} of the records of runs (not the ``Pending``/``Scheduled`` placeholders of a
+    run still to come), one per run (run number ``Repeats`` and ``StartTime``; a terminal record wins over the
+    same run's current one), newest first."""
+    runs = {}
+    for record in records:
+        status = getattr(record, 'invocation_status', None)
+        if status in (PENDING, SCHEDULED):
+            continue
+        per_instance = runs.setdefault(record.instance_id, {})
+        number = (getattr(record, 'repeats', None) or 0, getattr(record, 'start_time', None) or '')
+        if number not in per_instance or (is_terminal(status) and not is_terminal(
+                per_instance[number].invocation_status)):
+            per_instance[number] = record
+    return dict((iid, [per_instance[n] for n in sorted(per_instance, reverse=True)])
+                for iid, per_instance in runs.items())
 
 
 def stop_instances(api, invoke_id, instance_ids):

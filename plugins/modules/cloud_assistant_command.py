@@ -236,8 +236,11 @@ options:
   wait:
     description:
       - Wait for the run to finish on every instance and return the results.
-      - With V(false), the module returns the RV(invoke_id) (and RV(invoke_ids)) as soon as the run is accepted,
-        for a later M(alicloud_ops.cloud_assistant.cloud_assistant_invocation_info) or Ansible's C(async).
+      - With V(false), the module returns the RV(invoke_id) (and RV(invoke_ids)) as soon as the run is accepted.
+        Collect the results later with M(alicloud_ops.cloud_assistant.cloud_assistant_invocation_info) and
+        O(alicloud_ops.cloud_assistant.cloud_assistant_invocation_info#module:wait=true), giving it RV(invoke_ids)
+        (a run on more than 100 instances is several invocations), or stop the run with
+        M(alicloud_ops.cloud_assistant.cloud_assistant_invocation).
       - Scheduled runs (O(repeat_mode) other than V(Once)) are never waited for.
     type: bool
     default: true
@@ -371,13 +374,20 @@ EXAMPLES = r'''
     repeat_mode: Period
     frequency: 0 0 3 * * ? Asia/Shanghai
 
-- name: Start a long job without waiting, then poll it later
+- name: Start a long job without waiting, then collect it later
   alicloud_ops.cloud_assistant.cloud_assistant_command:
     instance_ids: [i-bp1aaaaaaaaaaaaaaaaa]
     command_content: /opt/jobs/reindex.sh
     timeout: 7200
     wait: false
   register: job
+
+- name: Collect the job (after other tasks)
+  alicloud_ops.cloud_assistant.cloud_assistant_invocation_info:
+    invoke_id: "{{ job.invoke_ids }}"
+    wait: true
+    include_output: true
+  register: job_result
 
 - name: A PowerShell script on Windows instances
   alicloud_ops.cloud_assistant.cloud_assistant_command:
