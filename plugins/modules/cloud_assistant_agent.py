@@ -509,8 +509,8 @@ class CloudAssistantAgent(object):
                 return exc
             return None
 
-        for instance_id, error in zip(ids, run_concurrently(send, ids, max_workers=min(REBOOT_WORKERS,
-                                                                                      self.max_workers))):
+        workers = min(REBOOT_WORKERS, self.max_workers)
+        for instance_id, error in zip(ids, run_concurrently(send, ids, max_workers=workers)):
             if error is None:
                 self.rebooted.append(instance_id)
             else:
