@@ -451,18 +451,25 @@ class CloudAssistantAgent(object):
         if missing:
             self.install(missing)
             if p['reboot']:
-                self.reboot([i for i in missing if i in self.install_sent])
+                sent = set(self.install_sent)
+                self.reboot([i for i in missing if i in sent])
         result.update(installed_on=list(self.install_sent), rebooted=list(self.rebooted))
         if p['wait']:
             result = self.await_online(ids, status, result)
             result['msg'] = '%s; %s' % (self.present_message(ids), result['msg'])
         else:
-            # what the API says now (an installation does not show before the restart)
-            result = self.report(ids, agent_status(self.api, ids, max_workers=self.max_workers)
-                                 if missing else status, result)
-            result['msg'] = self.present_message(ids)
-            if result['offline']:
-                result['msg'] += '; offline: %s' % listing(result['offline'])
+            # what the API says now (an installation does not show before the restart); after a change nothing
+            # raises, so that a failure still returns the instances installed on and restarted
+            try:
+                now = agent_status(self.api, ids, max_workers=self.max_workers) if missing else status
+            except CloudAssistantError as exc:
+                result = self.report(ids, status, result)
+                result.update(exc.result(), failed=True, msg='%s; then %s' % (self.present_message(ids), exc.msg))
+            else:
+                result = self.report(ids, now, result)
+                result['msg'] = self.present_message(ids)
+                if result['offline']:
+                    result['msg'] += '; offline: %s' % listing(result['offline'])
         if self.errors:
             result['failed'] = True
             result['msg'] = '%s; %s' % (self.error_message(), result['msg'])

@@ -342,3 +342,21 @@ def test_an_api_error_while_waiting_fails_with_what_is_known():
     assert result['failed'] and result['offline'] == ids[1:]
     assert result['error']['code'] == 'Forbidden.RAM'
     assert 'while waiting for the agents; still offline: i-st000' in result['msg']
+
+
+def test_an_api_error_after_the_installation_still_returns_where_it_was_installed():
+    api, clock, ids = fleet(n_online=1, n_none=2)
+    real = api.DescribeCloudAssistantStatus
+
+    def after_install(request):
+        if api.count('InstallCloudAssistant'):
+            raise CloudAssistantError('DescribeCloudAssistantStatus failed: ServiceUnavailable', kind='api',
+                                      code='ServiceUnavailable', action='DescribeCloudAssistantStatus')
+        return real(request)
+
+    api.DescribeCloudAssistantStatus = after_install
+    result = run(api, clock, instance_ids=ids, state='present')
+    assert result['failed'] and result['changed']
+    assert result['installed_on'] == ids[1:]
+    assert result['error']['code'] == 'ServiceUnavailable'
+    assert result['msg'].startswith('installed the agent on 2 instance(s)')
