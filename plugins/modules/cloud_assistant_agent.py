@@ -553,8 +553,11 @@ class CloudAssistantAgent(object):
                           msg='%s - while waiting for the agents; still offline: %s'
                               % (outcome.error.msg, listing(offline)))
         elif offline:
-            result.update(failed=True, msg='wait_timeout (%d s) expired: %d of %d agent(s) still offline: %s'
-                          % (self.params['wait_timeout'], len(offline), len(ids), listing(offline)))
+            stopped = [i for i in offline if known[i].installed]
+            result.update(failed=True, msg='wait_timeout (%d s) expired: %d of %d agent(s) still offline: %s%s'
+                          % (self.params['wait_timeout'], len(offline), len(ids), listing(offline),
+                             ' (%d of them installed but not running - start the agent or restart the instance)'
+                             % len(stopped) if stopped else ''))
         else:
             result['msg'] = '%d of %d agent(s) online%s' % (
                 len(ids), len(ids), ' after %.0f s' % (self.clock() - self.started) if pending else '')

@@ -302,7 +302,8 @@ def test_online_fails_at_the_deadline_naming_the_offline_agents():
     result = run(api, clock, instance_ids=ids, state='online', wait_timeout=30)
     assert result['failed'] and not result['changed']
     assert result['offline'] == ids[2:]
-    assert result['msg'] == 'wait_timeout (30 s) expired: 2 of 4 agent(s) still offline: i-no000, i-st000'
+    assert result['msg'] == ('wait_timeout (30 s) expired: 2 of 4 agent(s) still offline: i-no000, i-st000 (1 of them '
+                             'installed but not running - start the agent or restart the instance)')
     assert 30.0 <= clock() - 1000.0 <= 31.0
     polls = api.count('DescribeCloudAssistantStatus')
     assert 6 <= polls <= 32                                   # a poll a second at first, then slower
