@@ -12,7 +12,7 @@
   order, checked to exist, be Running and run ``os_type``; tagged instances that are not Running are left out
   with a warning. Raises ``CloudAssistantError`` naming the option and the instances otherwise.
 - ``agent_status(api, ids)``: DescribeCloudAssistantStatus, 100 per call; ``{instance_id: AgentStatus}`` (online,
-  installed, version, heartbeat, task counts, OS, and what the version supports: ``AGENT_FEATURES``).
+  installed, version, heartbeat, task counts, OS, and what the version supports: ``_agent.AGENT_FEATURES``).
 - ``offline_agents(api, ids)``: the IDs whose agent is not online, in order.
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._agent import agent_supports
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import (
     instances_of,
     make_request,
@@ -97,33 +98,6 @@ def resolve_targets(api, instance_ids=None, instance_tags=None, os_type=None, os
                           % (os_reason or 'this task', os_type.capitalize(), len(wrong),
                              listing(['%s (%s)' % (i, infos[i].ostype) for i in wrong])))
     return Targets(ids, infos)
-
-
-# What the collection uses that needs more than any agent, by OS: the agent's version must be greater than this
-# (shared/reference/cloud-assistant-api.md §2.10: SendFile needs Linux > 1.0.2.569, Windows > 1.0.0.149).
-AGENT_FEATURES = {
-    'send_file': {'linux': '1.0.2.569', 'windows': '1.0.0.149'},
-}
-
-
-def version_tuple(version):
-    """``'2.2.3.857'`` -> ``(2, 2, 3, 857)``; None for an empty or malformed version."""
-    try:
-        parts = tuple(int(part) for part in str(version or '').strip().split('.'))
-    except ValueError:
-        return None
-    return parts or None
-
-
-def agent_supports(version, os_type):
-    """{feature: True/False} for ``AGENT_FEATURES``; None for a feature when the version is unknown (the API
-    reports no version for an agent that is not running) or the OS has no rule."""
-    have = version_tuple(version)
-    result = {}
-    for feature, minimums in AGENT_FEATURES.items():
-        floor = version_tuple(minimums.get((os_type or '').lower()))
-        result[feature] = None if have is None or floor is None else have > floor
-    return result
 
 
 class AgentStatus(object):

@@ -234,11 +234,18 @@ instances:
       description:
         - What the agent's version supports.
         - V(send_file) - files can be sent (C(SendFile) needs an agent newer than 1.0.2.569 on Linux and
-          1.0.0.149 on Windows); V(null) when the version is not known.
+          1.0.0.149 on Windows).
+        - V(builtin_parameters) - built-in parameters such as C({{ACS::InstanceId}}) work (agent 2.2.3.309 or
+          later on Linux, 2.1.3.309 or later on Windows).
+        - V(rate_at_schedules) - C(rate()) and C(at()) schedules work (agent 2.2.3.282 or later on Linux,
+          2.1.3.282 or later on Windows).
+        - V(null) for a feature when the version is not known (no agent, or an agent that is not running).
         - V(session_manager) - the session manager can be used (C(SupportSessionManager)).
       type: dict
       sample:
         send_file: true
+        builtin_parameters: true
+        rate_at_schedules: true
         session_manager: true
     install_sent:
       description: Whether C(InstallCloudAssistant) was sent for this instance (in check mode, would be sent).

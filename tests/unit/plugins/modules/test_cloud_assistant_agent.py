@@ -14,6 +14,7 @@ from types import SimpleNamespace as NS
 
 import pytest
 
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils import _agent as A
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils import _targets as T
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._module import module_argument_spec
@@ -163,7 +164,32 @@ def fleet(n_online=0, n_none=0, n_stopped=0, **kwargs):
     ('2.2.3.857', 'freebsd', None),     # no rule for the OS
 ])
 def test_send_file_version_rule(version, os_type, expected):
-    assert T.agent_supports(version, os_type)['send_file'] is expected
+    assert A.agent_supports(version, os_type)['send_file'] is expected
+
+
+@pytest.mark.parametrize('feature, version, os_type, expected', [
+    # "at least" versions: the minimum itself is enough
+    ('builtin_parameters', '2.2.3.309', 'linux', True),
+    ('builtin_parameters', '2.2.3.308', 'linux', False),
+    ('builtin_parameters', '2.1.3.309', 'windows', True),
+    ('builtin_parameters', '2.1.3.308', 'windows', False),
+    ('builtin_parameters', '2.2.3.309', 'windows', True),
+    ('rate_at_schedules', '2.2.3.282', 'linux', True),
+    ('rate_at_schedules', '2.2.3.281', 'linux', False),
+    ('rate_at_schedules', '2.1.3.282', 'windows', True),
+    ('rate_at_schedules', '2.1.3.281', 'windows', False),
+    ('rate_at_schedules', '1.0.2.570', 'linux', False),
+    ('rate_at_schedules', None, 'linux', None),
+])
+def test_at_least_version_rules(feature, version, os_type, expected):
+    assert A.agent_supports(version, os_type)[feature] is expected
+
+
+def test_every_feature_rule_has_a_known_operator_and_a_valid_version():
+    for feature, rules in A.AGENT_FEATURES.items():
+        assert set(rules) == {'linux', 'windows'}, feature
+        for op, version in rules.values():
+            assert op in ('>', '>=') and A.version_tuple(version), feature
 
 
 def test_status_of_a_stopped_agent_counts_as_installed_and_an_unknown_instance_as_missing():
@@ -171,7 +197,8 @@ def test_status_of_a_stopped_agent_counts_as_installed_and_an_unknown_instance_a
                                       last_heartbeat_time='2026-11-22T01:00:00Z', last_invoked_time='',
                                       active_task_count=0, invocation_count=3, support_session_manager=True))
     assert (stopped.online, stopped.installed, stopped.version, stopped.os_type) == (False, True, None, 'linux')
-    assert stopped.fields()['supports'] == {'send_file': None, 'session_manager': True}
+    assert stopped.fields()['supports'] == {'send_file': None, 'builtin_parameters': None, 'rate_at_schedules': None,
+                                            'session_manager': True}
     unknown = T.AgentStatus('i-b')
     assert (unknown.online, unknown.installed, unknown.last_heartbeat, unknown.active_task_count) == (False, False, None, 0)
     online = T.AgentStatus('i-c', NS(cloud_assistant_status=True, cloud_assistant_version='2.1.3.857',
