@@ -107,10 +107,13 @@ class AgentStatus(object):
     or the agent reports a version, or a heartbeat was ever seen: the API gives no version for an agent that is
     installed but not running, so an agent stopped since its last heartbeat still counts as installed, and an
     instance never heard of counts as not installed. ``os_type``: lowercase (``linux``, ``windows``, ``freebsd``).
+    ``known``: False when the answer left the instance out (``model`` None): then nothing is known of its agent,
+    ``installed`` is None (neither installed nor missing) and ``online`` False.
     """
 
     def __init__(self, instance_id, model=None):
         self.instance_id = instance_id
+        self.known = model is not None
         get = (lambda name: getattr(model, name, None)) if model is not None else (lambda name: None)
         self.online = str(get('cloud_assistant_status')).lower() == 'true'
         self.version = get('cloud_assistant_version') or None
@@ -120,7 +123,7 @@ class AgentStatus(object):
         self.active_task_count = int(get('active_task_count') or 0)
         self.invocation_count = int(get('invocation_count') or 0)
         self.support_session_manager = bool(get('support_session_manager'))
-        self.installed = bool(self.online or self.version or self.last_heartbeat)
+        self.installed = bool(self.online or self.version or self.last_heartbeat) if self.known else None
 
     def supports(self):
         features = agent_supports(self.version, self.os_type)
@@ -143,13 +146,22 @@ class AgentStatus(object):
 
 
 def agent_status(api, ids, max_workers=8):
-    """{instance_id: AgentStatus} for every ID of ``ids`` (an instance the answer leaves out is reported with no
-    agent)."""
+    """{instance_id: AgentStatus} for every ID of ``ids``. An instance the answer leaves out is not taken for one
+    without an agent: its status is unknown (``AgentStatus.known`` False). With InstanceId given the service
+    answers every match on one page (MaxResults is ignored); should an answer hold fewer items than asked for and
+    carry a NextToken, the next pages are read too."""
     def describe(part):
         request = make_request('DescribeCloudAssistantStatusRequest', instance_id=list(part))
-        body = api.call('DescribeCloudAssistantStatus', request)
-        holder = getattr(body, 'instance_cloud_assistant_status_set', None)
-        return list(getattr(holder, 'instance_cloud_assistant_status', None) or [])
+        items = []
+        for dummy in range(len(part)):   # at most one page per instance: bounded whatever the service answers
+            body = api.call('DescribeCloudAssistantStatus', request)
+            holder = getattr(body, 'instance_cloud_assistant_status_set', None)
+            items.extend(getattr(holder, 'instance_cloud_assistant_status', None) or [])
+            token = getattr(body, 'next_token', None)
+            if not token or len(items) >= len(part) or token == getattr(request, 'next_token', None):
+                break
+            request.next_token = token
+        return items
 
     models = {}
     for items in run_concurrently(describe, chunks(ids, BATCH_LIMITS['DescribeCloudAssistantStatus']),

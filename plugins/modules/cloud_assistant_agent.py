@@ -200,6 +200,7 @@ instances:
       description:
         - Whether the agent is installed - it is online, reports a version, or a heartbeat of it was ever seen.
         - An installation waiting for the restart does not count.
+        - V(null) when the status is unknown (see RV(unknown)).
       type: bool
       sample: true
     online:
@@ -301,6 +302,15 @@ offline:
   type: list
   elements: str
   sample: [i-bp1bbbbbbbbbbbbbbbbb]
+unknown:
+  description:
+    - The instances C(DescribeCloudAssistantStatus) left out of its answer, at the end of the task. Nothing is
+      known of their agent (RV(instances[].installed) is V(null)); O(state=present) neither installs on nor
+      restarts an instance whose status is unknown, and says so in RV(msg).
+  returned: always
+  type: list
+  elements: str
+  sample: []
 installed_on:
   description: The instances C(InstallCloudAssistant) was sent for and accepted.
   returned: with O(state=present), outside check mode
@@ -435,14 +445,22 @@ class CloudAssistantAgent(object):
             result['msg'] = ('check mode: would wait for %d offline agent(s): %s' % (len(offline), listing(offline))
                              if offline else 'check mode: %d agent(s) already online' % len(ids))
         else:
-            result['msg'] = '%d of %d agent(s) online%s' % (len(ids) - len(offline), len(ids),
-                                                            '; offline: %s' % listing(offline) if offline else '')
+            result['msg'] = '%d of %d agent(s) online%s%s' % (len(ids) - len(offline), len(ids),
+                                                              '; offline: %s' % listing(offline) if offline else '',
+                                                              self.unknown_note(result))
         return result
+
+    @staticmethod
+    def unknown_note(result):
+        unknown = result.get('unknown')
+        return ('; status unknown (left out of the DescribeCloudAssistantStatus answer, so neither installed on nor '
+                'restarted): %s' % listing(unknown)) if unknown else ''
 
     # -- state=present --------------------------------------------------------------------------------------------
     def present(self, ids, status):
         p = self.params
-        missing = [i for i in ids if not status[i].installed]
+        # an instance the status answer left out is neither installed nor missing: never installed on or restarted
+        missing = [i for i in ids if status[i].installed is False]
         if missing and p['wait'] and not p['reboot']:
             raise invalid('wait=true needs reboot=true here: the agent is missing on %d instance(s) (%s) and an '
                           'installation only takes effect after a restart' % (len(missing), listing(missing)))
@@ -453,7 +471,8 @@ class CloudAssistantAgent(object):
             result.update(would_install=missing, would_reboot=would_reboot)
             result['msg'] = ('check mode: would install the agent on %d instance(s)%s: %s'
                              % (len(missing), ' and restart them' if p['reboot'] else '', listing(missing))
-                             if missing else 'check mode: the agent is installed on all %d instance(s)' % len(ids))
+                             if missing else 'check mode: nothing to install on %d instance(s)' % len(ids))
+            result['msg'] += self.unknown_note(result)
             return result
         if missing:
             self.install(missing)
@@ -477,6 +496,7 @@ class CloudAssistantAgent(object):
                 result['msg'] = self.present_message(ids)
                 if result['offline']:
                     result['msg'] += '; offline: %s' % listing(result['offline'])
+        result['msg'] += self.unknown_note(dict(unknown=[i for i in ids if not status[i].known]))
         if self.errors:
             result['failed'] = True
             result['msg'] = '%s; %s' % (self.error_message(), result['msg'])
@@ -583,7 +603,8 @@ class CloudAssistantAgent(object):
                 error_code=(error.code or error.kind) if error else None,
                 error_info=(error.message or error.msg) if error else None,
                 **status[instance_id].fields()))
-        result.update(instances=instances, offline=[e['instance_id'] for e in instances if not e['online']])
+        result.update(instances=instances, offline=[e['instance_id'] for e in instances if not e['online']],
+                      unknown=[i for i in ids if not status[i].known])
         return result
 
 

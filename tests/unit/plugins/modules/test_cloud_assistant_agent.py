@@ -51,6 +51,7 @@ class FakeFleet:
         self.calls = []
         self.lock = threading.Lock()
         self.refuse = {}   # action -> {instance_id: CloudAssistantError}
+        self.hidden = set()  # instances DescribeCloudAssistantStatus leaves out of its answer
 
     def call(self, action, request):
         with self.lock:
@@ -85,6 +86,8 @@ class FakeFleet:
         assert len(request.instance_id) <= 100
         items = []
         for iid in request.instance_id:
+            if iid in self.hidden:
+                continue
             info = self.instances[iid]
             online = self._online(info)
             items.append(NS(instance_id=iid, cloud_assistant_status='true' if online else 'false',
@@ -192,7 +195,7 @@ def test_every_feature_rule_has_a_known_operator_and_a_valid_version():
             assert op in ('>', '>=') and A.version_tuple(version), feature
 
 
-def test_status_of_a_stopped_agent_counts_as_installed_and_an_unknown_instance_as_missing():
+def test_status_of_a_stopped_agent_counts_as_installed_and_an_unknown_instance_as_neither():
     stopped = T.AgentStatus('i-a', NS(cloud_assistant_status='false', cloud_assistant_version='', ostype='Linux',
                                       last_heartbeat_time='2026-11-22T01:00:00Z', last_invoked_time='',
                                       active_task_count=0, invocation_count=3, support_session_manager=True))
@@ -200,7 +203,10 @@ def test_status_of_a_stopped_agent_counts_as_installed_and_an_unknown_instance_a
     assert stopped.fields()['supports'] == {'send_file': None, 'builtin_parameters': None, 'rate_at_schedules': None,
                                             'session_manager': True}
     unknown = T.AgentStatus('i-b')
-    assert (unknown.online, unknown.installed, unknown.last_heartbeat, unknown.active_task_count) == (False, False, None, 0)
+    assert (unknown.online, unknown.installed, unknown.last_heartbeat, unknown.active_task_count) == (False, None, None, 0)
+    never = T.AgentStatus('i-d', NS(cloud_assistant_status='false', cloud_assistant_version='', ostype='Linux',
+                                    last_heartbeat_time=''))
+    assert never.known and never.installed is False
     online = T.AgentStatus('i-c', NS(cloud_assistant_status=True, cloud_assistant_version='2.1.3.857',
                                      ostype='Windows', active_task_count='2'))
     assert online.online and online.installed and online.active_task_count == 2
@@ -213,6 +219,33 @@ def test_agent_status_asks_100_at_a_time_and_keeps_order():
     assert list(status) == ids
     assert [len(r.instance_id) for r in api.requests('DescribeCloudAssistantStatus')] == [100, 100, 10]
     assert T.offline_agents(api, ids) == ids[150:]
+
+
+def test_an_instance_left_out_of_the_status_answer_is_unknown_not_missing():
+    api, _clock, ids = fleet(n_online=1, n_none=1)
+    api.hidden.add(ids[1])
+    status = T.agent_status(api, ids)
+    assert status[ids[0]].known and status[ids[0]].installed is True
+    assert not status[ids[1]].known and status[ids[1]].installed is None and not status[ids[1]].online
+    assert status[ids[1]].fields()['installed'] is None
+
+
+def test_agent_status_reads_the_next_page_when_an_answer_holds_fewer_items_than_asked_for():
+    api, _clock, ids = fleet(n_online=3)
+    real = api.DescribeCloudAssistantStatus
+
+    def paged(request):
+        body = real(request)
+        items = body.instance_cloud_assistant_status_set.instance_cloud_assistant_status
+        start = int(getattr(request, 'next_token', None) or 0)
+        body.instance_cloud_assistant_status_set.instance_cloud_assistant_status = items[start:start + 2]
+        body.next_token = str(start + 2) if start + 2 < len(items) else ''
+        return body
+
+    api.DescribeCloudAssistantStatus = paged
+    status = T.agent_status(api, ids)
+    assert all(status[i].known and status[i].online for i in ids)
+    assert api.count('DescribeCloudAssistantStatus') == 2
 
 
 # -- validation before any call -----------------------------------------------------------------------------------
@@ -297,6 +330,24 @@ def test_check_mode_reports_what_would_be_installed_and_restarted():
     assert not CHANGING & set(a for a, _r in api.calls)
     no_reboot = run(api, clock, check_mode=True, instance_ids=ids, state='present')
     assert no_reboot['would_reboot'] == [] and not any(e['reboot_sent'] for e in no_reboot['instances'])
+
+
+def test_present_never_installs_on_or_restarts_an_instance_of_unknown_status():
+    api, clock, ids = fleet(n_online=1, n_none=2)
+    api.hidden.add(ids[2])
+    check = run(api, clock, check_mode=True, instance_ids=ids, state='present', reboot=True)
+    assert check['would_install'] == [ids[1]] and check['would_reboot'] == [ids[1]]
+    assert check['unknown'] == [ids[2]]
+    assert check['msg'] == ('check mode: would install the agent on 1 instance(s) and restart them: %s; status unknown '
+                            '(left out of the DescribeCloudAssistantStatus answer, so neither installed on nor '
+                            'restarted): %s' % (ids[1], ids[2]))
+    result = run(api, clock, instance_ids=ids, state='present', reboot=True)
+    assert [list(r.instance_id) for r in api.requests('InstallCloudAssistant')] == [[ids[1]]]
+    assert [r.instance_id for r in api.requests('RebootInstance')] == [ids[1]]
+    assert result['unknown'] == [ids[2]] and result['installed_on'] == [ids[1]]
+    entry = result['instances'][2]
+    assert entry['installed'] is None and not entry['online'] and not entry['install_sent']
+    assert result['msg'].endswith('neither installed on nor restarted): %s' % ids[2])
 
 
 def test_a_refused_batch_fails_the_task_naming_its_instances_and_the_others_go_on():
