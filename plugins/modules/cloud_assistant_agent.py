@@ -479,7 +479,9 @@ class CloudAssistantAgent(object):
             if p['reboot']:
                 sent = set(self.install_sent)
                 self.reboot([i for i in missing if i in sent])
-        result.update(installed_on=list(self.install_sent), rebooted=list(self.rebooted))
+        # what really changed: an install the service refused changed nothing
+        result.update(changed=bool(self.install_sent or self.rebooted), installed_on=list(self.install_sent),
+                      rebooted=list(self.rebooted))
         if p['wait']:
             result = self.await_online(ids, status, result)
             result['msg'] = '%s; %s' % (self.present_message(ids), result['msg'])
@@ -513,7 +515,7 @@ class CloudAssistantAgent(object):
         elif self.install_sent:
             done.append('it takes effect after the next restart (reboot=true restarts them)')
         if not done:
-            done.append('the agent is installed on all %d instance(s)' % len(ids))
+            done.append('installed nothing' if self.errors else 'the agent is installed on all %d instance(s)' % len(ids))
         return '; '.join(done)
 
     def install(self, missing):
@@ -560,7 +562,8 @@ class CloudAssistantAgent(object):
     # -- waiting ----------------------------------------------------------------------------------------------------
     def await_online(self, ids, status, result):
         """Poll the agents still offline (but those whose installation or restart failed: they cannot come up)
-        until all are online or the deadline passes; the task fails with the instances still offline."""
+        until all are online or the deadline passes; the task fails with the instances still offline. At least one
+        status call is made after any install or restart, even when they used up the time."""
         known = dict(status)
         pending = [i for i in ids if not known[i].online and i not in self.errors]
 
@@ -569,25 +572,36 @@ class CloudAssistantAgent(object):
                                       max_workers=self.max_workers))
             return known
 
-        outcome = None
+        def finished(value):
+            return all(value[i].online for i in pending)
+
+        error = None
         if pending:
-            outcome = poll(fetch, lambda value: all(value[i].online for i in pending), self.deadline,
-                           schedule=self.schedule, clock=self.clock, sleep=self.sleep, started=self.started)
+            outcome = poll(fetch, finished, self.deadline, schedule=self.schedule, clock=self.clock, sleep=self.sleep,
+                           started=self.started)
+            error = outcome.error
+            if error is None and not outcome.polls and (self.install_sent or self.rebooted):
+                try:   # the deadline passed before the first poll: one last look
+                    fetch()
+                except CloudAssistantError as exc:
+                    error = exc
         result = self.report(ids, known, result)
-        offline = result['offline']
-        if outcome is not None and outcome.error is not None:
-            result.update(outcome.error.result(), failed=True,
-                          msg='%s - while waiting for the agents; still offline: %s'
-                              % (outcome.error.msg, listing(offline)))
-        elif offline:
-            stopped = [i for i in offline if known[i].installed]
+        waited = [i for i in pending if not known[i].online]   # offline and not failed: what the wait is about
+        failed = [i for i in result['offline'] if i in self.errors]
+        if error is not None:
+            result.update(error.result(), failed=True,
+                          msg='%s - while waiting for the agents; still offline: %s' % (error.msg, listing(waited)))
+        elif waited:
+            stopped = [i for i in waited if known[i].installed]
             result.update(failed=True, msg='wait_timeout (%d s) expired: %d of %d agent(s) still offline: %s%s'
-                          % (self.params['wait_timeout'], len(offline), len(ids), listing(offline),
+                          % (self.params['wait_timeout'], len(waited), len(ids), listing(waited),
                              ' (%d of them installed but not running - start the agent or restart the instance)'
                              % len(stopped) if stopped else ''))
         else:
             result['msg'] = '%d of %d agent(s) online%s' % (
-                len(ids), len(ids), ' after %.0f s' % (self.clock() - self.started) if pending else '')
+                len(ids) - len(failed), len(ids), ' after %.0f s' % (self.clock() - self.started) if pending else '')
+            if failed:
+                result['msg'] += '; not waited for (installing or restarting failed): %s' % listing(failed)
         return result
 
     # -- the result -------------------------------------------------------------------------------------------------

@@ -128,13 +128,13 @@ class ExplodingApi:
 DEFAULTS = dict((name, spec.get('default')) for name, spec in module_argument_spec(M.ARGUMENT_SPEC).items())
 
 
-def run(api, clock=None, check_mode=False, **params):
+def run(api, clock=None, check_mode=False, max_workers=8, **params):
     clock = clock or Clock()
     values = dict(DEFAULTS)
     values.update(params)
     warnings = []
     mod = NS(params=values, check_mode=check_mode, warn=warnings.append, started=clock(), api=lambda deadline: api)
-    return M.CloudAssistantAgent(mod, clock=clock, sleep=clock.sleep).run()
+    return M.CloudAssistantAgent(mod, clock=clock, sleep=clock.sleep, max_workers=max_workers).run()
 
 
 def error_of(api=None, **params):
@@ -362,8 +362,12 @@ def test_a_refused_batch_fails_the_task_naming_its_instances_and_the_others_go_o
     assert result['failed'] and result['changed']
     assert result['installed_on'] == ids[50:]                  # the first batch of 50 was refused
     assert result['rebooted'] == [i for i in ids[50:] if i != ids[55]]
-    assert result['msg'].startswith('installing or restarting failed on 51 instance(s): %s (InstallCloudAssistant '
-                                    'InvalidInstanceId.OSTypeUnsupported)' % ids[0])
+    failed = ids[:50] + [ids[55]]
+    refused = ' (InstallCloudAssistant InvalidInstanceId.OSTypeUnsupported)'
+    assert result['msg'] == (
+        'installing or restarting failed on 51 instance(s): %s and 46 more; installed the agent on 10 instance(s); '
+        'restarted 9 instance(s); 9 of 60 agent(s) online after 10 s; not waited for (installing or restarting '
+        'failed): %s' % (', '.join(i + refused for i in ids[:5]), ', '.join(failed[:10]) + ' and 41 more'))
     assert result['error']['code'] == 'InvalidInstanceId.OSTypeUnsupported'
     entries = dict((e['instance_id'], e) for e in result['instances'])
     assert entries[ids[0]]['error_code'] == 'InvalidInstanceId.OSTypeUnsupported'
@@ -371,6 +375,40 @@ def test_a_refused_batch_fails_the_task_naming_its_instances_and_the_others_go_o
     assert entries[ids[56]]['online'] and entries[ids[56]]['error_code'] is None
     # instances that failed are not waited for: the task ends as soon as the others are online
     assert clock() - 1000.0 < 20.0
+
+
+def test_every_batch_refused_changes_nothing_and_says_so():
+    api, clock, ids = fleet(n_online=1, n_none=3)
+    api.refuse['InstallCloudAssistant'] = dict((i, CloudAssistantError(
+        'InstallCloudAssistant failed: Operation.Forbidden', action='InstallCloudAssistant', code='Operation.Forbidden',
+        message='forbidden', kind='api')) for i in ids[1:])
+    result = run(api, clock, instance_ids=ids, state='present', reboot=True, wait=True, wait_timeout=60)
+    assert result['failed'] and not result['changed']
+    assert result['installed_on'] == [] and result['rebooted'] == [] and api.count('RebootInstance') == 0
+    assert result['msg'] == ('installing or restarting failed on 3 instance(s): %s; installed nothing; 1 of 4 agent(s) '
+                             'online; not waited for (installing or restarting failed): %s'
+                             % (', '.join('%s (InstallCloudAssistant Operation.Forbidden)' % i for i in ids[1:]),
+                                ', '.join(ids[1:])))
+    assert clock() == 1000.0                                   # nothing to wait for: no time spent
+    without_wait = run(api, clock, instance_ids=ids, state='present')
+    assert without_wait['failed'] and not without_wait['changed']
+    assert 'installed on all' not in without_wait['msg'] and 'installed nothing' in without_wait['msg']
+
+
+def test_a_wait_whose_time_went_on_install_and_restart_still_looks_once_more():
+    api, clock, ids = fleet(n_online=1, n_none=2, boot_seconds=0.0)
+    real = api.RebootInstance
+
+    def slow_reboot(request):
+        clock.now += 40.0                                      # two restarts use up the 60 s
+        return real(request)
+
+    api.RebootInstance = slow_reboot
+    result = run(api, clock, instance_ids=ids, state='present', reboot=True, wait=True, wait_timeout=60,
+                 max_workers=1)
+    assert 'failed' not in result, result['msg']
+    assert result['offline'] == [] and result['changed']
+    assert result['msg'] == 'installed the agent on 2 instance(s); restarted 2 instance(s); 3 of 3 agent(s) online after 80 s'
 
 
 # -- state=online --------------------------------------------------------------------------------------------------
