@@ -37,7 +37,8 @@ class Clock:
 
 class FakeFleet:
     """Instances with an agent that is 'online', 'stopped' (installed, not running) or 'none'. An installation
-    takes effect at the next RebootInstance; the agent then comes online ``boot_seconds`` later."""
+    takes effect at the next RebootInstance; the agent then comes online ``boot_seconds`` later. A restart does not
+    bring a stopped agent back (so that a test sees a restart the module must not make)."""
 
     region_id = 'cn-test'
 
@@ -108,7 +109,7 @@ class FakeFleet:
     def RebootInstance(self, request):
         self._refused('RebootInstance', [request.instance_id])
         info = self.instances[request.instance_id]
-        if info['pending'] or info['agent'] == 'stopped':
+        if info['pending']:
             info.update(pending=False, online_at=self.clock() + self.boot_seconds)
         return NS(request_id='r')
 
@@ -305,6 +306,20 @@ def test_present_with_reboot_and_wait_restarts_only_the_installed_ones_and_waits
     assert 12.0 <= clock() - start < 20.0                      # seen soon after the agents came up
     # the wait only asks for the agents still offline
     assert all(set(r.instance_id) <= set(ids[2:]) for r in api.requests('DescribeCloudAssistantStatus')[1:])
+
+
+def test_present_never_restarts_an_instance_whose_agent_is_only_stopped_and_fails_at_the_timeout_naming_it():
+    api, clock, ids = fleet(n_online=1, n_none=1, n_stopped=2, boot_seconds=5.0)
+    result = run(api, clock, instance_ids=ids, state='present', reboot=True, wait=True, wait_timeout=30)
+    assert [r.instance_id for r in api.requests('RebootInstance')] == [ids[1]]
+    assert [list(r.instance_id) for r in api.requests('InstallCloudAssistant')] == [[ids[1]]]
+    assert result['failed'] and result['changed']
+    assert result['rebooted'] == [ids[1]] and result['offline'] == ids[2:]
+    assert [e['reboot_sent'] for e in result['instances']] == [False, True, False, False]
+    assert result['msg'] == ('installed the agent on 1 instance(s); restarted 1 instance(s); wait_timeout (30 s) '
+                             'expired: 2 of 4 agent(s) still offline: i-st000, i-st001 (2 of them installed but not '
+                             'running - start the agent or restart the instance)')
+    assert 30.0 <= clock() - 1000.0 <= 31.0
 
 
 def test_present_is_idempotent_when_every_agent_is_there():
