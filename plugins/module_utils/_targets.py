@@ -62,9 +62,10 @@ def describe_instances(api, ids=None, tags=None, max_workers=8):
 
 
 def resolve_targets(api, instance_ids=None, instance_tags=None, os_type=None, os_reason=None, warn=None,
-                    max_workers=8):
+                    max_workers=8, running_only=True):
     """A ``Targets`` (see the file's docstring). ``os_type``: 'linux' or 'windows' (None: any); ``os_reason``
-    says why, in the error (for example 'type RunBatScript')."""
+    says why, in the error (for example 'type RunBatScript'). ``running_only=False`` keeps instances in any status
+    (for a task that waits for them, such as instances still starting); ``infos[id].status`` tells which."""
     region = getattr(api, 'region_id', '?')
     if instance_ids is not None:
         wanted = list(dict.fromkeys(str(i).strip() for i in instance_ids))
@@ -73,7 +74,7 @@ def resolve_targets(api, instance_ids=None, instance_tags=None, os_type=None, os
         if missing:
             raise invalid('instance_ids: %d instance(s) not found in region %s: %s'
                           % (len(missing), region, listing(missing)))
-        idle = [i for i in wanted if infos[i].status != 'Running']
+        idle = [i for i in wanted if infos[i].status != 'Running'] if running_only else []
         if idle:
             raise invalid('instance_ids: %d instance(s) are not Running: %s'
                           % (len(idle), listing(['%s (%s)' % (i, infos[i].status) for i in idle])))
@@ -84,11 +85,11 @@ def resolve_targets(api, instance_ids=None, instance_tags=None, os_type=None, os
             raise invalid('instance_tags: no instance in region %s has the tags %s'
                           % (region, json.dumps(instance_tags, sort_keys=True, default=str)))
         infos = dict((m.instance_id, m) for m in models)
-        idle = [m for m in models if m.status != 'Running']
+        idle = [m for m in models if m.status != 'Running'] if running_only else []
         if idle and warn is not None:
             warn('instance_tags: %d matching instance(s) left out because they are not Running: %s'
                  % (len(idle), listing(['%s (%s)' % (m.instance_id, m.status) for m in idle])))
-        ids = [m.instance_id for m in models if m.status == 'Running']
+        ids = [m.instance_id for m in models if m.status == 'Running' or not running_only]
         if not ids:
             raise invalid('instance_tags: none of the %d matching instances is Running' % len(models))
     if os_type is not None:

@@ -50,13 +50,16 @@ options:
     description:
       - The instances whose agent to report, install or wait for. Any number; duplicates are removed.
       - Every instance must exist in the region and be C(Running), else the task fails before anything changes.
+        With O(state=online) an instance in any other status (C(Pending) or C(Starting) after a create or a start)
+        is waited for like an offline agent; the failure at O(wait_timeout) names it with its status.
       - Mutually exclusive with O(instance_tags). One of them is required.
     type: list
     elements: str
   instance_tags:
     description:
       - Act on every instance of the region that has all these tags (an empty value matches any value of the key).
-      - Matching instances that are not C(Running) are left out with a warning. No match is an error.
+      - Matching instances that are not C(Running) are left out with a warning (with O(state=online) they are waited
+        for like offline agents). No match is an error.
       - Mutually exclusive with O(instance_ids).
     type: dict
   state:
@@ -212,7 +215,9 @@ instances:
       type: str
       sample: 2.2.3.857
     os_type:
-      description: The OS type the agent reports, in lower case (V(linux), V(windows), V(freebsd)).
+      description:
+        - The OS type the agent reports, in lower case (V(linux), V(windows), V(freebsd)).
+        - When the agent status has none (no agent), the OS type C(DescribeInstances) reports.
       type: str
       sample: linux
     last_heartbeat:
@@ -406,6 +411,7 @@ class CloudAssistantAgent(object):
         self.errors = {}      # instance_id -> CloudAssistantError of its install or restart
         self.install_sent = []
         self.rebooted = []
+        self.infos = {}       # instance_id -> DescribeInstances model (status, OS type)
 
     # -- validation: everything that needs no API call ----------------------------------------------------------
     def validate(self):
@@ -432,8 +438,10 @@ class CloudAssistantAgent(object):
         self.validate()
         self.api = self.module.api(self.deadline + RETRY_GRACE)
         p = self.params
-        ids = resolve_targets(self.api, p.get('instance_ids'), p.get('instance_tags'), warn=self.module.warn,
-                              max_workers=self.max_workers).ids
+        # state=online waits for instances that are not Running yet (just created or started): they are offline
+        targets = resolve_targets(self.api, p.get('instance_ids'), p.get('instance_tags'), warn=self.module.warn,
+                                  max_workers=self.max_workers, running_only=p['state'] != 'online')
+        ids, self.infos = targets.ids, targets.infos
         status = agent_status(self.api, ids, max_workers=self.max_workers)
         if p['state'] == 'present':
             return self.present(ids, status)
@@ -593,16 +601,21 @@ class CloudAssistantAgent(object):
                           msg='%s - while waiting for the agents; still offline: %s' % (error.msg, listing(waited)))
         elif waited:
             stopped = [i for i in waited if known[i].installed]
-            result.update(failed=True, msg='wait_timeout (%d s) expired: %d of %d agent(s) still offline: %s%s'
+            idle = ['%s (%s)' % (i, self.instance_status(i)) for i in waited if self.instance_status(i) != 'Running']
+            result.update(failed=True, msg='wait_timeout (%d s) expired: %d of %d agent(s) still offline: %s%s%s'
                           % (self.params['wait_timeout'], len(waited), len(ids), listing(waited),
                              ' (%d of them installed but not running - start the agent or restart the instance)'
-                             % len(stopped) if stopped else ''))
+                             % len(stopped) if stopped else '',
+                             '; not Running at the start of the task: %s' % listing(idle) if idle else ''))
         else:
             result['msg'] = '%d of %d agent(s) online%s' % (
                 len(ids) - len(failed), len(ids), ' after %.0f s' % (self.clock() - self.started) if pending else '')
             if failed:
                 result['msg'] += '; not waited for (installing or restarting failed): %s' % listing(failed)
         return result
+
+    def instance_status(self, instance_id):
+        return getattr(self.infos.get(instance_id), 'status', None) or 'Running'
 
     # -- the result -------------------------------------------------------------------------------------------------
     def report(self, ids, status, result, install=None, reboot=None):
@@ -612,11 +625,14 @@ class CloudAssistantAgent(object):
         instances = []
         for instance_id in ids:
             error = self.errors.get(instance_id)
+            fields = status[instance_id].fields()
+            # without an agent the status has no OS type; DescribeInstances knows it
+            fields['os_type'] = fields['os_type'] or (
+                getattr(self.infos.get(instance_id), 'ostype', None) or '').lower() or None
             instances.append(instance_entry(
                 instance_id, install_sent=instance_id in install, reboot_sent=instance_id in reboot,
                 error_code=(error.code or error.kind) if error else None,
-                error_info=(error.message or error.msg) if error else None,
-                **status[instance_id].fields()))
+                error_info=(error.message or error.msg) if error else None, **fields))
         result.update(instances=instances, offline=[e['instance_id'] for e in instances if not e['online']],
                       unknown=[i for i in ids if not status[i].known])
         return result

@@ -48,6 +48,7 @@ class FakeFleet:
         self.instances = {}
         for iid, state in agents.items():
             self.instances[iid] = {'agent': state, 'ostype': ostype, 'version': version, 'pending': False,
+                                   'status': 'Running',
                                    'online_at': None, 'heartbeat': None if state == 'none' else '2026-11-22T01:00:00Z'}
         self.calls = []
         self.lock = threading.Lock()
@@ -80,7 +81,8 @@ class FakeFleet:
 
     def DescribeInstances(self, request):
         ids = json.loads(request.instance_ids)
-        return NS(instances=NS(instance=[NS(instance_id=i, status='Running', ostype=self.instances[i]['ostype'])
+        return NS(instances=NS(instance=[NS(instance_id=i, status=self.instances[i]['status'],
+                                            ostype=self.instances[i]['ostype'])
                                          for i in ids if i in self.instances]), next_token='')
 
     def DescribeCloudAssistantStatus(self, request):
@@ -448,6 +450,35 @@ def test_online_waits_for_agents_that_come_up():
     assert 'failed' not in result and not result['changed']
     assert result['msg'].startswith('2 of 2 agent(s) online after')
     assert result['offline'] == []
+
+
+def test_online_waits_for_an_instance_that_is_still_starting():
+    api, clock, ids = fleet(n_online=1, n_stopped=1)
+    api.instances[ids[1]].update(status='Starting', online_at=clock() + 5.0)
+    result = run(api, clock, instance_ids=ids, state='online', wait_timeout=30)
+    assert 'failed' not in result, result['msg']
+    assert result['offline'] == [] and result['msg'] == '2 of 2 agent(s) online after 5 s'
+    # present still needs Running instances (InstallCloudAssistant and RebootInstance do)
+    api.instances[ids[1]]['status'] = 'Pending'
+    assert 'instance_ids: 1 instance(s) are not Running: %s (Pending)' % ids[1] in error_of(
+        api, instance_ids=ids, state='present')
+
+
+def test_online_fails_at_the_deadline_naming_an_instance_that_never_started():
+    api, clock, ids = fleet(n_online=1, n_stopped=1)
+    api.instances[ids[1]]['status'] = 'Stopped'
+    result = run(api, clock, instance_ids=ids, state='online', wait_timeout=10)
+    assert result['failed'] and result['offline'] == [ids[1]]
+    assert result['msg'] == ('wait_timeout (10 s) expired: 1 of 2 agent(s) still offline: i-st000 (1 of them installed '
+                             'but not running - start the agent or restart the instance); not Running at the start of '
+                             'the task: i-st000 (Stopped)')
+
+
+def test_an_instance_without_agent_status_gets_its_os_type_from_describe_instances():
+    api, clock, ids = fleet(n_online=1, n_none=1, ostype='windows')
+    api.hidden.add(ids[1])
+    result = run(api, clock, instance_ids=ids)
+    assert [e['os_type'] for e in result['instances']] == ['windows', 'windows']
 
 
 def test_online_in_check_mode_does_not_wait():
