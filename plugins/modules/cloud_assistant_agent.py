@@ -66,8 +66,10 @@ options:
     description:
       - V(query) reports the agents and changes nothing.
       - V(present) installs the agent on the instances that do not have it (see RV(instances[].installed)), in
-        batches of 50 instances per C(InstallCloudAssistant) call. With O(reboot=true) those instances are then
-        restarted; with O(wait=true) the module then waits for every instance to report online.
+        batches of 50 instances per C(InstallCloudAssistant) call; a batch the service refuses because of one of its
+        instances (for example C(InvalidInstanceId.OSTypeUnsupported)) is sent again one instance per call, so the
+        others still get the agent. With O(reboot=true) those instances are then restarted; with O(wait=true) the
+        module then waits for every instance to report online.
       - V(online) waits until the agent of every instance reports online (a heartbeat within the last two minutes)
         and fails with the instances still offline when O(wait_timeout) passes. It installs and restarts nothing.
     type: str
@@ -387,6 +389,10 @@ RULES = dict(
     mutually_exclusive=[('instance_ids', 'instance_tags')],
     required_one_of=[('instance_ids', 'instance_tags')],
 )
+# InstallCloudAssistant refuses a whole batch for one instance with these codes (ref §2.13 and the common table):
+# such a batch is sent again one instance per call, so that one instance does not hold back the others.
+PER_INSTANCE_CODES = frozenset(['InvalidInstanceId.OSTypeUnsupported', 'InvalidInstance.NotFound',
+                                'InvalidInstanceId.NotFound', 'InvalidInstance.NotMatch', 'IncorrectInstanceStatus'])
 RETRY_GRACE = 5      # API retries may run this long past the deadline (the last poll)
 REBOOT_WORKERS = 8   # RebootInstance takes one instance per call: at most this many at a time
 # Agents heartbeat about once a minute: a poll a second at first is plenty, then the poller's 10 % rule and cap.
@@ -527,8 +533,9 @@ class CloudAssistantAgent(object):
         return '; '.join(done)
 
     def install(self, missing):
-        """InstallCloudAssistant, 50 instances per call, the batches concurrently; a refused batch is recorded on
-        its instances and the others go on."""
+        """InstallCloudAssistant, 50 instances per call, the batches concurrently. A batch refused for one of its
+        instances (``PER_INSTANCE_CODES``) is sent again one instance per call; any other refusal is recorded on
+        the batch's instances, and the other batches go on."""
         def send(batch):
             try:
                 self.api.call('InstallCloudAssistant', make_request('InstallCloudAssistantRequest',
@@ -538,11 +545,23 @@ class CloudAssistantAgent(object):
             return None
 
         batches = chunks(missing, BATCH_LIMITS['InstallCloudAssistant'])
+        singles = []
         for batch, error in zip(batches, run_concurrently(send, batches, max_workers=self.max_workers)):
             if error is None:
                 self.install_sent.extend(batch)
+            elif len(batch) > 1 and error.code in PER_INSTANCE_CODES:
+                singles.extend(batch)
             else:
                 self.errors.update((i, error) for i in batch)
+        if singles:
+            alone = [[i] for i in singles]
+            for (instance_id,), error in zip(alone, run_concurrently(send, alone, max_workers=self.max_workers)):
+                if error is None:
+                    self.install_sent.append(instance_id)
+                else:
+                    self.errors[instance_id] = error
+        order = dict((i, n) for n, i in enumerate(missing))
+        self.install_sent.sort(key=order.get)
 
     def reboot(self, ids):
         """RebootInstance (one instance per call), at most REBOOT_WORKERS at a time; failures are recorded."""

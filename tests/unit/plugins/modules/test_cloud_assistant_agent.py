@@ -372,12 +372,13 @@ def test_a_refused_batch_fails_the_task_naming_its_instances_and_the_others_go_o
     api.refuse['InstallCloudAssistant'] = {ids[0]: CloudAssistantError(
         'InstallCloudAssistant failed: InvalidInstanceId.OSTypeUnsupported', action='InstallCloudAssistant',
         code='InvalidInstanceId.OSTypeUnsupported', message='unsupported', kind='api')}
+    api.refuse['InstallCloudAssistant'].update((i, api.refuse['InstallCloudAssistant'][ids[0]]) for i in ids[1:50])
     api.refuse['RebootInstance'] = {ids[55]: CloudAssistantError(
         'RebootInstance failed: IncorrectInstanceStatus', action='RebootInstance', code='IncorrectInstanceStatus',
         message='bad status', kind='api')}
     result = run(api, clock, instance_ids=ids, state='present', reboot=True, wait=True, wait_timeout=60)
     assert result['failed'] and result['changed']
-    assert result['installed_on'] == ids[50:]                  # the first batch of 50 was refused
+    assert result['installed_on'] == ids[50:]                  # each of the first 50 is refused, alone too
     assert result['rebooted'] == [i for i in ids[50:] if i != ids[55]]
     failed = ids[:50] + [ids[55]]
     refused = ' (InstallCloudAssistant InvalidInstanceId.OSTypeUnsupported)'
@@ -392,6 +393,34 @@ def test_a_refused_batch_fails_the_task_naming_its_instances_and_the_others_go_o
     assert entries[ids[56]]['online'] and entries[ids[56]]['error_code'] is None
     # instances that failed are not waited for: the task ends as soon as the others are online
     assert clock() - 1000.0 < 20.0
+
+
+def test_a_batch_refused_for_one_instance_is_sent_again_one_by_one():
+    api, clock, ids = fleet(n_none=60)
+    unsupported = CloudAssistantError('InstallCloudAssistant failed: InvalidInstanceId.OSTypeUnsupported',
+                                      action='InstallCloudAssistant', code='InvalidInstanceId.OSTypeUnsupported',
+                                      message='unsupported', kind='api')
+    api.refuse['InstallCloudAssistant'] = {ids[3]: unsupported, ids[52]: unsupported}
+    result = run(api, clock, instance_ids=ids, state='present', reboot=True, wait=True, wait_timeout=60)
+    assert result['failed'] and result['changed']
+    assert result['installed_on'] == [i for i in ids if i not in (ids[3], ids[52])]
+    assert result['rebooted'] == result['installed_on'] and result['offline'] == [ids[3], ids[52]]
+    sizes = sorted(len(r.instance_id) for r in api.requests('InstallCloudAssistant'))
+    assert sizes == [1] * 60 + [10, 50]                         # both batches again, one instance per call
+    assert result['msg'].startswith('installing or restarting failed on 2 instance(s): %s (InstallCloudAssistant '
+                                    'InvalidInstanceId.OSTypeUnsupported), %s (' % (ids[3], ids[52]))
+    entries = dict((e['instance_id'], e) for e in result['instances'])
+    assert entries[ids[3]]['error_code'] == 'InvalidInstanceId.OSTypeUnsupported'
+    assert entries[ids[4]]['error_code'] is None and entries[ids[4]]['online']
+
+
+def test_a_batch_refused_for_another_reason_is_not_sent_again():
+    api, clock, ids = fleet(n_none=3)
+    api.refuse['InstallCloudAssistant'] = {ids[0]: CloudAssistantError(
+        'InstallCloudAssistant failed: Operation.Forbidden', action='InstallCloudAssistant', code='Operation.Forbidden',
+        message='forbidden', kind='api')}
+    result = run(api, clock, instance_ids=ids, state='present')
+    assert api.count('InstallCloudAssistant') == 1 and result['installed_on'] == [] and result['failed']
 
 
 def test_every_batch_refused_changes_nothing_and_says_so():
