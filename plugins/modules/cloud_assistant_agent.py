@@ -368,7 +368,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batc
     run_concurrently,
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limits import check_tag_selector, invalid
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limits import check_target_selection, invalid
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._module import CloudAssistantModule
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._poller import PollSchedule, poll
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._results import instance_entry, listing
@@ -422,15 +422,7 @@ class CloudAssistantAgent(object):
     # -- validation: everything that needs no API call ----------------------------------------------------------
     def validate(self):
         p = self.params
-        if p.get('instance_ids') is not None:
-            if not p['instance_ids']:
-                raise invalid('instance_ids must not be empty')
-            if any(not i or not str(i).strip() for i in p['instance_ids']):
-                raise invalid('instance_ids must not contain empty entries')
-        if p.get('instance_tags') is not None:
-            if not p['instance_tags']:
-                raise invalid('instance_tags must not be empty')
-            check_tag_selector(p['instance_tags'])
+        check_target_selection(p.get('instance_ids'), p.get('instance_tags'))
         if p['wait_timeout'] < 1:
             raise invalid('wait_timeout must be at least 1 second, got %d' % p['wait_timeout'])
         if p['state'] != 'present':
