@@ -38,7 +38,7 @@ attributes:
   diff_mode:
     support: none
   idempotent:
-    support: full
+    support: partial
     details:
       - O(state=present) installs only where the agent is missing; once every instance has it, the task reports no
         change. O(state=query) and O(state=online) never change anything.
@@ -108,6 +108,9 @@ notes:
     installed when it is online, reports a version, or a heartbeat of it was ever seen; O(state=present) does not
     re-install an agent that is only stopped (start it on the instance, or restart the instance), and with
     O(wait=true) such an instance makes the task fail at O(wait_timeout) with the instances still offline.
+  - A brand-new instance has no agent version and no heartbeat yet, so O(state=present) takes it for one without
+    an agent and, with O(reboot=true), installs on and restarts it needlessly. For instances just created or
+    started, run O(state=online) first (see the examples) and O(state=present) only for those still offline.
   - Two overlapping runs of O(state=present) with O(reboot=true) on the same instances may both install and both
     restart an instance that lacked the agent; the agent ends up installed and online either way.
   - Bad input fails the task before any API call, with the option and the limit in the message.
@@ -141,6 +144,22 @@ EXAMPLES = r'''
     instance_ids: "{{ new_instance_ids }}"
     state: online
     wait_timeout: 600
+
+- name: Fresh instances - wait for their own agents first (images ship it), then install where it is still missing
+  alicloud_ops.cloud_assistant.cloud_assistant_agent:
+    instance_ids: "{{ new_instance_ids }}"
+    state: online
+    wait_timeout: 300
+  register: fresh
+  ignore_errors: true
+
+- name: Install and restart only on the fresh instances still offline
+  alicloud_ops.cloud_assistant.cloud_assistant_agent:
+    instance_ids: "{{ fresh.offline }}"
+    state: present
+    reboot: true
+    wait: true
+  when: fresh.offline | default([]) | length > 0
 
 - name: Install the agent where it is missing, restart those instances and wait until every agent is online
   alicloud_ops.cloud_assistant.cloud_assistant_agent:
