@@ -630,8 +630,9 @@ class CloudAssistantAgent(object):
             result.update(error.result(), failed=True,
                           msg='%s - while waiting for the agents; still offline: %s' % (error.msg, listing(waited)))
         elif waited:
-            stopped = [i for i in waited if known[i].installed]
             idle = ['%s (%s)' % (i, self.instance_status(i)) for i in waited if self.instance_status(i) != 'Running']
+            # an agent that stopped on a running instance (not one whose instance is not running)
+            stopped = [i for i in waited if known[i].installed and self.instance_status(i) == 'Running']
             result.update(failed=True, msg='wait_timeout (%d s) expired: %d of %d agent(s) still offline: %s%s%s'
                           % (self.params['wait_timeout'], len(waited), len(ids), listing(waited),
                              ' (%d of them installed but not running - start the agent or restart the instance)'
