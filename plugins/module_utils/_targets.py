@@ -10,7 +10,8 @@
   page of a tag filter (``Tag.N`` of DescribeInstances, not ``ResourceTag``, which caps a call at 100 instances).
 - ``resolve_targets(api, instance_ids=None, instance_tags=None, os_type=None, warn=None)``: the IDs to act on, in
   order, checked to exist, be Running and run ``os_type``; tagged instances that are not Running are left out
-  with a warning. Raises ``CloudAssistantError`` naming the option and the instances otherwise.
+  with a warning (``running_only=False``: kept, whatever their status). Raises ``CloudAssistantError`` naming the
+  option and the instances otherwise.
 - ``agent_status(api, ids)``: DescribeCloudAssistantStatus, 100 per call; ``{instance_id: AgentStatus}`` (online,
   installed, version, heartbeat, task counts, OS, and what the version supports: ``_agent.AGENT_FEATURES``).
 - ``offline_agents(api, ids)``: the IDs whose agent is not online, in order.
