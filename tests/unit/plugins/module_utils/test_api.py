@@ -174,8 +174,8 @@ def connection_reset():
     ('InstallCloudAssistant', 'InstallCloudAssistantRequest', {'instance_id': ['i-a', 'i-b']}),
 ])
 @pytest.mark.parametrize('failure', ['reset', '500', '503'])
-def test_actions_without_client_token_are_never_repeated_after_the_service_may_have_acted(action, request_model,
-                                                                                           fields, failure):
+def test_actions_without_client_token_are_not_repeated_once_the_service_may_have_acted(action, request_model, fields,
+                                                                                       failure):
     assert not hasattr(getattr(ecs_models, request_model)(), 'client_token')   # the SDK offers none
     client = FakeClient()
     error = {'reset': connection_reset, '500': lambda: api_error('InternalError', 500),
