@@ -58,6 +58,10 @@ MAX_PAGES = 2500
 # Actions that accept a ClientToken: without one they are not idempotent, so a failure after which the service may
 # have acted (5xx, lost reply) is not retried.
 CLIENT_TOKEN_ACTIONS = frozenset(['RunCommand', 'InvokeCommand', 'CreateCommand', 'SendFile'])
+# Actions that take no ClientToken at all (SDK request models) and must never be repeated once the service may have
+# acted: a second RebootInstance restarts the instance again (or is refused with IncorrectInstanceStatus while the
+# first restart runs), a second InstallCloudAssistant installs again. Only a throttling answer is retried.
+NOT_REPEATABLE_ACTIONS = frozenset(['RebootInstance', 'InstallCloudAssistant'])
 
 _FIRST_CAP_RE = re.compile(r'(.)([A-Z][a-z]+)')
 _ALL_CAP_RE = re.compile(r'([a-z0-9])([A-Z])')
@@ -139,7 +143,8 @@ class CloudAssistantApi:
         """
         method, takes_runtime = self._method(action)
         self._fill_region(request)
-        idempotent = not (action in CLIENT_TOKEN_ACTIONS and not getattr(request, 'client_token', None))
+        idempotent = action not in NOT_REPEATABLE_ACTIONS and not (
+            action in CLIENT_TOKEN_ACTIONS and not getattr(request, 'client_token', None))
 
         def attempt():
             self._count(action)

@@ -219,6 +219,21 @@ def check_tag_selector(tags, option='instance_tags'):
                           % (option, key, TAG_VALUE_LIMIT))
 
 
+def check_target_selection(instance_ids=None, instance_tags=None):
+    """The targets of a task as given: ``instance_ids`` (a list, None when not given) not empty and without empty
+    entries; ``instance_tags`` (a dict, None when not given) not empty and a valid selector. Every module that
+    takes ``instance_ids``/``instance_tags`` checks them here."""
+    if instance_ids is not None:
+        if not instance_ids:
+            raise invalid('instance_ids must not be empty')
+        if any(not i or not str(i).strip() for i in instance_ids):
+            raise invalid('instance_ids must not contain empty entries')
+    if instance_tags is not None:
+        if not instance_tags:
+            raise invalid('instance_tags must not be empty')
+        check_tag_selector(instance_tags)
+
+
 # -- scalars ----------------------------------------------------------------------------------------------------
 def check_length(value, limit, option):
     if value is not None and len(value) > limit:

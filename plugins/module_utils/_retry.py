@@ -29,8 +29,9 @@ answer (which may have taken a whole connect or read timeout) no new attempt sta
 would end after it. ``max_attempts`` only bounds policies without a deadline, unless given explicitly.
 
 A request that is not idempotent (``idempotent=False``: a RunCommand/InvokeCommand/CreateCommand/SendFile without
-a ClientToken) is only retried when the service certainly did not act on it, which only a throttling answer
-guarantees: after a 5xx or a lost reply it may have run, and running a command twice is worse than failing.
+a ClientToken, and always RebootInstance and InstallCloudAssistant, which take none) is only retried when the
+service certainly did not act on it, which only a throttling answer guarantees: after a 5xx or a lost reply it may
+have run, and running a command twice (or restarting an instance twice) is worse than failing.
 """
 
 from __future__ import annotations

@@ -10,9 +10,10 @@
   page of a tag filter (``Tag.N`` of DescribeInstances, not ``ResourceTag``, which caps a call at 100 instances).
 - ``resolve_targets(api, instance_ids=None, instance_tags=None, os_type=None, warn=None)``: the IDs to act on, in
   order, checked to exist, be Running and run ``os_type``; tagged instances that are not Running are left out
-  with a warning. Raises ``CloudAssistantError`` naming the option and the instances otherwise.
+  with a warning (``running_only=False``: kept, whatever their status). Raises ``CloudAssistantError`` naming the
+  option and the instances otherwise.
 - ``agent_status(api, ids)``: DescribeCloudAssistantStatus, 100 per call; ``{instance_id: AgentStatus}`` (online,
-  installed, version, heartbeat, task counts, OS, and what the version supports: ``AGENT_FEATURES``).
+  installed, version, heartbeat, task counts, OS, and what the version supports: ``_agent.AGENT_FEATURES``).
 - ``offline_agents(api, ids)``: the IDs whose agent is not online, in order.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._agent import agent_supports
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import (
     instances_of,
     make_request,
@@ -61,9 +63,10 @@ def describe_instances(api, ids=None, tags=None, max_workers=8):
 
 
 def resolve_targets(api, instance_ids=None, instance_tags=None, os_type=None, os_reason=None, warn=None,
-                    max_workers=8):
+                    max_workers=8, running_only=True):
     """A ``Targets`` (see the file's docstring). ``os_type``: 'linux' or 'windows' (None: any); ``os_reason``
-    says why, in the error (for example 'type RunBatScript')."""
+    says why, in the error (for example 'type RunBatScript'). ``running_only=False`` keeps instances in any status
+    (for a task that waits for them, such as instances still starting); ``infos[id].status`` tells which."""
     region = getattr(api, 'region_id', '?')
     if instance_ids is not None:
         wanted = list(dict.fromkeys(str(i).strip() for i in instance_ids))
@@ -72,7 +75,7 @@ def resolve_targets(api, instance_ids=None, instance_tags=None, os_type=None, os
         if missing:
             raise invalid('instance_ids: %d instance(s) not found in region %s: %s'
                           % (len(missing), region, listing(missing)))
-        idle = [i for i in wanted if infos[i].status != 'Running']
+        idle = [i for i in wanted if infos[i].status != 'Running'] if running_only else []
         if idle:
             raise invalid('instance_ids: %d instance(s) are not Running: %s'
                           % (len(idle), listing(['%s (%s)' % (i, infos[i].status) for i in idle])))
@@ -83,11 +86,11 @@ def resolve_targets(api, instance_ids=None, instance_tags=None, os_type=None, os
             raise invalid('instance_tags: no instance in region %s has the tags %s'
                           % (region, json.dumps(instance_tags, sort_keys=True, default=str)))
         infos = dict((m.instance_id, m) for m in models)
-        idle = [m for m in models if m.status != 'Running']
+        idle = [m for m in models if m.status != 'Running'] if running_only else []
         if idle and warn is not None:
             warn('instance_tags: %d matching instance(s) left out because they are not Running: %s'
                  % (len(idle), listing(['%s (%s)' % (m.instance_id, m.status) for m in idle])))
-        ids = [m.instance_id for m in models if m.status == 'Running']
+        ids = [m.instance_id for m in models if m.status == 'Running' or not running_only]
         if not ids:
             raise invalid('instance_tags: none of the %d matching instances is Running' % len(models))
     if os_type is not None:
@@ -99,33 +102,6 @@ def resolve_targets(api, instance_ids=None, instance_tags=None, os_type=None, os
     return Targets(ids, infos)
 
 
-# What the collection uses that needs more than any agent, by OS: the agent's version must be greater than this
-# (shared/reference/cloud-assistant-api.md §2.10: SendFile needs Linux > 1.0.2.569, Windows > 1.0.0.149).
-AGENT_FEATURES = {
-    'send_file': {'linux': '1.0.2.569', 'windows': '1.0.0.149'},
-}
-
-
-def version_tuple(version):
-    """``'2.2.3.857'`` -> ``(2, 2, 3, 857)``; None for an empty or malformed version."""
-    try:
-        parts = tuple(int(part) for part in str(version or '').strip().split('.'))
-    except ValueError:
-        return None
-    return parts or None
-
-
-def agent_supports(version, os_type):
-    """{feature: True/False} for ``AGENT_FEATURES``; None for a feature when the version is unknown (the API
-    reports no version for an agent that is not running) or the OS has no rule."""
-    have = version_tuple(version)
-    result = {}
-    for feature, minimums in AGENT_FEATURES.items():
-        floor = version_tuple(minimums.get((os_type or '').lower()))
-        result[feature] = None if have is None or floor is None else have > floor
-    return result
-
-
 class AgentStatus(object):
     """One instance's agent as DescribeCloudAssistantStatus reports it.
 
@@ -133,10 +109,13 @@ class AgentStatus(object):
     or the agent reports a version, or a heartbeat was ever seen: the API gives no version for an agent that is
     installed but not running, so an agent stopped since its last heartbeat still counts as installed, and an
     instance never heard of counts as not installed. ``os_type``: lowercase (``linux``, ``windows``, ``freebsd``).
+    ``known``: False when the answer left the instance out (``model`` None): then nothing is known of its agent,
+    ``installed`` is None (neither installed nor missing) and ``online`` False.
     """
 
     def __init__(self, instance_id, model=None):
         self.instance_id = instance_id
+        self.known = model is not None
         get = (lambda name: getattr(model, name, None)) if model is not None else (lambda name: None)
         self.online = str(get('cloud_assistant_status')).lower() == 'true'
         self.version = get('cloud_assistant_version') or None
@@ -146,7 +125,7 @@ class AgentStatus(object):
         self.active_task_count = int(get('active_task_count') or 0)
         self.invocation_count = int(get('invocation_count') or 0)
         self.support_session_manager = bool(get('support_session_manager'))
-        self.installed = bool(self.online or self.version or self.last_heartbeat)
+        self.installed = bool(self.online or self.version or self.last_heartbeat) if self.known else None
 
     def supports(self):
         features = agent_supports(self.version, self.os_type)
@@ -169,13 +148,22 @@ class AgentStatus(object):
 
 
 def agent_status(api, ids, max_workers=8):
-    """{instance_id: AgentStatus} for every ID of ``ids`` (an instance the answer leaves out is reported with no
-    agent)."""
+    """{instance_id: AgentStatus} for every ID of ``ids``. An instance the answer leaves out is not taken for one
+    without an agent: its status is unknown (``AgentStatus.known`` False). With InstanceId given the service
+    answers every match on one page (MaxResults is ignored); should an answer hold fewer items than asked for and
+    carry a NextToken, the next pages are read too."""
     def describe(part):
         request = make_request('DescribeCloudAssistantStatusRequest', instance_id=list(part))
-        body = api.call('DescribeCloudAssistantStatus', request)
-        holder = getattr(body, 'instance_cloud_assistant_status_set', None)
-        return list(getattr(holder, 'instance_cloud_assistant_status', None) or [])
+        items = []
+        for dummy in range(len(part)):   # at most one page per instance: bounded whatever the service answers
+            body = api.call('DescribeCloudAssistantStatus', request)
+            holder = getattr(body, 'instance_cloud_assistant_status_set', None)
+            items.extend(getattr(holder, 'instance_cloud_assistant_status', None) or [])
+            token = getattr(body, 'next_token', None)
+            if not token or len(items) >= len(part) or token == getattr(request, 'next_token', None):
+                break
+            request.next_token = token
+        return items
 
     models = {}
     for items in run_concurrently(describe, chunks(ids, BATCH_LIMITS['DescribeCloudAssistantStatus']),

@@ -38,7 +38,7 @@ attributes:
   diff_mode:
     support: none
   idempotent:
-    support: full
+    support: partial
     details:
       - O(state=present) installs only where the agent is missing; once every instance has it, the task reports no
         change. O(state=query) and O(state=online) never change anything.
@@ -50,21 +50,26 @@ options:
     description:
       - The instances whose agent to report, install or wait for. Any number; duplicates are removed.
       - Every instance must exist in the region and be C(Running), else the task fails before anything changes.
+        With O(state=online) an instance in any other status (C(Pending) or C(Starting) after a create or a start)
+        is waited for like an offline agent; the failure at O(wait_timeout) names it with its status.
       - Mutually exclusive with O(instance_tags). One of them is required.
     type: list
     elements: str
   instance_tags:
     description:
       - Act on every instance of the region that has all these tags (an empty value matches any value of the key).
-      - Matching instances that are not C(Running) are left out with a warning. No match is an error.
+      - Matching instances that are not C(Running) are left out with a warning (with O(state=online) they are waited
+        for like offline agents). No match is an error.
       - Mutually exclusive with O(instance_ids).
     type: dict
   state:
     description:
       - V(query) reports the agents and changes nothing.
       - V(present) installs the agent on the instances that do not have it (see RV(instances[].installed)), in
-        batches of 50 instances per C(InstallCloudAssistant) call. With O(reboot=true) those instances are then
-        restarted; with O(wait=true) the module then waits for every instance to report online.
+        batches of 50 instances per C(InstallCloudAssistant) call; a batch the service refuses because of one of its
+        instances (for example C(InvalidInstanceId.OSTypeUnsupported)) is sent again one instance per call, so the
+        others still get the agent. With O(reboot=true) those instances are then restarted; with O(wait=true) the
+        module then waits for every instance to report online.
       - V(online) waits until the agent of every instance reports online (a heartbeat within the last two minutes)
         and fails with the instances still offline when O(wait_timeout) passes. It installs and restarts nothing.
     type: str
@@ -103,6 +108,9 @@ notes:
     installed when it is online, reports a version, or a heartbeat of it was ever seen; O(state=present) does not
     re-install an agent that is only stopped (start it on the instance, or restart the instance), and with
     O(wait=true) such an instance makes the task fail at O(wait_timeout) with the instances still offline.
+  - A brand-new instance has no agent version and no heartbeat yet, so O(state=present) takes it for one without
+    an agent and, with O(reboot=true), installs on and restarts it needlessly. For instances just created or
+    started, run O(state=online) first (see the examples) and O(state=present) only for those still offline.
   - Two overlapping runs of O(state=present) with O(reboot=true) on the same instances may both install and both
     restart an instance that lacked the agent; the agent ends up installed and online either way.
   - Bad input fails the task before any API call, with the option and the limit in the message.
@@ -136,6 +144,22 @@ EXAMPLES = r'''
     instance_ids: "{{ new_instance_ids }}"
     state: online
     wait_timeout: 600
+
+- name: Fresh instances - wait for their own agents first (images ship it), then install where it is still missing
+  alicloud_ops.cloud_assistant.cloud_assistant_agent:
+    instance_ids: "{{ new_instance_ids }}"
+    state: online
+    wait_timeout: 300
+  register: fresh
+  ignore_errors: true
+
+- name: Install and restart only on the fresh instances still offline
+  alicloud_ops.cloud_assistant.cloud_assistant_agent:
+    instance_ids: "{{ fresh.offline }}"
+    state: present
+    reboot: true
+    wait: true
+  when: fresh.offline | default([]) | length > 0
 
 - name: Install the agent where it is missing, restart those instances and wait until every agent is online
   alicloud_ops.cloud_assistant.cloud_assistant_agent:
@@ -200,6 +224,7 @@ instances:
       description:
         - Whether the agent is installed - it is online, reports a version, or a heartbeat of it was ever seen.
         - An installation waiting for the restart does not count.
+        - V(null) when the status is unknown (see RV(unknown)).
       type: bool
       sample: true
     online:
@@ -211,7 +236,9 @@ instances:
       type: str
       sample: 2.2.3.857
     os_type:
-      description: The OS type the agent reports, in lower case (V(linux), V(windows), V(freebsd)).
+      description:
+        - The OS type the agent reports, in lower case (V(linux), V(windows), V(freebsd)).
+        - When the agent status has none (no agent), the OS type C(DescribeInstances) reports.
       type: str
       sample: linux
     last_heartbeat:
@@ -234,11 +261,18 @@ instances:
       description:
         - What the agent's version supports.
         - V(send_file) - files can be sent (C(SendFile) needs an agent newer than 1.0.2.569 on Linux and
-          1.0.0.149 on Windows); V(null) when the version is not known.
+          1.0.0.149 on Windows).
+        - V(builtin_parameters) - built-in parameters such as C({{ACS::InstanceId}}) work (agent 2.2.3.309 or
+          later on Linux, 2.1.3.309 or later on Windows).
+        - V(rate_at_schedules) - C(rate()) and C(at()) schedules work (agent 2.2.3.282 or later on Linux,
+          2.1.3.282 or later on Windows).
+        - V(null) for a feature when the version is not known (no agent, or an agent that is not running).
         - V(session_manager) - the session manager can be used (C(SupportSessionManager)).
       type: dict
       sample:
         send_file: true
+        builtin_parameters: true
+        rate_at_schedules: true
         session_manager: true
     install_sent:
       description: Whether C(InstallCloudAssistant) was sent for this instance (in check mode, would be sent).
@@ -294,6 +328,15 @@ offline:
   type: list
   elements: str
   sample: [i-bp1bbbbbbbbbbbbbbbbb]
+unknown:
+  description:
+    - The instances C(DescribeCloudAssistantStatus) left out of its answer, at the end of the task. Nothing is
+      known of their agent (RV(instances[].installed) is V(null)); O(state=present) neither installs on nor
+      restarts an instance whose status is unknown, and says so in RV(msg).
+  returned: always
+  type: list
+  elements: str
+  sample: []
 installed_on:
   description: The instances C(InstallCloudAssistant) was sent for and accepted.
   returned: with O(state=present), outside check mode
@@ -344,7 +387,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batc
     run_concurrently,
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limits import check_tag_selector, invalid
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limits import check_target_selection, invalid
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._module import CloudAssistantModule
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._poller import PollSchedule, poll
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._results import instance_entry, listing
@@ -365,6 +408,10 @@ RULES = dict(
     mutually_exclusive=[('instance_ids', 'instance_tags')],
     required_one_of=[('instance_ids', 'instance_tags')],
 )
+# InstallCloudAssistant refuses a whole batch for one instance with these codes (ref §2.13 and the common table):
+# such a batch is sent again one instance per call, so that one instance does not hold back the others.
+PER_INSTANCE_CODES = frozenset(['InvalidInstanceId.OSTypeUnsupported', 'InvalidInstance.NotFound',
+                                'InvalidInstanceId.NotFound', 'InvalidInstance.NotMatch', 'IncorrectInstanceStatus'])
 RETRY_GRACE = 5      # API retries may run this long past the deadline (the last poll)
 REBOOT_WORKERS = 8   # RebootInstance takes one instance per call: at most this many at a time
 # Agents heartbeat about once a minute: a poll a second at first is plenty, then the poller's 10 % rule and cap.
@@ -389,19 +436,12 @@ class CloudAssistantAgent(object):
         self.errors = {}      # instance_id -> CloudAssistantError of its install or restart
         self.install_sent = []
         self.rebooted = []
+        self.infos = {}       # instance_id -> DescribeInstances model (status, OS type)
 
     # -- validation: everything that needs no API call ----------------------------------------------------------
     def validate(self):
         p = self.params
-        if p.get('instance_ids') is not None:
-            if not p['instance_ids']:
-                raise invalid('instance_ids must not be empty')
-            if any(not i or not str(i).strip() for i in p['instance_ids']):
-                raise invalid('instance_ids must not contain empty entries')
-        if p.get('instance_tags') is not None:
-            if not p['instance_tags']:
-                raise invalid('instance_tags must not be empty')
-            check_tag_selector(p['instance_tags'])
+        check_target_selection(p.get('instance_ids'), p.get('instance_tags'))
         if p['wait_timeout'] < 1:
             raise invalid('wait_timeout must be at least 1 second, got %d' % p['wait_timeout'])
         if p['state'] != 'present':
@@ -415,8 +455,10 @@ class CloudAssistantAgent(object):
         self.validate()
         self.api = self.module.api(self.deadline + RETRY_GRACE)
         p = self.params
-        ids = resolve_targets(self.api, p.get('instance_ids'), p.get('instance_tags'), warn=self.module.warn,
-                              max_workers=self.max_workers).ids
+        # state=online waits for instances that are not Running yet (just created or started): they are offline
+        targets = resolve_targets(self.api, p.get('instance_ids'), p.get('instance_tags'), warn=self.module.warn,
+                                  max_workers=self.max_workers, running_only=p['state'] != 'online')
+        ids, self.infos = targets.ids, targets.infos
         status = agent_status(self.api, ids, max_workers=self.max_workers)
         if p['state'] == 'present':
             return self.present(ids, status)
@@ -428,14 +470,22 @@ class CloudAssistantAgent(object):
             result['msg'] = ('check mode: would wait for %d offline agent(s): %s' % (len(offline), listing(offline))
                              if offline else 'check mode: %d agent(s) already online' % len(ids))
         else:
-            result['msg'] = '%d of %d agent(s) online%s' % (len(ids) - len(offline), len(ids),
-                                                            '; offline: %s' % listing(offline) if offline else '')
+            result['msg'] = '%d of %d agent(s) online%s%s' % (len(ids) - len(offline), len(ids),
+                                                              '; offline: %s' % listing(offline) if offline else '',
+                                                              self.unknown_note(result))
         return result
+
+    @staticmethod
+    def unknown_note(result):
+        unknown = result.get('unknown')
+        return ('; status unknown (left out of the DescribeCloudAssistantStatus answer, so neither installed on nor '
+                'restarted): %s' % listing(unknown)) if unknown else ''
 
     # -- state=present --------------------------------------------------------------------------------------------
     def present(self, ids, status):
         p = self.params
-        missing = [i for i in ids if not status[i].installed]
+        # an instance the status answer left out is neither installed nor missing: never installed on or restarted
+        missing = [i for i in ids if status[i].installed is False]
         if missing and p['wait'] and not p['reboot']:
             raise invalid('wait=true needs reboot=true here: the agent is missing on %d instance(s) (%s) and an '
                           'installation only takes effect after a restart' % (len(missing), listing(missing)))
@@ -446,14 +496,17 @@ class CloudAssistantAgent(object):
             result.update(would_install=missing, would_reboot=would_reboot)
             result['msg'] = ('check mode: would install the agent on %d instance(s)%s: %s'
                              % (len(missing), ' and restart them' if p['reboot'] else '', listing(missing))
-                             if missing else 'check mode: the agent is installed on all %d instance(s)' % len(ids))
+                             if missing else 'check mode: nothing to install on %d instance(s)' % len(ids))
+            result['msg'] += self.unknown_note(result)
             return result
         if missing:
             self.install(missing)
             if p['reboot']:
                 sent = set(self.install_sent)
                 self.reboot([i for i in missing if i in sent])
-        result.update(installed_on=list(self.install_sent), rebooted=list(self.rebooted))
+        # what really changed: an install the service refused changed nothing
+        result.update(changed=bool(self.install_sent or self.rebooted), installed_on=list(self.install_sent),
+                      rebooted=list(self.rebooted))
         if p['wait']:
             result = self.await_online(ids, status, result)
             result['msg'] = '%s; %s' % (self.present_message(ids), result['msg'])
@@ -470,6 +523,7 @@ class CloudAssistantAgent(object):
                 result['msg'] = self.present_message(ids)
                 if result['offline']:
                     result['msg'] += '; offline: %s' % listing(result['offline'])
+        result['msg'] += self.unknown_note(dict(unknown=[i for i in ids if not status[i].known]))
         if self.errors:
             result['failed'] = True
             result['msg'] = '%s; %s' % (self.error_message(), result['msg'])
@@ -486,12 +540,13 @@ class CloudAssistantAgent(object):
         elif self.install_sent:
             done.append('it takes effect after the next restart (reboot=true restarts them)')
         if not done:
-            done.append('the agent is installed on all %d instance(s)' % len(ids))
+            done.append('installed nothing' if self.errors else 'the agent is installed on all %d instance(s)' % len(ids))
         return '; '.join(done)
 
     def install(self, missing):
-        """InstallCloudAssistant, 50 instances per call, the batches concurrently; a refused batch is recorded on
-        its instances and the others go on."""
+        """InstallCloudAssistant, 50 instances per call, the batches concurrently. A batch refused for one of its
+        instances (``PER_INSTANCE_CODES``) is sent again one instance per call; any other refusal is recorded on
+        the batch's instances, and the other batches go on."""
         def send(batch):
             try:
                 self.api.call('InstallCloudAssistant', make_request('InstallCloudAssistantRequest',
@@ -501,11 +556,23 @@ class CloudAssistantAgent(object):
             return None
 
         batches = chunks(missing, BATCH_LIMITS['InstallCloudAssistant'])
+        singles = []
         for batch, error in zip(batches, run_concurrently(send, batches, max_workers=self.max_workers)):
             if error is None:
                 self.install_sent.extend(batch)
+            elif len(batch) > 1 and error.code in PER_INSTANCE_CODES:
+                singles.extend(batch)
             else:
                 self.errors.update((i, error) for i in batch)
+        if singles:
+            alone = [[i] for i in singles]
+            for (instance_id,), error in zip(alone, run_concurrently(send, alone, max_workers=self.max_workers)):
+                if error is None:
+                    self.install_sent.append(instance_id)
+                else:
+                    self.errors[instance_id] = error
+        order = dict((i, n) for n, i in enumerate(missing))
+        self.install_sent.sort(key=order.get)
 
     def reboot(self, ids):
         """RebootInstance (one instance per call), at most REBOOT_WORKERS at a time; failures are recorded."""
@@ -533,7 +600,8 @@ class CloudAssistantAgent(object):
     # -- waiting ----------------------------------------------------------------------------------------------------
     def await_online(self, ids, status, result):
         """Poll the agents still offline (but those whose installation or restart failed: they cannot come up)
-        until all are online or the deadline passes; the task fails with the instances still offline."""
+        until all are online or the deadline passes; the task fails with the instances still offline. At least one
+        status call is made after any install or restart, even when they used up the time."""
         known = dict(status)
         pending = [i for i in ids if not known[i].online and i not in self.errors]
 
@@ -542,26 +610,43 @@ class CloudAssistantAgent(object):
                                       max_workers=self.max_workers))
             return known
 
-        outcome = None
+        def finished(value):
+            return all(value[i].online for i in pending)
+
+        error = None
         if pending:
-            outcome = poll(fetch, lambda value: all(value[i].online for i in pending), self.deadline,
-                           schedule=self.schedule, clock=self.clock, sleep=self.sleep, started=self.started)
+            outcome = poll(fetch, finished, self.deadline, schedule=self.schedule, clock=self.clock, sleep=self.sleep,
+                           started=self.started)
+            error = outcome.error
+            if error is None and not outcome.polls and (self.install_sent or self.rebooted):
+                try:   # the deadline passed before the first poll: one last look
+                    fetch()
+                except CloudAssistantError as exc:
+                    error = exc
         result = self.report(ids, known, result)
-        offline = result['offline']
-        if outcome is not None and outcome.error is not None:
-            result.update(outcome.error.result(), failed=True,
-                          msg='%s - while waiting for the agents; still offline: %s'
-                              % (outcome.error.msg, listing(offline)))
-        elif offline:
-            stopped = [i for i in offline if known[i].installed]
-            result.update(failed=True, msg='wait_timeout (%d s) expired: %d of %d agent(s) still offline: %s%s'
-                          % (self.params['wait_timeout'], len(offline), len(ids), listing(offline),
+        waited = [i for i in pending if not known[i].online]   # offline and not failed: what the wait is about
+        failed = [i for i in result['offline'] if i in self.errors]
+        if error is not None:
+            result.update(error.result(), failed=True,
+                          msg='%s - while waiting for the agents; still offline: %s' % (error.msg, listing(waited)))
+        elif waited:
+            idle = ['%s (%s)' % (i, self.instance_status(i)) for i in waited if self.instance_status(i) != 'Running']
+            # an agent that stopped on a running instance (not one whose instance is not running)
+            stopped = [i for i in waited if known[i].installed and self.instance_status(i) == 'Running']
+            result.update(failed=True, msg='wait_timeout (%d s) expired: %d of %d agent(s) still offline: %s%s%s'
+                          % (self.params['wait_timeout'], len(waited), len(ids), listing(waited),
                              ' (%d of them installed but not running - start the agent or restart the instance)'
-                             % len(stopped) if stopped else ''))
+                             % len(stopped) if stopped else '',
+                             '; not Running at the start of the task: %s' % listing(idle) if idle else ''))
         else:
             result['msg'] = '%d of %d agent(s) online%s' % (
-                len(ids), len(ids), ' after %.0f s' % (self.clock() - self.started) if pending else '')
+                len(ids) - len(failed), len(ids), ' after %.0f s' % (self.clock() - self.started) if pending else '')
+            if failed:
+                result['msg'] += '; not waited for (installing or restarting failed): %s' % listing(failed)
         return result
+
+    def instance_status(self, instance_id):
+        return getattr(self.infos.get(instance_id), 'status', None) or 'Running'
 
     # -- the result -------------------------------------------------------------------------------------------------
     def report(self, ids, status, result, install=None, reboot=None):
@@ -571,12 +656,16 @@ class CloudAssistantAgent(object):
         instances = []
         for instance_id in ids:
             error = self.errors.get(instance_id)
+            fields = status[instance_id].fields()
+            # without an agent the status has no OS type; DescribeInstances knows it
+            fields['os_type'] = fields['os_type'] or (
+                getattr(self.infos.get(instance_id), 'ostype', None) or '').lower() or None
             instances.append(instance_entry(
                 instance_id, install_sent=instance_id in install, reboot_sent=instance_id in reboot,
                 error_code=(error.code or error.kind) if error else None,
-                error_info=(error.message or error.msg) if error else None,
-                **status[instance_id].fields()))
-        result.update(instances=instances, offline=[e['instance_id'] for e in instances if not e['online']])
+                error_info=(error.message or error.msg) if error else None, **fields))
+        result.update(instances=instances, offline=[e['instance_id'] for e in instances if not e['online']],
+                      unknown=[i for i in ids if not status[i].known])
         return result
 
 

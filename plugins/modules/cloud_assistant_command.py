@@ -623,8 +623,8 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limi
     check_length,
     check_parameters,
     check_placeholders,
-    check_tag_selector,
     check_tags,
+    check_target_selection,
     check_timeout,
     check_windows_user,
     invalid,
@@ -760,15 +760,7 @@ class CloudAssistantCommand(object):
                               '(or give name to save it as a command)')
             raise invalid('%s without command_content invokes the saved command: give instance_ids or '
                           'instance_tags' % ('name' if p.get('name') else 'command_id'))
-        if p.get('instance_ids') is not None:
-            if not p['instance_ids']:
-                raise invalid('instance_ids must not be empty')
-            if any(not i or not str(i).strip() for i in p['instance_ids']):
-                raise invalid('instance_ids must not contain empty entries')
-        if p.get('instance_tags') is not None:
-            if not p['instance_tags']:
-                raise invalid('instance_tags must not be empty')
-            check_tag_selector(p['instance_tags'])
+        check_target_selection(p.get('instance_ids'), p.get('instance_tags'))
         check_timeout(p.get('timeout'))
         if p.get('wait_timeout') is not None and p['wait_timeout'] < 1:
             raise invalid('wait_timeout must be at least 1 second, got %d' % p['wait_timeout'])

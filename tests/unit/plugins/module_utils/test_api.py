@@ -62,6 +62,12 @@ class FakeClient:
     def describe_invocations_with_options(self, request, runtime):
         return self._answer('DescribeInvocations', request, runtime)
 
+    def reboot_instance_with_options(self, request, runtime):
+        return self._answer('RebootInstance', request, runtime)
+
+    def install_cloud_assistant_with_options(self, request, runtime):
+        return self._answer('InstallCloudAssistant', request, runtime)
+
 
 class PlainClient:
     """A client with only the plain methods (no runtime argument)."""
@@ -151,6 +157,38 @@ def test_run_command_without_client_token_is_not_retried_after_a_server_error():
     # with a ClientToken the same failure is retried
     api.call('RunCommand', ecs_models.RunCommandRequest(type='RunShellScript', command_content='id', client_token='t'))
     assert api.calls == {'RunCommand': 2}
+
+
+def connection_reset():
+    """A lost reply as the SDK raises it: UnretryableException -> RetryError, over a reset connection."""
+    dara_exceptions = pytest.importorskip('darabonba.exceptions')
+    policy = pytest.importorskip('darabonba.policy.retry')
+    retry_error = dara_exceptions.RetryError("('Connection aborted.', ConnectionResetError(104, 'Connection reset by "
+                                             "peer'))")
+    retry_error.__context__ = ConnectionResetError(104, 'Connection reset by peer')
+    return dara_exceptions.UnretryableException(policy.RetryPolicyContext(retries_attempted=1, exception=retry_error))
+
+
+@pytest.mark.parametrize('action, request_model, fields', [
+    ('RebootInstance', 'RebootInstanceRequest', {'instance_id': 'i-a'}),
+    ('InstallCloudAssistant', 'InstallCloudAssistantRequest', {'instance_id': ['i-a', 'i-b']}),
+])
+@pytest.mark.parametrize('failure', ['reset', '500', '503'])
+def test_actions_without_client_token_are_not_repeated_once_the_service_may_have_acted(action, request_model, fields,
+                                                                                       failure):
+    assert not hasattr(getattr(ecs_models, request_model)(), 'client_token')   # the SDK offers none
+    client = FakeClient()
+    error = {'reset': connection_reset, '500': lambda: api_error('InternalError', 500),
+             '503': lambda: api_error('ServiceUnavailable', 503)}[failure]()
+    client.script[action] = [error, {'RequestId': 'second'}]
+    api = CloudAssistantApi(client, 'cn-hangzhou', no_sleep_policy())
+    with pytest.raises(CloudAssistantError):
+        api.call(action, getattr(ecs_models, request_model)(**fields))
+    assert api.calls == {action: 1}
+    # throttling: the service did not act, so it is retried
+    client.script[action] = [api_error('Throttling.User', 400), {'RequestId': 'after-throttling'}]
+    assert api.call(action, getattr(ecs_models, request_model)(**fields)) == {'RequestId': 'after-throttling'}
+    assert api.calls == {action: 3}
 
 
 def test_plain_method_fallback():
