@@ -11,7 +11,9 @@
 - ``resolve_targets(api, instance_ids=None, instance_tags=None, os_type=None, warn=None)``: the IDs to act on, in
   order, checked to exist, be Running and run ``os_type``; tagged instances that are not Running are left out
   with a warning. Raises ``CloudAssistantError`` naming the option and the instances otherwise.
-- ``offline_agents(api, ids)``: DescribeCloudAssistantStatus, 100 per call; the IDs whose agent is not online.
+- ``agent_status(api, ids)``: DescribeCloudAssistantStatus, 100 per call; ``{instance_id: AgentStatus}`` (online,
+  installed, version, heartbeat, task counts, OS, and what the version supports: ``AGENT_FEATURES``).
+- ``offline_agents(api, ids)``: the IDs whose agent is not online, in order.
 """
 
 from __future__ import annotations
@@ -97,16 +99,92 @@ def resolve_targets(api, instance_ids=None, instance_tags=None, os_type=None, os
     return Targets(ids, infos)
 
 
-def offline_agents(api, ids, max_workers=8):
-    """The IDs among ``ids`` whose Cloud Assistant agent is not online, in order."""
+# What the collection uses that needs more than any agent, by OS: the agent's version must be greater than this
+# (shared/reference/cloud-assistant-api.md §2.10: SendFile needs Linux > 1.0.2.569, Windows > 1.0.0.149).
+AGENT_FEATURES = {
+    'send_file': {'linux': '1.0.2.569', 'windows': '1.0.0.149'},
+}
+
+
+def version_tuple(version):
+    """``'2.2.3.857'`` -> ``(2, 2, 3, 857)``; None for an empty or malformed version."""
+    try:
+        parts = tuple(int(part) for part in str(version or '').strip().split('.'))
+    except ValueError:
+        return None
+    return parts or None
+
+
+def agent_supports(version, os_type):
+    """{feature: True/False} for ``AGENT_FEATURES``; None for a feature when the version is unknown (the API
+    reports no version for an agent that is not running) or the OS has no rule."""
+    have = version_tuple(version)
+    result = {}
+    for feature, minimums in AGENT_FEATURES.items():
+        floor = version_tuple(minimums.get((os_type or '').lower()))
+        result[feature] = None if have is None or floor is None else have > floor
+    return result
+
+
+class AgentStatus(object):
+    """One instance's agent as DescribeCloudAssistantStatus reports it.
+
+    ``online``: ``CloudAssistantStatus`` is true (a heartbeat within the last 2 minutes). ``installed``: online,
+    or the agent reports a version, or a heartbeat was ever seen: the API gives no version for an agent that is
+    installed but not running, so an agent stopped since its last heartbeat still counts as installed, and an
+    instance never heard of counts as not installed. ``os_type``: lowercase (``linux``, ``windows``, ``freebsd``).
+    """
+
+    def __init__(self, instance_id, model=None):
+        self.instance_id = instance_id
+        get = (lambda name: getattr(model, name, None)) if model is not None else (lambda name: None)
+        self.online = str(get('cloud_assistant_status')).lower() == 'true'
+        self.version = get('cloud_assistant_version') or None
+        self.os_type = (get('ostype') or '').lower() or None
+        self.last_heartbeat = get('last_heartbeat_time') or None
+        self.last_invoked = get('last_invoked_time') or None
+        self.active_task_count = int(get('active_task_count') or 0)
+        self.invocation_count = int(get('invocation_count') or 0)
+        self.support_session_manager = bool(get('support_session_manager'))
+        self.installed = bool(self.online or self.version or self.last_heartbeat)
+
+    def supports(self):
+        features = agent_supports(self.version, self.os_type)
+        features['session_manager'] = self.support_session_manager
+        return features
+
+    def fields(self):
+        """The keys an ``instances`` entry carries about the agent (``_results.instance_entry(**fields)``)."""
+        return {
+            'installed': self.installed,
+            'online': self.online,
+            'agent_version': self.version,
+            'os_type': self.os_type,
+            'last_heartbeat': self.last_heartbeat,
+            'last_invoked': self.last_invoked,
+            'active_task_count': self.active_task_count,
+            'invocation_count': self.invocation_count,
+            'supports': self.supports(),
+        }
+
+
+def agent_status(api, ids, max_workers=8):
+    """{instance_id: AgentStatus} for every ID of ``ids`` (an instance the answer leaves out is reported with no
+    agent)."""
     def describe(part):
         request = make_request('DescribeCloudAssistantStatusRequest', instance_id=list(part))
         body = api.call('DescribeCloudAssistantStatus', request)
         holder = getattr(body, 'instance_cloud_assistant_status_set', None)
         return list(getattr(holder, 'instance_cloud_assistant_status', None) or [])
 
-    online = set()
+    models = {}
     for items in run_concurrently(describe, chunks(ids, BATCH_LIMITS['DescribeCloudAssistantStatus']),
                                   max_workers=max_workers):
-        online.update(item.instance_id for item in items if str(item.cloud_assistant_status).lower() == 'true')
-    return [i for i in ids if i not in online]
+        models.update((item.instance_id, item) for item in items)
+    return dict((i, AgentStatus(i, models.get(i))) for i in ids)
+
+
+def offline_agents(api, ids, max_workers=8):
+    """The IDs among ``ids`` whose Cloud Assistant agent is not online, in order."""
+    status = agent_status(api, ids, max_workers=max_workers)
+    return [i for i in ids if not status[i].online]
