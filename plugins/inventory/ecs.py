@@ -126,6 +126,8 @@ options:
       - Set C(ansible_connection) to V(alicloud_ops.cloud_assistant.cloud_assistant) and the variables that
         connection reads, C(ansible_alicloud_instance_id) and C(ansible_alicloud_region_id), on every host, so a
         play reaches the instances through Cloud Assistant, with no SSH.
+      - That connection plugin is not part of this collection yet; until it is, leave this off (see
+        C(docs/inventory.md)).
     type: bool
     default: false
 notes:
