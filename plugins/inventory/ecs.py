@@ -15,6 +15,13 @@ description:
     heartbeat) from C(DescribeCloudAssistantStatus) (100 instances per call) and a group of the instances whose
     agent is online.
   - With O(use_cloud_assistant_connection=true), every host is reached through Cloud Assistant, without SSH.
+  - 'The host variables of an instance: C(instance_id), C(instance_name), C(host_name), C(description), C(status),
+    C(os_type) (V(linux) or V(windows)), C(os_name), C(region_id), C(zone_id), C(instance_type), C(image_id),
+    C(cpu), C(memory), C(network_type), C(vpc_id), C(vswitch_id), C(private_ip_address), C(public_ip_address),
+    C(eip_address), C(security_group_ids), C(resource_group_id), C(deployment_set_id), C(creation_time),
+    C(instance_tags) (a dictionary; not C(tags), a play keyword Ansible warns about) and, with
+    O(cloud_assistant_status), C(cloud_assistant) (C(online), C(installed), C(version), C(last_heartbeat),
+    C(last_invoked), C(active_task_count), C(invocation_count), C(supports)).'
   - The configuration file name must end in C(ecs.yml) or C(ecs.yaml).
   - Credentials are the same options, environment variables and precedence as the modules of this collection;
     environment variables alone are enough (an AWX or Automation Controller inventory source sourced from a
@@ -147,7 +154,7 @@ EXAMPLES = r'''
 # ALIBABA_CLOUD_ACCESS_KEY_SECRET. Hosts are named by instance ID, grouped by region, zone, OS type and status.
 plugin: alicloud_ops.cloud_assistant.ecs
 
-# ---
+---
 # Two regions, running Linux web servers only, named by instance name, grouped by the "role" tag.
 plugin: alicloud_ops.cloud_assistant.ecs
 regions: [cn-hangzhou, cn-beijing]
@@ -159,14 +166,14 @@ hostnames:
   - instance_name
   - instance_id
 keyed_groups:
-  - key: tags.role | default('none')
+  - key: instance_tags.role | default('none')
     prefix: role
   - key: instance_type
     prefix: type
 compose:
   ansible_host: private_ip_address
 
-# ---
+---
 # No SSH: reach every instance whose agent is online through Cloud Assistant.
 plugin: alicloud_ops.cloud_assistant.ecs
 regions: [cn-hangzhou]
@@ -176,7 +183,7 @@ groups:
   linux_ready: os_type == 'linux' and cloud_assistant.online
 # then: ansible-playbook -i inventory.ecs.yml -l cloud_assistant_online site.yml
 
-# ---
+---
 # Several queries ORed, some instances excluded; names from a tag with a fallback template.
 plugin: alicloud_ops.cloud_assistant.ecs
 regions: [cn-shanghai]
@@ -192,7 +199,7 @@ hostnames:
   - '{{ host_name }}-{{ instance_id[-6:] }}'
 hostvars_prefix: ecs_
 
-# ---
+---
 # Cached for an hour (the raw API answers: changing keyed_groups needs no refresh; --flush-cache asks again);
 # regions the RAM policy does not allow are skipped with a warning.
 plugin: alicloud_ops.cloud_assistant.ecs
