@@ -27,7 +27,7 @@ description:
     environment variables alone are enough (an AWX or Automation Controller inventory source sourced from a
     project needs no file in the home directory).
 author:
-  - alicloud_ops maintainers
+  - alicloud_ops maintainers (@alicloud-ops)
 extends_documentation_fragment:
   - constructed
   - inventory_cache
