@@ -220,10 +220,10 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api 
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batching import run_concurrently
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._inventory import (
+    agent_hostvars,
     check_hostnames,
     hostname_candidates,
     instance_hostvars,
-    agent_hostvars,
     parse_filters,
     query_fingerprint,
     raw_record,
