@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--latency-ms", type=float)
     faults.add_argument("--drop", type=_fraction)
     faults.add_argument("--actions", help="comma-separated actions the faults apply to ('' = all)")
+    faults.add_argument("--deny-regions", help="comma-separated regions where every action is denied (Forbidden.RAM,"
+                        " whatever --actions says; '' = none)")
 
     ctl_sub.add_parser("stats", help="API calls per action and process starts per invocation")
 
@@ -139,7 +141,8 @@ def _ctl(args: argparse.Namespace) -> int:
         out = {"instance_id": args.instance_id, "agent": "running" if running else "stopped"}
     elif args.ctl_command == "faults":
         settings = {"throttle": args.throttle, "server_errors": args.server_errors,
-                    "latency_ms": args.latency_ms, "drop": args.drop, "actions": args.actions}
+                    "latency_ms": args.latency_ms, "drop": args.drop, "actions": args.actions,
+                    "deny_regions": args.deny_regions}
         with store.transaction(conn):
             for key, value in settings.items():
                 if value is None:

@@ -105,6 +105,22 @@ def _client_token_digest(action: str, region_id: str, params: dict[str, str]) ->
     return hashlib.sha256(json.dumps([action, region_id, relevant]).encode()).hexdigest()
 
 
+def _check_region_denied(spec: ActionSpec, params: dict[str, str], faults: dict[str, str]) -> None:
+    """`ctl faults --deny-regions`: a RAM policy that denies every action in those regions (whatever the key)."""
+    denied = {r for r in faults.get("deny_regions", "").split(",") if r}
+    region_id = params.get("RegionId", "")
+    if spec.needs_region and region_id in denied:
+        # unconfirmed (ref §1.7): the exact RAM-denial code of ECS; chose Forbidden.RAM 403, as for the read-only key.
+        raise ApiError(
+            "Forbidden.RAM",
+            f"User not authorized to operate on the specified resource, or this API doesn't support RAM: "
+            f"ecs:{spec.name} is denied in region {region_id}.",
+            403,
+            extra={"AccessDeniedDetail": {"AuthAction": f"ecs:{spec.name}", "NoPermissionType": "ExplicitDeny",
+                                          "PolicyType": "AccountLevelIdentityBasedPolicy"}},
+        )
+
+
 def _run_action(state: ServerState, spec: ActionSpec, ident: auth.Identity, params: Params, req_id: str,
                 host_id: str) -> dict[str, Any]:
     region_id = ""
@@ -214,6 +230,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 extra={"AccessDeniedDetail": {"AuthAction": f"ecs:{spec.name}", "NoPermissionType": "ImplicitDeny",
                                               "PolicyType": "AccountLevelIdentityBasedPolicy"}},
             )
+        _check_region_denied(spec, authed.params, faults)
         result = _run_action(state, spec, authed.identity, Params(authed.params), req_id, host_id)
     except ApiError as err:
         return fail(err)

@@ -4,7 +4,8 @@
 
 # The connection and credential options (plugins/module_utils/_options.py), documented twice:
 #   alicloud_ops.cloud_assistant.common.modules  - modules: environment variables through the argspec fallback
-#   alicloud_ops.cloud_assistant.common.plugins  - inventory/lookup/connection plugins: env: and vars: entries
+#   alicloud_ops.cloud_assistant.common.plugins  - inventory/lookup/connection plugins: env:, vars: and (for the
+#                                                  options that are not secret) ini: entries
 #
 # Order of env: entries in PLUGINS: Ansible's config manager lets the LAST variable that is set win
 # (ansible.config.manager.ConfigManager._loop_entries), the reverse of env_fallback, which takes the FIRST one.
@@ -163,6 +164,9 @@ options:
       - name: ALICLOUD_REGION_ID
       - name: ALICLOUD_REGION
       - name: ALIBABA_CLOUD_REGION_ID
+    ini:
+      - section: alicloud_cloud_assistant
+        key: region_id
     vars:
       - name: ansible_alicloud_region_id
   endpoint:
@@ -175,6 +179,9 @@ options:
     env:
       - name: ALICLOUD_ECS_ENDPOINT
       - name: ALIBABA_CLOUD_ECS_ENDPOINT
+    ini:
+      - section: alicloud_cloud_assistant
+        key: endpoint
     vars:
       - name: ansible_alicloud_endpoint
   profile:
@@ -187,6 +194,9 @@ options:
     env:
       - name: ALICLOUD_PROFILE
       - name: ALIBABA_CLOUD_PROFILE
+    ini:
+      - section: alicloud_cloud_assistant
+        key: profile
     vars:
       - name: ansible_alicloud_profile
   role_arn:
@@ -197,6 +207,9 @@ options:
     env:
       - name: ALICLOUD_ASSUME_ROLE_ARN
       - name: ALIBABA_CLOUD_ROLE_ARN
+    ini:
+      - section: alicloud_cloud_assistant
+        key: role_arn
     vars:
       - name: ansible_alicloud_role_arn
   role_session_name:
@@ -206,6 +219,9 @@ options:
     env:
       - name: ALICLOUD_ASSUME_ROLE_SESSION_NAME
       - name: ALIBABA_CLOUD_ROLE_SESSION_NAME
+    ini:
+      - section: alicloud_cloud_assistant
+        key: role_session_name
     vars:
       - name: ansible_alicloud_role_session_name
   ecs_ram_role_name:
@@ -217,6 +233,9 @@ options:
     env:
       - name: ALICLOUD_ECS_ROLE_NAME
       - name: ALIBABA_CLOUD_ECS_METADATA
+    ini:
+      - section: alicloud_cloud_assistant
+        key: ecs_ram_role_name
     vars:
       - name: ansible_alicloud_ecs_ram_role_name
   validate_certs:
@@ -225,6 +244,9 @@ options:
       - Set to V(false) only for a local test endpoint; never for Alibaba Cloud.
     type: bool
     default: true
+    ini:
+      - section: alicloud_cloud_assistant
+        key: validate_certs
     vars:
       - name: ansible_alicloud_validate_certs
 notes:
@@ -232,6 +254,8 @@ notes:
     credentials file B(on the controller). When both an E(ALIBABA_CLOUD_*) variable and its legacy E(ALICLOUD_*)
     form are set, the E(ALIBABA_CLOUD_*) one is used; an Ansible variable (the C(vars) entries) overrides both.
   - Caution, variables that hold secrets should be protected, for example with Ansible Vault.
+  - The options that are not secret can also be set in C(ansible.cfg), section C([alicloud_cloud_assistant]); the
+    environment variables override them.
 requirements:
   - alibabacloud_ecs20140526
   - alibabacloud_tea_openapi

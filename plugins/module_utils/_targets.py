@@ -6,8 +6,9 @@
 
 """Which instances a task acts on: the one place that lists instances.
 
-- ``describe_instances(api, ids=None, tags=None)``: DescribeInstances, 100 IDs per call (concurrently) or every
-  page of a tag filter (``Tag.N`` of DescribeInstances, not ``ResourceTag``, which caps a call at 100 instances).
+- ``describe_instances(api, ids=None, tags=None, fields=None)``: DescribeInstances, 100 IDs per call
+  (concurrently) or every page of a tag filter (``Tag.N`` of DescribeInstances, not ``ResourceTag``, which caps a
+  call at 100 instances); ``fields`` adds the request's other filters (the inventory plugin's ``filters``).
 - ``resolve_targets(api, instance_ids=None, instance_tags=None, os_type=None, warn=None)``: the IDs to act on, in
   order, checked to exist, be Running and run ``os_type``; tagged instances that are not Running are left out
   with a warning (``running_only=False``: kept, whatever their status). Raises ``CloudAssistantError`` naming the
@@ -46,19 +47,22 @@ class Targets(object):
         return len(self.ids)
 
 
-def describe_instances(api, ids=None, tags=None, max_workers=8):
+def describe_instances(api, ids=None, tags=None, max_workers=8, fields=None):
     """Instance models: of ``ids`` (missing ones are absent), or of every instance with all ``tags`` (a value of
-    None or '' matches any value of the key)."""
-    if ids is not None:
-        def describe(part):
-            request = make_request('DescribeInstancesRequest', instance_ids=json.dumps(part))
-            return list(api.paginate('DescribeInstances', request, instances_of))
-        parts = chunks(ids, BATCH_LIMITS['DescribeInstances'])
-        return [model for models in run_concurrently(describe, parts, max_workers=max_workers) for model in models]
+    None or '' matches any value of the key). ``fields``: more DescribeInstancesRequest filters by their SDK
+    names (``status``, ``zone_id``, ``vpc_id``, ``v_switch_id``, ...), sent with every call."""
+    fields = dict(fields or {})
     selector = dict((k, None if v in (None, '') else v) for k, v in (tags or {}).items())
     tag_list = [make_request('DescribeInstancesRequestTag', key=k, value=None if v is None else str(v))
                 for k, v in sorted(selector.items())]
-    request = make_request('DescribeInstancesRequest', tag=tag_list or None)
+    if ids is not None:
+        def describe(part):
+            request = make_request('DescribeInstancesRequest', instance_ids=json.dumps(part), tag=tag_list or None,
+                                   **fields)
+            return list(api.paginate('DescribeInstances', request, instances_of))
+        parts = chunks(ids, BATCH_LIMITS['DescribeInstances'])
+        return [model for models in run_concurrently(describe, parts, max_workers=max_workers) for model in models]
+    request = make_request('DescribeInstancesRequest', tag=tag_list or None, **fields)
     return list(api.paginate('DescribeInstances', request, instances_of))
 
 

@@ -359,7 +359,8 @@ def mint_sts(info: dict[str, Any], ttl: float = 3600, readonly: bool = False) ->
 
 
 def clear_faults(info: dict[str, Any]) -> None:
-    ctl(info, "faults", "--throttle", "0", "--server-errors", "0", "--latency-ms", "0", "--drop", "0", "--actions", "")
+    ctl(info, "faults", "--throttle", "0", "--server-errors", "0", "--latency-ms", "0", "--drop", "0", "--actions", "",
+        "--deny-regions", "")
 
 
 # --------------------------------------------------------------------------------------------------------------

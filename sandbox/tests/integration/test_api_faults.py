@@ -102,3 +102,21 @@ def test_latency(sandbox_info: dict[str, Any], client: Any, faults: None) -> Non
     started = time.monotonic()
     _regions(client)
     assert time.monotonic() - started < 0.65
+
+
+def test_denied_region(sandbox_info: dict[str, Any], client: Any, faults: None) -> None:
+    """A RAM policy denying one region: every action there answers Forbidden.RAM 403; other regions and the
+    regionless DescribeRegions still work; '' lifts it."""
+    regions = [r.region_id for r in _regions(client).body.regions.region]
+    assert len(regions) >= 2, regions
+    denied, allowed = regions[1], regions[0]
+    out = ctl(sandbox_info, "faults", "--deny-regions", denied)
+    assert out.get("deny_regions") == denied, out
+    with pytest.raises(tea_exc.ClientException) as info:
+        client.describe_instances(models().DescribeInstancesRequest(region_id=denied))
+    assert info.value.status_code == 403 and info.value.code == "Forbidden.RAM", info.value
+    assert denied in info.value.message
+    client.describe_instances(models().DescribeInstancesRequest(region_id=allowed))
+    assert _regions(client).status_code == 200
+    ctl(sandbox_info, "faults", "--deny-regions", "")
+    client.describe_instances(models().DescribeInstancesRequest(region_id=denied))

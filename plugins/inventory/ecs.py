@@ -1,0 +1,446 @@
+# Copyright (c) alicloud_ops.cloud_assistant contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+name: ecs
+short_description: Alibaba Cloud ECS instances as an inventory, with their Cloud Assistant agents
+version_added: 0.1.0
+description:
+  - Lists the ECS instances of one or more regions with C(DescribeInstances) (100 per call, C(NextToken) paging,
+    the regions queried concurrently) and adds them as hosts, with their fields as snake_case host variables.
+  - With O(cloud_assistant_status=true), adds each instance's Cloud Assistant agent (online, version, last
+    heartbeat) from C(DescribeCloudAssistantStatus) (100 instances per call) and a group of the instances whose
+    agent is online.
+  - With O(use_cloud_assistant_connection=true), every host is reached through Cloud Assistant, without SSH.
+  - 'The host variables of an instance: C(instance_id), C(instance_name), C(host_name), C(description), C(status),
+    C(os_type) (V(linux) or V(windows)), C(os_name), C(region_id), C(zone_id), C(instance_type), C(image_id),
+    C(cpu), C(memory), C(network_type), C(vpc_id), C(vswitch_id), C(private_ip_address), C(public_ip_address),
+    C(eip_address), C(security_group_ids), C(resource_group_id), C(deployment_set_id), C(creation_time),
+    C(instance_tags) (a dictionary; not C(tags), a play keyword Ansible warns about) and, with
+    O(cloud_assistant_status), C(cloud_assistant) (C(online), C(installed), C(version), C(last_heartbeat),
+    C(last_invoked), C(active_task_count), C(invocation_count), C(supports)).'
+  - The configuration file name must end in C(ecs.yml) or C(ecs.yaml).
+  - Credentials are the same options, environment variables and precedence as the modules of this collection;
+    environment variables alone are enough (an AWX or Automation Controller inventory source sourced from a
+    project needs no file in the home directory).
+author:
+  - alicloud_ops maintainers (@alicloud-ops)
+extends_documentation_fragment:
+  - constructed
+  - inventory_cache
+  - alicloud_ops.cloud_assistant.common.plugins
+options:
+  plugin:
+    description:
+      - The name of this plugin; it must always be set to V(alicloud_ops.cloud_assistant.ecs) for the
+        configuration file to be read by it.
+    required: true
+    choices: [alicloud_ops.cloud_assistant.ecs]
+    type: str
+  regions:
+    description:
+      - The regions to list, for example V([cn-hangzhou, cn-beijing]).
+      - Empty (the default), every region C(DescribeRegions) reports for the account.
+      - O(region_id) is the region C(DescribeRegions) is asked in; it defaults to the first of O(regions), then
+        to V(cn-hangzhou).
+    type: list
+    elements: str
+    default: []
+  strict_permissions:
+    description:
+      - What to do with a region whose API answers that access is denied (HTTP 403, for example C(Forbidden.RAM)
+        when a RAM policy allows only some regions).
+      - V(true), the inventory fails and names the region.
+      - V(false), the region is skipped with a warning and the other regions are listed.
+      - Any other error (wrong credentials, an unknown region, an unreachable endpoint) always fails.
+    type: bool
+    default: true
+  filters:
+    description:
+      - Server-side filters of C(DescribeInstances), ANDed. The keys are
+        C(status) (one of V(Pending), V(Running), V(Starting), V(Stopping), V(Stopped), or a list of them),
+        C(instance_ids) (a list; 100 per call), C(instance_name) (C(*) is a wildcard), C(zone_id), C(vpc_id),
+        C(vswitch_id), C(instance_type), C(resource_group_id) and
+        C(tags) (a dictionary of tag keys and values, at most 20; a value of V(null) or V("") matches any value
+        of the key).
+      - Without a C(status) filter, instances in any of those states are listed; an instance being released
+        is left out.
+      - Merged into O(include_filters) as its first entry.
+    type: dict
+    default: {}
+  include_filters:
+    description:
+      - More filter sets, each as in O(filters); each is one query per region, and an instance is listed when any
+        of them matches it (OR).
+    type: list
+    elements: dict
+    default: []
+  exclude_filters:
+    description:
+      - Filter sets as in O(filters); an instance any of them matches is left out, even if O(filters) or
+        O(include_filters) match it.
+    type: list
+    elements: dict
+    default: []
+  hostnames:
+    description:
+      - The names to give a host, in order of preference; the first that has a value for an instance is used.
+      - An entry is one of V(instance_id), V(instance_name), V(host_name), V(private_ip_address),
+        V(public_ip_address), V(eip_address), V(region_id), V(zone_id), V(tag:KEY) (the value of the tag KEY) or a
+        Jinja template over the host variables (not prefixed), for example V({{ instance_name }}.{{ region_id }}).
+      - An entry may also be a dictionary with C(name) (an entry as above), C(prefix) (another entry, whose value
+        is put in front) and C(separator) (between the two, default V(_)); it gives a name only when both have
+        a value.
+      - When two instances would get the same name, the first (instances are sorted by region, then instance ID)
+        keeps it and the other takes its next preference that is free, or finally its instance ID, with a
+        warning. So no instance ever disappears behind another one.
+      - An instance that none of the preferences gives a name is named by its instance ID.
+    type: list
+    elements: raw
+    default: [instance_id]
+  allow_duplicated_hosts:
+    description:
+      - V(true), an instance is added under every name O(hostnames) gives it, not just the first one.
+    type: bool
+    default: false
+  hostvars_prefix:
+    description:
+      - Put in front of the name of every host variable of an instance (not of the C(ansible_*) connection
+        variables). O(compose), O(groups) and O(keyed_groups) see the prefixed names.
+    type: str
+  hostvars_suffix:
+    description:
+      - Put after the name of every host variable of an instance (not of the C(ansible_*) connection variables).
+    type: str
+  default_groups:
+    description:
+      - Add every host to the groups C(ecs_region_<region>), C(ecs_zone_<zone>), C(ecs_os_<os type>) and
+        C(ecs_status_<status>) (lowercase, sanitized like any group name).
+    type: bool
+    default: true
+  cloud_assistant_status:
+    description:
+      - Read each instance's Cloud Assistant agent with C(DescribeCloudAssistantStatus) (100 instances per call)
+        into the host variable C(cloud_assistant), and add the instances whose agent is online to the group
+        C(cloud_assistant_online).
+    type: bool
+    default: false
+  use_cloud_assistant_connection:
+    description:
+      - Set C(ansible_connection) to V(alicloud_ops.cloud_assistant.cloud_assistant) and the variables that
+        connection reads, C(ansible_alicloud_instance_id) and C(ansible_alicloud_region_id), on every host, so a
+        play reaches the instances through Cloud Assistant, with no SSH.
+      - That connection plugin is not part of this collection yet; until it is, leave this off (see
+        C(docs/inventory.md)).
+    type: bool
+    default: false
+notes:
+  - The raw API answers are cached (O(cache)), not the inventory built from them, so changing O(hostnames),
+    O(compose), O(groups), O(keyed_groups) or the host variable options needs no refresh. The cache is used only
+    for the same O(regions), filters, O(cloud_assistant_status), endpoint and access key ID; otherwise the API is
+    asked again.
+  - In an AWX or Automation Controller inventory source sourced from a project, give the credentials as
+    environment variables (a custom credential type that injects E(ALIBABA_CLOUD_ACCESS_KEY_ID) and
+    E(ALIBABA_CLOUD_ACCESS_KEY_SECRET)); see C(docs/inventory.md) in the collection.
+seealso:
+  - module: alicloud_ops.cloud_assistant.cloud_assistant_command
+'''
+
+EXAMPLES = r'''
+# inventory.ecs.yml - every instance of every region; credentials from ALIBABA_CLOUD_ACCESS_KEY_ID and
+# ALIBABA_CLOUD_ACCESS_KEY_SECRET. Hosts are named by instance ID, grouped by region, zone, OS type and status.
+plugin: alicloud_ops.cloud_assistant.ecs
+
+---
+# Two regions, running Linux web servers only, named by instance name, grouped by the "role" tag.
+plugin: alicloud_ops.cloud_assistant.ecs
+regions: [cn-hangzhou, cn-beijing]
+filters:
+  status: Running
+  tags:
+    app: web
+hostnames:
+  - instance_name
+  - instance_id
+keyed_groups:
+  - key: instance_tags.role | default('none')
+    prefix: role
+  - key: instance_type
+    prefix: type
+compose:
+  ansible_host: private_ip_address
+
+---
+# No SSH: reach every instance whose agent is online through Cloud Assistant.
+plugin: alicloud_ops.cloud_assistant.ecs
+regions: [cn-hangzhou]
+cloud_assistant_status: true
+use_cloud_assistant_connection: true
+groups:
+  linux_ready: os_type == 'linux' and cloud_assistant.online
+# then: ansible-playbook -i inventory.ecs.yml -l cloud_assistant_online site.yml
+
+---
+# Several queries ORed, some instances excluded; names from a tag with a fallback template.
+plugin: alicloud_ops.cloud_assistant.ecs
+regions: [cn-shanghai]
+include_filters:
+  - tags: {env: prod}
+  - instance_name: 'db-*'
+exclude_filters:
+  - tags: {maintenance: ''}
+hostnames:
+  - name: tag:Name
+    prefix: region_id
+    separator: '-'
+  - '{{ host_name }}-{{ instance_id[-6:] }}'
+hostvars_prefix: ecs_
+
+---
+# Cached for an hour (the raw API answers: changing keyed_groups needs no refresh; --flush-cache asks again);
+# regions the RAM policy does not allow are skipped with a warning.
+plugin: alicloud_ops.cloud_assistant.ecs
+strict_permissions: false
+cache: true
+cache_plugin: ansible.builtin.jsonfile
+cache_connection: ~/.cache/ansible-ecs-inventory
+cache_timeout: 3600
+'''
+
+import time
+
+from ansible.errors import AnsibleParserError
+from ansible.module_utils.common.text.converters import to_native
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import build_api, make_request
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batching import run_concurrently
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._inventory import (
+    agent_hostvars,
+    check_hostnames,
+    hostname_candidates,
+    instance_hostvars,
+    parse_filters,
+    query_fingerprint,
+    raw_record,
+)
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._options import (
+    ConnectionOptions,
+    OptionAdapter,
+)
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._retry import RetryPolicy
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._targets import (
+    agent_status,
+    describe_instances,
+)
+
+try:
+    from ansible.template import trust_as_template
+except ImportError:  # ansible-core < 2.19: every string from the configuration file may be templated
+    def trust_as_template(value):
+        return value
+
+CONNECTION_PLUGIN = 'alicloud_ops.cloud_assistant.cloud_assistant'
+DEFAULT_DISCOVERY_REGION = 'cn-hangzhou'
+ONLINE_GROUP = 'cloud_assistant_online'
+# Every retry of the listing ends this long after it started.
+RETRY_SECONDS = 300
+REGION_WORKERS = 8
+CACHE_FORMAT = 1
+
+
+def _denied(err):
+    code = err.code or ''
+    return err.status_code == 403 or code.startswith('Forbidden') or code.startswith('NoPermission')
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
+
+    NAME = 'alicloud_ops.cloud_assistant.ecs'
+    INVENTORY_FILE_SUFFIXES = ('ecs.yml', 'ecs.yaml')
+
+    def verify_file(self, path):
+        return super(InventoryModule, self).verify_file(path) and path.endswith(self.INVENTORY_FILE_SUFFIXES)
+
+    # -- options ----------------------------------------------------------------------------------------------------
+    def _check_unknown_options(self, config, path):
+        from ansible import constants as C
+        definitions = C.config.get_configuration_definitions('inventory', self._load_name) or {}
+        known = set(definitions)
+        for definition in definitions.values():
+            known.update(definition.get('aliases') or [])
+        unknown = sorted(str(k) for k in (config or {}) if k not in known)
+        if unknown:
+            raise AnsibleParserError('%s: unknown option %s for %s; see ansible-doc -t inventory %s'
+                                     % (path, ', '.join(unknown), self.NAME, self.NAME))
+
+    def _queries(self):
+        includes = [parse_filters(self.get_option('filters'), 'filters')] if self.get_option('filters') else []
+        for index, entry in enumerate(self.get_option('include_filters') or []):
+            includes.append(parse_filters(entry, 'include_filters[%d]' % index))
+        excludes = [parse_filters(entry, 'exclude_filters[%d]' % index)
+                    for index, entry in enumerate(self.get_option('exclude_filters') or [])]
+        return includes or [parse_filters({}, 'filters')], excludes
+
+    def _connection_options(self):
+        """``ConnectionOptions`` with the discovery region filled in when ``region_id`` is not set."""
+        regions = self.get_option('regions') or []
+        plugin = OptionAdapter.from_plugin(self)
+
+        def getter(name):
+            value = plugin.get_option(name)
+            if name == 'region_id' and not value:
+                return regions[0] if regions else DEFAULT_DISCOVERY_REGION
+            return value
+        return OptionAdapter(getter).connection_options()
+
+    # -- API ----------------------------------------------------------------------------------------------------
+    def _api(self, region_id):
+        values = self._opts.to_dict()
+        values['region_id'] = region_id
+        return build_api(ConnectionOptions(**values), RetryPolicy(deadline=self._deadline))
+
+    def _discover_regions(self):
+        api = self._api(self._opts.region_id)
+        try:
+            body = api.call('DescribeRegions', make_request('DescribeRegionsRequest'))
+        except CloudAssistantError as err:
+            raise CloudAssistantError('regions: listing the regions in %s failed: %s'
+                                      % (self._opts.region_id, err.msg), kind=err.kind)
+        regions = [r.region_id for r in (getattr(getattr(body, 'regions', None), 'region', None) or [])]
+        if not regions:
+            raise CloudAssistantError('regions: DescribeRegions reported no region; set the regions option',
+                                      kind='config')
+        return regions
+
+    def _list(self, api, query):
+        models = describe_instances(api, ids=query.ids, tags=query.tags, fields=query.fields)
+        return [raw for raw in (raw_record(m) for m in models) if query.keeps(raw)]
+
+    def _region(self, region_id, includes, excludes, with_agents):
+        """{'instances': [raw, ...], 'agents': {instance_id: cloud_assistant}} of one region, or
+        {'denied': message} when the region refuses access and strict_permissions is false."""
+        api = self._api(region_id)
+        try:
+            found = {}
+            for query in includes:
+                for raw in self._list(api, query):
+                    found.setdefault(raw['InstanceId'], raw)
+            for query in excludes:
+                for raw in self._list(api, query):
+                    found.pop(raw['InstanceId'], None)
+            agents = {}
+            if with_agents and found:
+                statuses = agent_status(api, sorted(found))
+                agents = dict((i, agent_hostvars(s)) for i, s in statuses.items())
+        except CloudAssistantError as err:
+            if _denied(err) and not self.get_option('strict_permissions'):
+                return {'denied': err.msg}
+            hint = ' (set strict_permissions: false to skip such regions)' if _denied(err) else ''
+            raise CloudAssistantError('region %s: %s%s' % (region_id, err.msg, hint), kind=err.kind)
+        return {'instances': [found[i] for i in sorted(found)], 'agents': agents}
+
+    def _query(self, regions, includes, excludes, with_agents):
+        regions = regions or self._discover_regions()
+        results = run_concurrently(lambda region: self._region(region, includes, excludes, with_agents), regions,
+                                   max_workers=REGION_WORKERS)
+        return dict(zip(regions, results))
+
+    # -- hosts --------------------------------------------------------------------------------------------------
+    def _render(self, template, variables):
+        self.templar.available_variables = variables
+        return self.templar.template(trust_as_template(template))
+
+    def _named(self, key):
+        return '%s%s%s' % (self.get_option('hostvars_prefix') or '', key, self.get_option('hostvars_suffix') or '')
+
+    def _populate(self, by_region, hostnames):
+        strict = self.get_option('strict')
+        compose = self.get_option('compose')
+        groups = self.get_option('groups')
+        keyed_groups = self.get_option('keyed_groups')
+        default_groups = self.get_option('default_groups')
+        connection = self.get_option('use_cloud_assistant_connection')
+        duplicates = self.get_option('allow_duplicated_hosts')
+        owner = {}
+        for region_id in sorted(by_region):
+            region = by_region[region_id]
+            if 'denied' in region:
+                self.display.warning('region %s skipped (strict_permissions is false): %s' % (region_id, region['denied']))
+                continue
+            agents = region.get('agents') or {}
+            for raw in region['instances']:
+                instance_id = raw['InstanceId']
+                hostvars = instance_hostvars(raw, agents.get(instance_id))
+                names = hostname_candidates(hostnames, hostvars, self._render) or [instance_id]
+                free = [n for n in names if owner.get(n, instance_id) == instance_id] or [instance_id]
+                if free[0] != names[0]:
+                    self.display.warning('host name %s of %s is already used by %s; %s is named %s instead'
+                                         % (names[0], instance_id, owner[names[0]], instance_id, free[0]))
+                for name in (free if duplicates else free[:1]):
+                    owner[name] = instance_id
+                    self._add_host(name, hostvars, region_id, connection, default_groups, strict, compose, groups,
+                                   keyed_groups)
+
+    def _add_host(self, name, hostvars, region_id, connection, default_groups, strict, compose, groups, keyed_groups):
+        variables = dict((self._named(k), v) for k, v in hostvars.items())
+        self.inventory.add_host(name)
+        for key, value in variables.items():
+            self.inventory.set_variable(name, key, value)
+        if connection:
+            self.inventory.set_variable(name, 'ansible_connection', CONNECTION_PLUGIN)
+            self.inventory.set_variable(name, 'ansible_alicloud_instance_id', hostvars['instance_id'])
+            self.inventory.set_variable(name, 'ansible_alicloud_region_id', region_id)
+        if default_groups:
+            for kind, value in (('region', region_id), ('zone', hostvars['zone_id']), ('os', hostvars['os_type']),
+                                ('status', (hostvars['status'] or '').lower())):
+                if value:
+                    group = self.inventory.add_group(self._sanitize_group_name('ecs_%s_%s' % (kind, value)))
+                    self.inventory.add_child(group, name)
+        if (hostvars.get('cloud_assistant') or {}).get('online'):
+            self.inventory.add_child(self.inventory.add_group(ONLINE_GROUP), name)
+        if compose:
+            self._set_composite_vars(compose, variables, name, strict=strict)
+        if groups:
+            self._add_host_to_composed_groups(groups, variables, name, strict=strict)
+        if keyed_groups:
+            self._add_host_to_keyed_groups(keyed_groups, variables, name, strict=strict)
+
+    # -- entry point ------------------------------------------------------------------------------------------------
+    def parse(self, inventory, loader, path, cache=True):
+        super(InventoryModule, self).parse(inventory, loader, path, cache=cache)
+        config = self._read_config_data(path)
+        self._check_unknown_options(config, path)
+        try:
+            hostnames = self.get_option('hostnames')
+            check_hostnames(hostnames)
+            includes, excludes = self._queries()
+            regions = list(dict.fromkeys(r.strip() for r in (self.get_option('regions') or []) if r and r.strip()))
+            with_agents = bool(self.get_option('cloud_assistant_status'))
+            self._opts = self._connection_options()
+            self._deadline = time.monotonic() + RETRY_SECONDS
+            question = query_fingerprint(CACHE_FORMAT, regions, [q.as_dict() for q in includes],
+                                         [q.as_dict() for q in excludes], with_agents, self._opts.endpoint,
+                                         self._opts.access_key_id, self._opts.region_id if not regions else None)
+            use_cache = bool(self.get_option('cache'))
+            cache_key = self.get_cache_key(path)
+            data = None
+            if use_cache and cache:
+                try:
+                    cached = self._cache[cache_key]
+                except KeyError:
+                    cached = None
+                if isinstance(cached, dict) and cached.get('question') == question:
+                    data = cached['regions']
+            fetched = data is None
+            if fetched:
+                data = self._query(regions, includes, excludes, with_agents)
+            self._populate(data, hostnames)
+        except CloudAssistantError as err:
+            raise AnsibleParserError('%s: %s' % (self.NAME, to_native(err.msg)))
+        if fetched and use_cache:
+            self._cache[cache_key] = {'question': question, 'regions': data}

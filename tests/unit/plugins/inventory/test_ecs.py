@@ -1,0 +1,227 @@
+# Copyright (c) alicloud_ops.cloud_assistant contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The plugin's own logic with the listing replaced (describe_instances / agent_status / build_api): regions,
+strict_permissions, include/exclude, duplicate host names, groups, connection variables. The real API and
+ansible-inventory are exercised by tests/integration/targets/inventory_ecs."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible.inventory.data import InventoryData
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar
+
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.inventory import ecs
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._inventory import parse_filters
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._options import ConnectionOptions
+
+DEFAULTS = {
+    'regions': [], 'strict_permissions': True, 'filters': {}, 'include_filters': [], 'exclude_filters': [],
+    'hostnames': ['instance_id'], 'allow_duplicated_hosts': False, 'hostvars_prefix': None, 'hostvars_suffix': None,
+    'default_groups': True, 'cloud_assistant_status': False, 'use_cloud_assistant_connection': False,
+    'strict': False, 'compose': {}, 'groups': {}, 'keyed_groups': [], 'leading_separator': True,
+    'use_extra_vars': False, 'cache': False,
+}
+
+
+def instance(instance_id, region, name, status='Running', os_type='linux', tags=None):
+    return {'InstanceId': instance_id, 'InstanceName': name, 'HostName': name, 'Status': status, 'OSType': os_type,
+            'RegionId': region, 'ZoneId': region + '-h',
+            'Tags': {'Tag': [{'TagKey': k, 'TagValue': v} for k, v in (tags or {}).items()]}}
+
+
+class Model(dict):
+    def to_map(self):
+        return dict(self)
+
+
+class FakeAgent(object):
+    def __init__(self, online):
+        self.online = online
+
+    def fields(self):
+        return {'online': self.online, 'installed': True, 'agent_version': '2.2.3.857' if self.online else None,
+                'last_heartbeat': None, 'last_invoked': None, 'active_task_count': 0, 'invocation_count': 0,
+                'supports': {}}
+
+
+class FakeApi(object):
+    def __init__(self, region_id):
+        self.region_id = region_id
+
+
+@pytest.fixture()
+def fleet(monkeypatch):
+    """{region: [instance dicts]}; regions named in fleet['denied'] answer 403; calls are recorded."""
+    state = {'cn-hangzhou': [instance('i-2', 'cn-hangzhou', 'web', tags={'app': 'web'}),
+                             instance('i-1', 'cn-hangzhou', 'db', status='Stopped', tags={'app': 'db'})],
+             'cn-beijing': [instance('i-3', 'cn-beijing', 'web', os_type='windows', tags={'app': 'web'}),
+                            instance('i-4', 'cn-beijing', 'gone', status='Deleted')],
+             'denied': set(), 'calls': []}
+
+    def describe(api, ids=None, tags=None, fields=None, max_workers=8):
+        state['calls'].append((api.region_id, ids, tags, fields))
+        if api.region_id in state['denied']:
+            raise CloudAssistantError('DescribeInstances failed: Forbidden.RAM: denied', code='Forbidden.RAM',
+                                      status_code=403, kind='api')
+        found = []
+        for item in state[api.region_id]:
+            item_tags = dict((t['TagKey'], t['TagValue']) for t in item['Tags']['Tag'])
+            if ids is not None and item['InstanceId'] not in ids:
+                continue
+            if any(k not in item_tags or (v is not None and item_tags[k] != v) for k, v in (tags or {}).items()):
+                continue
+            if (fields or {}).get('status') not in (None, item['Status']):
+                continue
+            found.append(Model(item))
+        return found
+
+    monkeypatch.setattr(ecs, 'describe_instances', describe)
+    monkeypatch.setattr(ecs, 'agent_status', lambda api, ids: dict((i, FakeAgent(i != 'i-1')) for i in ids))
+    monkeypatch.setattr(ecs, 'build_api', lambda opts, retry: FakeApi(opts.region_id))
+    return state
+
+
+def plugin(**options):
+    module = ecs.InventoryModule()
+    module._options = dict(DEFAULTS, **options)
+    module.inventory = InventoryData()
+    module.templar = Templar(loader=DataLoader())
+    module._opts = ConnectionOptions(region_id='cn-hangzhou', endpoint='127.0.0.1:1')
+    module._deadline = 0
+    module.warnings = []
+    module.display.warning = module.warnings.append
+    return module
+
+
+def run(module, regions=('cn-hangzhou', 'cn-beijing')):
+    includes, excludes = module._queries()
+    data = module._query(list(regions), includes, excludes, module.get_option('cloud_assistant_status'))
+    module._populate(data, module.get_option('hostnames'))
+    return data
+
+
+def groups_of(module):
+    return dict((name, sorted(h.name for h in group.get_hosts())) for name, group in module.inventory.groups.items()
+                if group.get_hosts())
+
+
+def test_every_region_every_documented_state(fleet):
+    module = plugin()
+    run(module)
+    assert sorted(module.inventory.hosts) == ['i-1', 'i-2', 'i-3']  # i-4 is neither listed nor documented
+    groups = groups_of(module)
+    assert groups['ecs_region_cn_hangzhou'] == ['i-1', 'i-2']
+    assert groups['ecs_os_windows'] == ['i-3']
+    assert groups['ecs_status_stopped'] == ['i-1']
+    assert groups['ecs_zone_cn_beijing_h'] == ['i-3']
+    assert sorted(r for r, _ids, _tags, _fields in fleet['calls']) == ['cn-beijing', 'cn-hangzhou']
+
+
+def test_default_groups_off_and_connection_variables(fleet):
+    module = plugin(default_groups=False, use_cloud_assistant_connection=True)
+    run(module, regions=['cn-beijing'])
+    assert not [g for g in groups_of(module) if g.startswith('ecs_')]
+    host = module.inventory.get_host('i-3')
+    assert host.vars['ansible_connection'] == 'alicloud_ops.cloud_assistant.cloud_assistant'
+    assert host.vars['ansible_alicloud_instance_id'] == 'i-3'
+    assert host.vars['ansible_alicloud_region_id'] == 'cn-beijing'
+
+
+def test_agents_and_online_group(fleet):
+    module = plugin(cloud_assistant_status=True)
+    run(module)
+    assert groups_of(module)['cloud_assistant_online'] == ['i-2', 'i-3']
+    assert module.inventory.get_host('i-1').vars['cloud_assistant']['online'] is False
+
+
+def test_denied_region_is_fatal_by_default(fleet):
+    fleet['denied'].add('cn-beijing')
+    with pytest.raises(CloudAssistantError) as info:
+        run(plugin())
+    assert 'region cn-beijing' in info.value.msg and 'strict_permissions' in info.value.msg
+
+
+def test_denied_region_skipped_with_a_warning(fleet):
+    fleet['denied'].add('cn-beijing')
+    module = plugin(strict_permissions=False)
+    run(module)
+    assert sorted(module.inventory.hosts) == ['i-1', 'i-2']
+    assert any('cn-beijing skipped' in w for w in module.warnings), module.warnings
+
+
+def test_other_errors_are_fatal_even_without_strict_permissions(fleet, monkeypatch):
+    def broken(*args, **kwargs):
+        raise CloudAssistantError('DescribeInstances failed: InvalidAccessKeyId.NotFound', status_code=404, kind='api')
+    monkeypatch.setattr(ecs, 'describe_instances', broken)
+    with pytest.raises(CloudAssistantError) as info:
+        run(plugin(strict_permissions=False))
+    assert 'InvalidAccessKeyId.NotFound' in info.value.msg
+
+
+def test_include_and_exclude_filters(fleet):
+    module = plugin(filters={'tags': {'app': 'web'}}, include_filters=[{'status': 'Stopped'}],
+                    exclude_filters=[{'instance_ids': ['i-3']}])
+    run(module)
+    assert sorted(module.inventory.hosts) == ['i-1', 'i-2']
+    # filters + one include entry + one exclude entry: three queries per region
+    assert len(fleet['calls']) == 6
+
+
+def test_duplicate_names_first_wins_then_next_preference(fleet):
+    module = plugin(hostnames=['instance_name', 'tag:app'])
+    run(module)
+    # sorted by region: cn-beijing's i-3 is named "web" first; cn-hangzhou's i-2 falls back to its tag value,
+    # which is "web" too, so to its instance ID
+    assert sorted(module.inventory.hosts) == ['db', 'i-2', 'web']
+    assert module.inventory.get_host('web').vars['instance_id'] == 'i-3'
+    assert any('already used by i-3' in w for w in module.warnings), module.warnings
+
+
+def test_allow_duplicated_hosts_adds_every_name(fleet):
+    module = plugin(hostnames=['instance_name', 'instance_id'], allow_duplicated_hosts=True)
+    run(module, regions=['cn-hangzhou'])
+    assert sorted(module.inventory.hosts) == ['db', 'i-1', 'i-2', 'web']
+
+
+def test_prefix_suffix_and_constructed_see_prefixed_names(fleet):
+    trusted = ecs.trust_as_template  # as the configuration file's strings are (ansible-core 2.19)
+    module = plugin(hostvars_prefix='ecs_', hostvars_suffix='_x', strict=True,
+                    keyed_groups=[{'key': trusted('ecs_instance_tags_x.app'), 'prefix': 'app'}],
+                    groups={'stopped': trusted("ecs_status_x == 'Stopped'")},
+                    compose={'ansible_host': trusted('ecs_instance_name_x')})
+    run(module, regions=['cn-hangzhou'])
+    host = module.inventory.get_host('i-2')
+    assert host.vars['ecs_instance_id_x'] == 'i-2' and 'instance_id' not in host.vars
+    assert host.vars['ansible_host'] == 'web'
+    groups = groups_of(module)
+    assert groups['app_web'] == ['i-2'] and groups['app_db'] == ['i-1'] and groups['stopped'] == ['i-1']
+
+
+def test_connection_options_default_region_for_discovery():
+    module = plugin()
+    module._options.update(dict((name, None) for name in ConnectionOptions().to_dict()))
+    module._options['validate_certs'] = True
+    assert module._connection_options().region_id == ecs.DEFAULT_DISCOVERY_REGION
+    module._options['regions'] = ['ap-southeast-1']
+    assert module._connection_options().region_id == 'ap-southeast-1'
+    module._options['region_id'] = 'cn-shanghai'
+    assert module._connection_options().region_id == 'cn-shanghai'
+
+
+def test_queries_merge_filters_first():
+    module = plugin(filters={'zone_id': 'a'}, include_filters=[{'zone_id': 'b'}], exclude_filters=[{'zone_id': 'c'}])
+    includes, excludes = module._queries()
+    assert [q.fields for q in includes] == [{'zone_id': 'a'}, {'zone_id': 'b'}]
+    assert [q.fields for q in excludes] == [{'zone_id': 'c'}]
+    assert [q.fields for q in plugin()._queries()[0]] == [parse_filters({}).fields]
+
+
+def test_jinja_hostname(fleet):
+    module = plugin(hostnames=['tag:none', '{{ instance_name }}.{{ region_id }}'])
+    run(module, regions=['cn-hangzhou'])
+    assert sorted(module.inventory.hosts) == ['db.cn-hangzhou', 'web.cn-hangzhou']
