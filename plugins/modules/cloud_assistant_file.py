@@ -524,8 +524,12 @@ class CloudAssistantFile(object):
             state = parse_compare(entry['output']) if entry['invocation_status'] == SUCCESS else None
             if state is None:
                 code, info = parse_error(entry['output'])
+                if entry['invocation_status'] == SUCCESS:  # ran, but did not print what the script prints
+                    code, info = 'CompareUnreadable', 'the compare step printed no state: %r' % entry['output'][-200:]
                 entries[iid] = self.entry(entry, 'none', error_code=code or entry['error_code'],
                                           error_info=info or entry['error_info'])
+                if entry['invocation_status'] == SUCCESS:
+                    entries[iid]['invocation_status'] = 'Error'
                 continue
             states[iid] = state
             actions[iid] = self.decide(state, payload.checksum)
@@ -595,13 +599,23 @@ class CloudAssistantFile(object):
             if any(s.invoke_id for s in sent):
                 failures.update(self.await_sends(direct, entries, failures))
         finalize_ids = [i for i in todo if actions[i] == 'attributes' or (i in content_ids and not direct)]
+        final = None
         if finalize_ids:
             spec = CommandSpec(content=finalize_script(p['dest'], self.transfer_id, payload.part_count,
                                                        payload.compressed, payload.checksum, self.mode,
                                                        p.get('owner'), p.get('group'), p['overwrite']),
                                timeout=max(COMMAND_TIMEOUT, int(min(600, self.deadline - self.clock()))),
                                description='ansible cloud_assistant_file assemble')
-            final = runner.run(spec, finalize_ids, self.deadline)
+            try:
+                final = runner.run(spec, finalize_ids, self.deadline)
+            except CloudAssistantError as exc:  # every batch refused: the IDs created so far are still returned
+                final = None
+                result.update(exc.result())
+                result['api_error'] = exc.msg
+                for iid in finalize_ids:
+                    entries[iid].update(invoke_id=None, invocation_status=REJECTED, error_code=exc.code,
+                                        error_info=exc.msg)
+        if finalize_ids and final is not None:
             self.invoke_ids.extend(final.invoke_ids)
             for entry in final.instances:
                 code, info = parse_error(entry['output'])
@@ -613,6 +627,8 @@ class CloudAssistantFile(object):
             if final.error is not None:
                 result.update(final.error.result())
                 result['api_error'] = final.error.msg
+            elif final.timed_out:
+                result['api_error'] = 'wait_timeout expired before the assembly finished'
         for iid, failure in failures.items():
             entries[iid].update((k, failure[k]) for k in ('invoke_id', 'invocation_status', 'exit_code',
                                                           'error_code', 'error_info', 'start_time', 'finish_time'))
