@@ -117,11 +117,11 @@ def _tagged_request(transfer_id, status=None, max_results=None):
 
 
 def unfinished(api, transfer_id):
-    """True while any task of the transfer is ``Pending`` or ``Running`` (two calls of one entry each)."""
-    for status in UNFINISHED:
-        if invocations_of(api.call('DescribeSendFileResults', _tagged_request(transfer_id, status, 1))):
-            return True
-    return False
+    """True while any task of the transfer is ``Pending`` or ``Running`` (two concurrent calls of one entry each)."""
+    def any_with(status):
+        return bool(invocations_of(api.call('DescribeSendFileResults', _tagged_request(transfer_id, status, 1))))
+
+    return any(run_concurrently(any_with, UNFINISHED, max_workers=len(UNFINISHED)))
 
 
 def wait_for_sends(api, transfer_id, deadline, schedule=None, clock=time.monotonic, sleep=time.sleep,
@@ -134,10 +134,11 @@ def wait_for_sends(api, transfer_id, deadline, schedule=None, clock=time.monoton
 def send_results(api, transfer_id, statuses=None):
     """The transfer's tasks (DescribeSendFileResults models), all pages; ``statuses``: only these overall
     statuses."""
-    found = []
-    for status in statuses or (None,):
-        found.extend(api.paginate('DescribeSendFileResults', _tagged_request(transfer_id, status), invocations_of))
-    return found
+    def listed(status):
+        return list(api.paginate('DescribeSendFileResults', _tagged_request(transfer_id, status), invocations_of))
+
+    wanted = list(statuses or (None,))
+    return [inv for part in run_concurrently(listed, wanted, max_workers=len(wanted)) for inv in part]
 
 
 def failed_sends(api, transfer_id):

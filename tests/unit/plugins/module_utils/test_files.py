@@ -44,7 +44,8 @@ class FakeApi:
         return NS(invocations=NS(invocation=[]))
 
     def paginate(self, action, request, extract):
-        self.requests.append((action, request))
+        with self.lock:
+            self.requests.append((action, request))
         return [inv for inv in self.failed if request.invocation_status in (None, inv.invocation_status)]
 
 
@@ -95,7 +96,7 @@ def test_wait_polls_two_small_calls_until_nothing_is_pending_or_running():
     assert outcome.done and outcome.polls == 4
     asked = [r for a, r in api.requests if a == 'DescribeSendFileResults']
     assert all(r.max_results == 1 for r in asked)
-    assert [r.invocation_status for r in asked[-2:]] == ['Pending', 'Running']
+    assert sorted(r.invocation_status for r in asked[-2:]) == ['Pending', 'Running']
 
 
 def test_wait_times_out():
