@@ -63,12 +63,14 @@ options:
     description:
       - The file's content as text (written as UTF-8), instead of O(src). May be empty.
       - Use O(src) for binary files. Mutually exclusive with O(src).
+      - Treated as a secret (C(no_log)), as in M(ansible.builtin.copy). Like copy's, the action plugin hands it
+        over as a temporary file, so the diff (when asked for) shows it.
     type: str
   dest:
     description:
       - The full path of the file on the instances. Its directory is created when it is missing.
       - Its directory may be at most 200 characters long (C(SendFile) takes a C(TargetDir) of at most 255
-        characters, and files over 24 KB are staged in a subdirectory with a name of 50 characters), and the file
+        characters, and files over 24 KB are staged in a subdirectory with a name of 47 characters), and the file
         name at most 255 characters.
       - A symbolic link at O(dest) is replaced by a regular file when the content changes.
     type: str
@@ -135,6 +137,8 @@ notes:
   - The C(SendFile) tasks of a transfer are tagged C(ansible:cloud-assistant:file) and awaited with
     C(DescribeSendFileResults); each poll asks only for tasks still C(Pending) or C(Running).
   - Bad input fails the task before any API call, with the option and the limit in the message.
+  - C(async) is not supported (the action plugin hands O(src) over in the task's temporary directory); long
+    transfers are bounded by O(wait_timeout) instead.
 seealso:
   - name: SendFile API reference
     description: The API that writes the file.
@@ -404,7 +408,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._toke
 
 ARGUMENT_SPEC = dict(
     src=dict(type='path'),
-    content=dict(type='str'),
+    content=dict(type='str', no_log=True),
     dest=dict(type='str', required=True),
     mode=dict(type='raw'),
     owner=dict(type='str'),
