@@ -105,6 +105,23 @@ def test_send_file_mode_owner(client: Any, linux_ids: list[str], root: str) -> N
         assert output_of(out).decode() == f"640 nobody {group}\nhello file\n"
 
 
+def test_send_file_root_fast_path(client: Any, linux_ids: list[str], root: str) -> None:
+    """root:root with mode 0600 or the default 0644 writes without chown/chmod where nothing would change, and
+    still ends root:root in a setgid directory whose group new files would inherit."""
+    iid = linux_ids[1]
+    base = f"{root}/{unique('fast-')}"
+    group = _nobody_group()
+    prep = run_one(client, f"mkdir -p {base}/sgid && chgrp {group} {base}/sgid && chmod 2775 {base}/sgid", iid)
+    assert prep["InvocationStatus"] == "Success", prep
+    for target_dir, mode in ((base, "0600"), (base, None), (f"{base}/sgid", "0600")):
+        name = unique("f-")
+        extra = {"file_mode": mode} if mode else {}
+        inv = _wait_file(client, _send(client, [iid], name, target_dir, "x", overwrite=True, **extra))
+        assert inv["InvocationStatus"] == "Success", inv
+        out = run_one(client, f"stat -c '%a %U %G' {target_dir}/{name}; ls -A {target_dir} | grep -c sandbox-send", iid)
+        assert output_of(out).decode() == f"{'600' if mode else '644'} root root\n0\n", out
+
+
 def test_send_file_base64_binary(client: Any, linux_ids: list[str], root: str) -> None:
     data = bytes(range(256)) * 4
     name = unique("bin-")

@@ -1,0 +1,235 @@
+# Copyright (c) alicloud_ops.cloud_assistant contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Part planning, and the compare and assembly scripts run for real with /bin/sh in a temporary directory."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import subprocess
+
+import pytest
+
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._file_parts import (
+    PART_BYTES,
+    SEND_LIMIT_B64,
+    attributes_differ,
+    compare_script,
+    finalize_script,
+    is_text,
+    min_send_calls,
+    normalize_mode,
+    parse_compare,
+    parse_error,
+    part_name,
+    plan_payload,
+    split_dest,
+    staging,
+)
+
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_part_size_is_the_most_one_call_takes():
+    assert PART_BYTES == 24576
+    assert len(__import__('base64').b64encode(b'x' * PART_BYTES)) == SEND_LIMIT_B64
+
+
+def test_small_file_is_sent_directly_and_uncompressed():
+    payload = plan_payload(b'a' * PART_BYTES)
+    assert payload.direct and not payload.compressed and payload.part_count == 1
+    assert payload.checksum == sha(b'a' * PART_BYTES)
+
+
+def test_empty_file_has_no_part_and_is_not_direct():
+    payload = plan_payload(b'')
+    assert payload.part_count == 0 and not payload.direct and payload.size == 0
+
+
+def test_random_data_is_not_compressed_and_cut_into_minimal_parts():
+    data = os.urandom(5 * 1024 * 1024)
+    payload = plan_payload(data)
+    assert not payload.compressed
+    assert payload.part_count == min_send_calls(len(data), 1) == 214
+    assert all(len(p) == PART_BYTES for p in payload.parts[:-1])
+    assert b''.join(payload.parts) == data
+
+
+def test_compressible_data_is_gzipped_and_checksum_stays_the_original():
+    data = b'line of a log file\n' * 20000
+    payload = plan_payload(data)
+    assert payload.compressed and payload.part_count < len(data) // PART_BYTES
+    assert gzip.decompress(b''.join(payload.parts)) == data
+    assert payload.checksum == sha(data) and payload.size == len(data)
+    assert not plan_payload(data, compress=False).compressed
+
+
+@pytest.mark.parametrize('size, instances, calls', [(1, 1, 1), (0, 3, 1), (PART_BYTES, 50, 1), (PART_BYTES + 1, 50, 2),
+                                                    (PART_BYTES, 51, 2), (1024 * 1024, 20, 43)])
+def test_min_send_calls(size, instances, calls):
+    assert min_send_calls(size, instances) == calls
+
+
+@pytest.mark.parametrize('value, expected', [('0644', '0644'), ('644', '0644'), (420, '0644'), ('4755', '4755'),
+                                             (None, None), ('', None)])
+def test_normalize_mode(value, expected):
+    assert normalize_mode(value) == expected
+
+
+@pytest.mark.parametrize('value', ['u+rwx', '0999', '12', '077777', True, -1, 0o10000])
+def test_normalize_mode_refuses(value):
+    with pytest.raises(ValueError):
+        normalize_mode(value)
+
+
+def test_staging_is_beside_dest_and_names_do_not_collide():
+    stage, tmp = staging('/etc/app/app.conf', 'abc')
+    assert stage.startswith('/etc/app/.ansible-ca-') and stage.endswith('-abc.parts')
+    assert tmp.startswith('/etc/app/.ansible-ca-') and tmp.endswith('-abc.tmp')
+    assert staging('/etc/app/other.conf', 'abc')[0] != stage
+    assert staging('/top', 'x')[0].startswith('/.ansible-ca-')
+    assert split_dest('/top') == ('/', 'top')
+    assert part_name(7) == 'p000007'
+
+
+def test_parse_compare_and_error():
+    assert parse_compare('CAFILE gzip\nCAFILE missing\n') == {'exists': False, 'gzip': True, 'content': None}
+    state = parse_compare('CAFILE file %s 644 root root 5 0 0\nCAFILE-CONTENT\naGVsbG8=\n' % ('a' * 64))
+    assert state['exists'] and state['mode'] == '0644' and state['content'] == b'hello' and not state['gzip']
+    assert parse_compare('garbage') is None
+    assert parse_error('x\nCAFILE error UserGroupNotExists group web does not exist\n') == (
+        'UserGroupNotExists', 'group web does not exist')
+    assert parse_error('') == (None, None)
+
+
+def test_attributes_differ():
+    state = {'mode': '0644', 'owner': 'root', 'group': 'root', 'uid': '0', 'gid': '0'}
+    assert attributes_differ(state) == []
+    assert attributes_differ(state, '644', '0', 'root') == []
+    assert attributes_differ(state, '0600', 'nobody', 'nogroup') == ['mode', 'owner', 'group']
+
+
+def test_is_text():
+    assert is_text('héllo\n'.encode('utf-8'))
+    assert not is_text(b'a\x00b') and not is_text(b'\xff\xfe')
+
+
+# -- the scripts, run with /bin/sh on this machine ------------------------------------------------------------------
+def sh(script):
+    done = subprocess.run(['/bin/sh', '-c', script], capture_output=True, text=True, timeout=30, check=False)
+    return done.returncode, done.stdout + done.stderr
+
+
+def me():
+    return str(os.getuid()), str(os.getgid())
+
+
+def stage(dest, transfer_id, payload, count=None):
+    stage_dir = staging(dest, transfer_id)[0]
+    os.makedirs(stage_dir)
+    for n, part in enumerate(payload.parts[:count]):
+        with open(os.path.join(stage_dir, part_name(n)), 'wb') as handle:
+            handle.write(part)
+    return stage_dir
+
+
+def finalize(dest, transfer_id, payload, mode=None, overwrite=True):
+    uid, gid = me()
+    return sh(finalize_script(dest, transfer_id, payload.part_count, payload.compressed, payload.checksum,
+                              mode, uid, gid, overwrite))
+
+
+def leftovers(directory):
+    return sorted(n for n in os.listdir(directory) if n.startswith('.ansible-ca-'))
+
+
+def test_compare_reports_missing_then_the_file(tmp_path):
+    dest = str(tmp_path / 'f.txt')
+    rc, out = sh(compare_script(dest, sha(b'hi\n')))
+    assert rc == 0 and parse_compare(out)['exists'] is False
+    (tmp_path / 'f.txt').write_bytes(b'old\n')
+    os.chmod(dest, 0o640)
+    rc, out = sh(compare_script(dest, sha(b'hi\n'), diff_limit=100))
+    state = parse_compare(out)
+    assert rc == 0 and state['exists'] and state['checksum'] == sha(b'old\n') and state['mode'] == '0640'
+    assert state['content'] == b'old\n' and state['size'] == 4
+
+
+def test_compare_refuses_unknown_owner_group_and_directory(tmp_path):
+    rc, out = sh(compare_script(str(tmp_path / 'f'), 'x' * 64, owner='no-such-user-ca'))
+    assert rc == 3 and parse_error(out)[0] == 'AccountNotExists'
+    rc, out = sh(compare_script(str(tmp_path / 'f'), 'x' * 64, group='no-such-group-ca'))
+    assert rc == 3 and parse_error(out)[0] == 'UserGroupNotExists'
+    rc, out = sh(compare_script(str(tmp_path), 'x' * 64))
+    assert rc == 3 and parse_error(out)[0] == 'FilePathInvalid'
+
+
+@pytest.mark.parametrize('data', [os.urandom(3 * PART_BYTES + 17), b'compress me\n' * 10000])
+def test_finalize_assembles_checks_and_renames(tmp_path, data):
+    dest = str(tmp_path / 'sub' / 'f.bin')
+    os.makedirs(str(tmp_path / 'sub'))
+    payload = plan_payload(data)
+    stage(dest, 't1', payload)
+    rc, out = finalize(dest, 't1', payload, mode='0600')
+    assert rc == 0, out
+    with open(dest, 'rb') as handle:
+        assert handle.read() == data
+    assert oct(os.stat(dest).st_mode & 0o7777) == '0o600'
+    assert leftovers(str(tmp_path / 'sub')) == []
+
+
+def test_interrupted_transfer_leaves_no_file_and_no_parts(tmp_path):
+    dest = str(tmp_path / 'f.bin')
+    payload = plan_payload(os.urandom(4 * PART_BYTES))
+    stage(dest, 't2', payload, count=2)
+    rc, out = finalize(dest, 't2', payload)
+    assert rc == 3 and parse_error(out)[0] == 'PartsMissing'
+    assert not os.path.exists(dest) and leftovers(str(tmp_path)) == []
+
+
+def test_corrupt_part_keeps_the_old_file(tmp_path):
+    dest = tmp_path / 'f.bin'
+    dest.write_bytes(b'old')
+    payload = plan_payload(os.urandom(2 * PART_BYTES))
+    stage_dir = stage(str(dest), 't3', payload)
+    with open(os.path.join(stage_dir, part_name(1)), 'r+b') as handle:
+        handle.write(b'X')
+    rc, out = finalize(str(dest), 't3', payload)
+    assert rc == 3 and parse_error(out)[0] == 'ChecksumMismatch'
+    assert dest.read_bytes() == b'old' and leftovers(str(tmp_path)) == []
+
+
+def test_overwrite_false_never_replaces(tmp_path):
+    dest = tmp_path / 'f.bin'
+    dest.write_bytes(b'theirs')
+    payload = plan_payload(os.urandom(2 * PART_BYTES))
+    stage(str(dest), 't4', payload)
+    rc, out = finalize(str(dest), 't4', payload, overwrite=False)
+    assert rc == 3 and parse_error(out)[0] == 'FileAlreadyExists'
+    assert dest.read_bytes() == b'theirs' and leftovers(str(tmp_path)) == []
+
+
+def test_attributes_only_and_empty_file(tmp_path):
+    dest = tmp_path / 'f.txt'
+    dest.write_bytes(b'same')
+    os.chmod(str(dest), 0o644)
+    payload = plan_payload(b'same')
+    rc, out = finalize(str(dest), 't5', payload, mode='0600')
+    assert rc == 0, out
+    assert oct(os.stat(str(dest)).st_mode & 0o7777) == '0o600' and dest.read_bytes() == b'same'
+    empty = tmp_path / 'new' / 'empty'
+    rc, out = finalize(str(empty), 't6', plan_payload(b''))
+    assert rc == 0, out
+    assert empty.read_bytes() == b'' and oct(os.stat(str(empty)).st_mode & 0o7777) == '0o644'
+
+
+def test_content_differs_without_parts_fails(tmp_path):
+    dest = tmp_path / 'f.txt'
+    dest.write_bytes(b'other')
+    rc, out = finalize(str(dest), 't7', plan_payload(os.urandom(2 * PART_BYTES)))
+    assert rc == 3 and parse_error(out)[0] == 'PartsMissing' and dest.read_bytes() == b'other'
