@@ -50,6 +50,9 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._stat
 )
 
 
+CANCELLED = 'Cancelled'
+
+
 class WaitResult(object):
     """``invocations``: {invoke_id: invocation model as last seen (statuses, no output), or None};
     ``timed_out``: the deadline passed with some instance not terminal; ``error``: the API error that ended the
@@ -85,12 +88,21 @@ def live_instances(invocation):
             if not is_terminal(i.invocation_status) and i.invocation_status != STOPPING]
 
 
-def describe_invocation(api, invoke_id, include_output=False, timed=None):
+def describe_invocation(api, invoke_id, include_output=False, timed=None, likely_timed=False):
     """The invocation model of ``invoke_id``, or None when the API does not list it.
 
-    Without ``timed``, the API's default (``Timed=false``) finds one-time and ended invocations; one that will run
-    again (a live schedule) is then asked for once more with ``Timed=true``."""
-    for flag in ((timed,) if timed is not None else (None, True)):
+    Without ``timed``, both kinds are asked for, the likelier first: ``Timed=false`` (one-time and ended
+    invocations, the API's default) then ``Timed=true`` (a live schedule), or the other way round with
+    ``likely_timed`` (the caller last saw a live schedule). Starting with ``Timed=false``, a miss by both is asked
+    once more with ``Timed=false``: a schedule that ended between the first two calls is listed by neither, but
+    by the third. Starting with ``Timed=true``, the second call already is that retry."""
+    if timed is not None:
+        flags = (timed,)
+    elif likely_timed:
+        flags = (True, None)
+    else:
+        flags = (None, True, None)
+    for flag in flags:
         request = make_request('DescribeInvocationsRequest', invoke_id=invoke_id, timed=flag,
                                include_output=True if include_output else None,
                                content_encoding='Base64' if include_output else None)
@@ -107,6 +119,10 @@ def describe_tagged(api, tag, timed=None):
     request = make_request('DescribeInvocationsRequest', timed=timed,
                            tag=[make_request('DescribeInvocationsRequestTag', key=key, value=value)])
     return dict((inv.invoke_id, inv) for inv in api.paginate('DescribeInvocations', request, invocations_of))
+
+
+def _live_schedule(invocation):
+    return bool(getattr(invocation, 'timed', None))
 
 
 def wait_for_invocations(api, invoke_ids, deadline, schedule=None, clock=time.monotonic, sleep=time.sleep,
@@ -126,8 +142,8 @@ def wait_for_invocations(api, invoke_ids, deadline, schedule=None, clock=time.mo
         waiting = pending()
         listed = describe_tagged(api, group_tag) if group_tag and len(waiting) > 1 else {}
         missing = [iid for iid in waiting if iid not in listed]
-        answers = run_concurrently(lambda iid: describe_invocation(api, iid), missing,
-                                   max_workers=max_workers)
+        answers = run_concurrently(lambda iid: describe_invocation(api, iid, likely_timed=_live_schedule(latest[iid])),
+                                   missing, max_workers=max_workers)
         listed.update((iid, inv) for iid, inv in zip(missing, answers) if inv is not None)
         for iid in waiting:
             if listed.get(iid) is not None:
@@ -151,12 +167,15 @@ def decode_output(value):
     return raw.decode('utf-8', errors='replace')
 
 
-def describe_many(api, invoke_ids, include_output=False, max_workers=8):
+def describe_many(api, invoke_ids, include_output=False, max_workers=8, likely_timed=None):
     """{invoke_id: invocation model, or None when the API does not list it}: one ``describe_invocation`` per ID,
-    in parallel. With ``include_output`` the instances' ``output`` is decoded to text."""
+    in parallel. With ``include_output`` the instances' ``output`` is decoded to text. ``likely_timed``: the IDs
+    last seen as live schedules (asked for with ``Timed=true`` first)."""
     ids = list(dict.fromkeys(invoke_ids))
-    answers = run_concurrently(lambda iid: describe_invocation(api, iid, include_output=include_output), ids,
-                               max_workers=max_workers)
+    timed_first = set(likely_timed or ())
+    answers = run_concurrently(lambda iid: describe_invocation(api, iid, include_output=include_output,
+                                                               likely_timed=iid in timed_first),
+                               ids, max_workers=max_workers)
     if include_output:
         for invocation in answers:
             for item in invoke_instances(invocation):
@@ -172,18 +191,26 @@ def fetch_outputs(api, invoke_ids, max_workers=8):
                 for iid, invocation in found.items())
 
 
-def list_invocations(api, timed=None, tags=None, **filters):
+TAG_FILTER_CAP = 1000   # DescribeInvocationsRequestTag: a tag-filtered listing returns at most 1,000 resources
+
+
+def list_invocations(api, timed=None, tags=None, passes=None, **filters):
     """Every invocation DescribeInvocations lists with ``filters`` (its request fields: ``command_id``,
     ``command_name``, ``instance_id``, ``repeat_mode``, ...) and ``tags`` ({key: value}), all pages, without
     output. ``timed`` None lists both kinds: ``Timed=true`` (schedules that will run again) first, then
     ``Timed=false``, so a schedule that ends between the two listings is still seen (in the second). An
-    invocation listed twice is kept once."""
+    invocation listed twice is kept once. ``passes``: a list to which (Timed value, number listed) is appended
+    per listing - with ``tags`` the API lists at most ``TAG_FILTER_CAP`` per listing, silently."""
     found = {}
     for flag in ((timed,) if timed is not None else (True, False)):
         request = make_request('DescribeInvocationsRequest', timed=flag,
                                tag=request_tags('DescribeInvocationsRequestTag', tags), **filters)
+        count = 0
         for invocation in api.paginate('DescribeInvocations', request, invocations_of):
+            count += 1
             found.setdefault(invocation.invoke_id, invocation)
+        if passes is not None:
+            passes.append((flag, count))
     return list(found.values())
 
 
@@ -191,22 +218,32 @@ def _results_token(body):
     return getattr(getattr(body, 'invocation', None), 'next_token', None)
 
 
-def invocation_history(api, invoke_id):
+def invocation_history(api, invoke_id, instance_id=None):
     """Every per-run record (InvocationResult models, ``output`` decoded to text) DescribeInvocationResults keeps
-    for ``invoke_id`` with IncludeHistory=true, all pages. The API keeps a history for Period and EveryReboot
-    invocations only; for others it answers with the current record of each instance."""
-    request = make_request('DescribeInvocationResultsRequest', invoke_id=invoke_id, include_history=True,
-                           content_encoding='Base64')
+    for ``invoke_id`` (on ``instance_id`` only, when given) with IncludeHistory=true, all pages. The API keeps a
+    history for Period and EveryReboot invocations only; for others it answers with the current record of each
+    instance."""
+    request = make_request('DescribeInvocationResultsRequest', invoke_id=invoke_id, instance_id=instance_id,
+                           include_history=True, content_encoding='Base64')
     records = list(api.paginate('DescribeInvocationResults', request, invocation_results_of, token_of=_results_token))
     for record in records:
         record.output = decode_output(record.output)
     return records
 
 
+def _record_rank(record):
+    """How much a record tells about its run: terminal over not, a run that happened (not ``Cancelled``) over a
+    cancelled one, one with a finish time over one without."""
+    status = getattr(record, 'invocation_status', None)
+    return (is_terminal(status), status != CANCELLED, bool(getattr(record, 'finished_time', None)))
+
+
 def runs_by_instance(records):
     """{instance_id: [record, ...]} of the records of runs (not the ``Pending``/``Scheduled`` placeholders of a
-    run still to come), one per run (run number ``Repeats`` and ``StartTime``; a terminal record wins over the
-    same run's current one), newest first."""
+    run still to come), one per run (run number ``Repeats`` and ``StartTime``), newest first. When two records
+    have the same run number, the one that tells more wins (``_record_rank``): a terminal record over the same
+    run's current one, and the record of the last real run over the current row a stop turned ``Cancelled``
+    (stopping a schedule keeps that row's ``Repeats`` and ``StartTime``)."""
     runs = {}
     for record in records:
         status = getattr(record, 'invocation_status', None)
@@ -214,17 +251,20 @@ def runs_by_instance(records):
             continue
         per_instance = runs.setdefault(record.instance_id, {})
         number = (getattr(record, 'repeats', None) or 0, getattr(record, 'start_time', None) or '')
-        if number not in per_instance or (is_terminal(status) and not is_terminal(
-                per_instance[number].invocation_status)):
+        if number not in per_instance or _record_rank(record) > _record_rank(per_instance[number]):
             per_instance[number] = record
     return dict((iid, [per_instance[n] for n in sorted(per_instance, reverse=True)])
                 for iid, per_instance in runs.items())
 
 
-def stop_instances(api, invoke_id, instance_ids):
-    """StopInvocation for these instances of one invocation, 50 per call."""
+def stop_instances(api, invoke_id, instance_ids, done=None):
+    """StopInvocation for these instances of one invocation, 50 per call, one call after the other. ``done``: a
+    list to which the IDs of each accepted call are added, so that a call failing part-way leaves the caller the
+    instances already stopped (the error is raised)."""
     for part in chunks(list(instance_ids), BATCH_LIMITS['StopInvocation']):
         api.call('StopInvocation', make_request('StopInvocationRequest', invoke_id=invoke_id, instance_id=list(part)))
+        if done is not None:
+            done.extend(part)
 
 
 def stop_live(api, invocation):

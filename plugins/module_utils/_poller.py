@@ -10,6 +10,11 @@
 or the deadline; invocations (``_invocations.wait_for_invocations``), file deliveries and agent status all wait
 through it. An API error raised by ``fetch`` ends the wait; it is returned with the last value seen, so the
 caller can still report what it knows (the IDs it already has, the last statuses).
+
+The modules' ``wait_timeout`` shares its numbers here: ``WAIT_MARGIN`` (a default ``wait_timeout`` is the run's
+timeout plus this), ``RETRY_GRACE`` (API retries may run this long past the deadline: the last poll, the final
+read) and ``MAX_WAIT_TIMEOUT`` (the longest run, ``_limits.TIMEOUT_MAX``, plus the margin), checked by
+``check_wait_timeout``.
 """
 
 from __future__ import annotations
@@ -17,6 +22,17 @@ from __future__ import annotations
 import time
 
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limits import TIMEOUT_MAX, invalid
+
+WAIT_MARGIN = 120                            # default wait_timeout = the run's timeout + this
+RETRY_GRACE = 5                              # API retries may run this long past the deadline
+MAX_WAIT_TIMEOUT = TIMEOUT_MAX + WAIT_MARGIN  # 86,520 s: the longest run and the margin
+
+
+def check_wait_timeout(value, option='wait_timeout'):
+    """Raise the configuration error naming ``option`` unless 1 <= ``value`` <= ``MAX_WAIT_TIMEOUT``."""
+    if value is not None and not 1 <= value <= MAX_WAIT_TIMEOUT:
+        raise invalid('%s must be between 1 and %d seconds, not %d' % (option, MAX_WAIT_TIMEOUT, value))
 
 
 class PollSchedule(object):

@@ -9,7 +9,8 @@ result are shaped, and the failure message built from them.
 
 - ``instance_entry``: one entry of ``instances`` (the same keys in every module of the collection);
 - ``run_fields``: ``instances``, ``invoke_ids``, ``invoke_id`` and ``invocation_status`` of a task result;
-- ``failure_message``: ``'2 of 50 instances did not succeed: i-aaa (Failed, ExitCodeNonzero, exit 1), ...'``.
+- ``failure_message``: ``'2 of 50 instances did not succeed: i-aaa (Failed, ExitCodeNonzero, exit 1), ...'``;
+- ``wait_expired_message``: ``'wait_timeout (60 s) expired: 2 of 50 instances had not finished: i-aaa, i-bbb'``.
 """
 
 from __future__ import annotations
@@ -95,3 +96,11 @@ def failure_message(instances):
     more = ' and %d more' % (len(bad) - MAX_REPORTED_FAILURES) if len(bad) > MAX_REPORTED_FAILURES else ''
     noun = 'instance' if len(ran) == 1 else 'instances'
     return '%d of %d %s did not succeed: %s%s' % (len(bad), len(ran), noun, shown, more)
+
+
+def wait_expired_message(wait_timeout, unfinished, total, what='finished', note=''):
+    """The message of a wait that ran out: ``unfinished`` (instance IDs) of ``total`` had not ``what``;
+    ``note`` follows ``what`` (such as ``' (StopInvocation sent)'``)."""
+    unfinished = list(unfinished)
+    return ('wait_timeout (%d s) expired: %d of %d instances had not %s%s: %s'
+            % (wait_timeout, len(unfinished), total, what, note, listing(unfinished)))

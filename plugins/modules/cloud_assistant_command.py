@@ -632,11 +632,13 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limi
     os_of_type,
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._module import CloudAssistantModule
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._poller import RETRY_GRACE, WAIT_MARGIN
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._results import (
     failure_message,
     instance_entry,
     listing,
     run_fields,
+    wait_expired_message,
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._runner import (
     RUN_TAG,
@@ -703,8 +705,6 @@ RULES = dict(
     required_one_of=[('command_content', 'name', 'command_id')],
     required_if=[('state', 'absent', ('name', 'command_id'), True), ('repeat_mode', 'Period', ('frequency',))],
 )
-WAIT_MARGIN = 120   # default wait_timeout = the run's timeout + this (delivery, queueing, polling)
-RETRY_GRACE = 5     # API retries may run this long past the deadline (the last poll, the output fetch)
 
 
 def _selector(params, targets):
@@ -961,9 +961,8 @@ class CloudAssistantCommand(object):
         if run.timed_out:
             unfinished = [i['instance_id'] for i in instances if not i['skipped']
                           and not is_terminal(i['invocation_status']) and i['invocation_status'] != REJECTED]
-            return ('wait_timeout (%d s) expired: %d of %d instances had not finished%s: %s'
-                    % (self.deadline - self.started, len(unfinished), len(to_run),
-                       ' (StopInvocation sent)' if run.stopped else '', listing(unfinished)))
+            return wait_expired_message(self.deadline - self.started, unfinished, len(to_run),
+                                        note=' (StopInvocation sent)' if run.stopped else '')
         if not self.params['wait']:
             return failure_message(run.rejected) or 'submitted to %d instance(s); not waiting (wait=false)' % len(to_run)
         return failure_message(instances) or '%d of %d instance(s) succeeded%s' % (

@@ -14,7 +14,9 @@ description:
     per call), waits until none of them is C(Running) or C(Stopping) any more, and returns the result of every
     instance - the same entries as the
     RV(alicloud_ops.cloud_assistant.cloud_assistant_command#module:instances).
-  - A run that has not started yet ends C(Cancelled), a running one is killed and ends C(Terminated).
+  - A run that has not started yet ends C(Cancelled). A running one is stopped and normally ends C(Terminated);
+    the C(StopInvocation) reference says in one place that a run already started is not interrupted, so a run
+    may also finish by itself (the task then waits for it and reports its own status).
   - Stopping a scheduled invocation (O(alicloud_ops.cloud_assistant.cloud_assistant_command#module:repeat_mode)
     other than V(Once)) also ends its future runs.
   - Only the instances that may still run (C(Pending), C(Scheduled) or C(Running)) are stopped; the task reports
@@ -70,8 +72,9 @@ options:
     default: true
   wait_timeout:
     description:
-      - How long O(wait) waits, in seconds, counted from the start of the task. When it expires the task fails
-        with the statuses known so far.
+      - How long O(wait) waits, in seconds, counted from the start of the task, from 1 to 86,520 (the longest
+        run timeout, 86,400 seconds, plus 120) - the same limit as the other modules' O(wait_timeout). When it
+        expires the task fails with the statuses known so far.
       - Polls like M(alicloud_ops.cloud_assistant.cloud_assistant_command) - every 0.2 seconds at first, then every
         tenth of the time already waited, at most every 5 seconds.
     type: int
@@ -79,6 +82,8 @@ options:
 notes:
   - Two tasks stopping the same invocation at the same time are safe - an instance already C(Stopping) is not
     stopped again, only waited for.
+  - When a C(StopInvocation) call fails (they go 50 instances at a time), the task fails; RV(stopped) still
+    lists the instances the calls before it stopped, and the instances it did not stop are not waited for.
 seealso:
   - module: alicloud_ops.cloud_assistant.cloud_assistant_command
     description: Starts the runs this module stops.
@@ -203,7 +208,9 @@ invocation_status:
   type: str
   sample: Stopped
 stopped:
-  description: The instances this task stopped, per invocation (empty in check mode).
+  description:
+    - The instances this task stopped, per invocation (empty in check mode). When a C(StopInvocation) call
+      failed, the instances the earlier calls for that invocation stopped.
   returned: always
   type: dict
   sample: {t-hz0jdfwcsr1abc: [i-bp1aaaaaaaaaaaaaaaaa]}
@@ -229,6 +236,8 @@ error:
     action: StopInvocation
 '''
 
+import time
+
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import invoke_instances
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batching import run_concurrently
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
@@ -241,10 +250,12 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._invo
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limits import invalid
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._module import CloudAssistantModule
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._poller import RETRY_GRACE, check_wait_timeout
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._results import (
     instance_entry,
     listing,
     run_fields,
+    wait_expired_message,
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._status import is_terminal
 
@@ -255,15 +266,18 @@ ARGUMENT_SPEC = dict(
     wait=dict(type='bool', default=True),
     wait_timeout=dict(type='int', default=60),
 )
-RETRY_GRACE = 5      # API retries may run this long past the deadline (the last poll, the final read)
-MAX_WAIT_TIMEOUT = 86400
+NOT_INTERRUPTED = ('; the StopInvocation reference says a run that had started may not be interrupted, '
+                   'so it may still end by itself')
 
 
 class CloudAssistantInvocation(object):
     """Stops invocations on all or some of their instances and waits until they no longer run."""
 
-    def __init__(self, module, max_workers=8):
+    def __init__(self, module, max_workers=8, clock=time.monotonic, sleep=time.sleep, schedule=None):
         self.module = module
+        self.clock = clock
+        self.sleep = sleep
+        self.schedule = schedule
         self.params = module.params
         self.check_mode = bool(module.check_mode)
         self.max_workers = max_workers
@@ -278,8 +292,7 @@ class CloudAssistantInvocation(object):
         if p.get('instance_ids') is not None:
             if not p['instance_ids'] or any(not str(i).strip() for i in p['instance_ids']):
                 raise invalid('instance_ids must not be empty nor contain empty entries')
-        if not 1 <= p['wait_timeout'] <= MAX_WAIT_TIMEOUT:
-            raise invalid('wait_timeout must be between 1 and %d seconds, not %d' % (MAX_WAIT_TIMEOUT, p['wait_timeout']))
+        check_wait_timeout(p['wait_timeout'])
 
     def run(self):
         self.validate()
@@ -300,11 +313,16 @@ class CloudAssistantInvocation(object):
                           msg=self.summary('would stop', to_stop))
             return result
         errors = self.stop(to_stop, result)
+        result['changed'] = bool(result['stopped'])
+        # the instances a failed StopInvocation did not stop are not waited for: they would run on to the deadline
+        not_stopped = dict((iid, set(live) - set(result['stopped'].get(iid, ()))) for iid, live in to_stop.items())
+        wait_scope = dict((iid, scope[iid] - not_stopped.get(iid, set())) for iid in ids)
         latest = known
         failure = None
-        if p['wait'] and (to_stop or not all(invocation_finished(known[iid], scope[iid]) for iid in ids)):
+        if p['wait'] and (result['stopped'] or not all(invocation_finished(known[iid], wait_scope[iid]) for iid in ids)):
             waited = wait_for_invocations(self.api, ids, self.deadline, max_workers=self.max_workers,
-                                          started=self.started, scope=scope)
+                                          started=self.started, scope=wait_scope, clock=self.clock,
+                                          sleep=self.sleep, schedule=self.schedule)
             latest = dict(known, **dict((i, m) for i, m in waited.invocations.items() if m is not None))
             if waited.error is not None:
                 result.update(waited.error.result())
@@ -321,8 +339,8 @@ class CloudAssistantInvocation(object):
         if errors:
             failure = '; '.join(errors)
         elif failure is None and p['wait'] and unfinished:
-            failure = ('wait_timeout (%d s) expired: %d of %d instances had not stopped: %s'
-                       % (p['wait_timeout'], len(unfinished), len(result['instances']), listing(unfinished)))
+            failure = wait_expired_message(p['wait_timeout'], unfinished, len(result['instances']), what='stopped',
+                                           note='') + NOT_INTERRUPTED
         result['msg'] = failure or self.summary('stopped', result['stopped'])
         result['failed'] = failure is not None
         return result
@@ -345,20 +363,21 @@ class CloudAssistantInvocation(object):
         """StopInvocation per invocation (50 instances per call), the invocations in parallel; the error messages."""
         def send(item):
             iid, live = item
+            done = []
             try:
-                stop_instances(self.api, iid, live)
+                stop_instances(self.api, iid, live, done=done)
             except CloudAssistantError as exc:
-                return exc
-            return None
+                return done, exc
+            return done, None
 
         items = list(to_stop.items())
         errors = []
-        for (iid, live), exc in zip(items, run_concurrently(send, items, max_workers=self.max_workers)):
-            if exc is None:
-                result['stopped'][iid] = live
-            else:
+        for (iid, live), (done, exc) in zip(items, run_concurrently(send, items, max_workers=self.max_workers)):
+            if done:
+                result['stopped'][iid] = done
+            if exc is not None:
                 result.update(exc.result())
-                errors.append('%s: StopInvocation failed: %s' % (iid, exc.msg))
+                errors.append('%s: %s (%d of %d instance(s) stopped before it)' % (iid, exc.msg, len(done), len(live)))
         return errors
 
     @staticmethod

@@ -62,7 +62,11 @@ options:
     choices: [Once, Period, NextRebootOnly, EveryReboot]
   tags:
     description:
-      - Only invocations that have all these tags (an empty value matches only an empty value), at most 20.
+      - Only invocations that have all these tags (an empty value matches only an empty value), at most 20. A key
+        has 1 to 64 characters, a value at most 128, neither may contain C(http://) or C(https://).
+      - The API returns at most 1,000 invocations for a tag-filtered listing (C(DescribeInvocations) with C(Tag)),
+        without saying that it left some out. When a listing returns 1,000 or more, the module warns that the
+        result may be incomplete; narrow it with other filters (for example O(command_id) or O(instance_id)).
     type: dict
   timed:
     description:
@@ -113,9 +117,11 @@ options:
     default: false
   wait_timeout:
     description:
-      - How long O(wait) waits, in seconds, counted from the start of the task. When it expires the task fails
-        with the statuses known so far.
+      - How long O(wait) waits, in seconds, counted from the start of the task, from 1 to 86,520 (the longest
+        run timeout, 86,400 seconds, plus 120) - the same limit as the other modules' O(wait_timeout). When it
+        expires the task fails with the statuses known so far (and their output with O(include_output)).
       - If not set, the longest C(Timeout) of the invocations plus 120 seconds.
+      - Only with O(wait=true).
     type: int
 notes:
   - Without O(invoke_id), the region's invocations are listed with the filters the API has (O(command_id),
@@ -428,11 +434,14 @@ error:
 
 import json
 import re
+import time
 from datetime import datetime, timedelta, timezone
 
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import invoke_instances, tags_of
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batching import run_concurrently
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._invocations import (
+    TAG_FILTER_CAP,
     decode_output,
     describe_many,
     invocation_finished,
@@ -441,12 +450,24 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._invo
     runs_by_instance,
     wait_for_invocations,
 )
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limits import MAX_TAGS, REPEAT_MODES, invalid
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limits import (
+    DEFAULT_TIMEOUT,
+    MAX_TAGS,
+    REPEAT_MODES,
+    check_tag_selector,
+    invalid,
+)
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._module import CloudAssistantModule
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._poller import (
+    RETRY_GRACE,
+    WAIT_MARGIN,
+    check_wait_timeout,
+)
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._results import (
     instance_entry,
     listing,
     run_fields,
+    wait_expired_message,
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._status import is_terminal
 
@@ -471,12 +492,7 @@ ARGUMENT_SPEC = dict(
 )
 RULES = dict(
     required_if=[('wait', True, ('invoke_id',))],
-    required_by={'wait_timeout': ('wait',)},
 )
-DEFAULT_TIMEOUT = 60  # the API's default run timeout
-WAIT_MARGIN = 120     # default wait_timeout = the longest run timeout + this, as in cloud_assistant_command
-RETRY_GRACE = 5       # API retries may run this long past the deadline (the last poll, the output fetch)
-MAX_WAIT_TIMEOUT = 86400 + WAIT_MARGIN
 
 _TIME_RE = re.compile(r'^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?'
                       r'\s*(Z|[+-]\d{2}:?\d{2})?$', re.IGNORECASE)
@@ -490,12 +506,15 @@ def parse_time(value, option):
         raise invalid('%s: %r is not an ISO 8601 date or date and time (for example 2026-11-22T01:30:00Z)'
                       % (option, value))
     year, month, day, hour, minute, second, zone = match.groups()
-    offset = timezone.utc
-    if zone and zone.upper() != 'Z':
-        sign = -1 if zone[0] == '-' else 1
-        digits = zone[1:].replace(':', '')
-        offset = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
     try:
+        offset = timezone.utc
+        if zone and zone.upper() != 'Z':
+            sign = -1 if zone[0] == '-' else 1
+            digits = zone[1:].replace(':', '')
+            if int(digits[2:]) > 59:
+                raise ValueError('the minutes of the UTC offset must be below 60')
+            # timezone() refuses offsets of 24 hours or more (ValueError)
+            offset = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
         return datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
                         tzinfo=offset)
     except ValueError as exc:
@@ -560,8 +579,11 @@ def history_entry(record, include_output):
 class CloudAssistantInvocationInfo(object):
     """Lists invocations (or waits for some by ID) and shapes them; changes nothing."""
 
-    def __init__(self, module, max_workers=8):
+    def __init__(self, module, max_workers=8, clock=time.monotonic, sleep=time.sleep, schedule=None):
         self.module = module
+        self.clock = clock
+        self.sleep = sleep
+        self.schedule = schedule
         self.params = module.params
         self.max_workers = max_workers
         self.started = module.started
@@ -574,8 +596,10 @@ class CloudAssistantInvocationInfo(object):
         if p.get('invoke_id') is not None:
             if not p['invoke_id'] or any(not str(i).strip() for i in p['invoke_id']):
                 raise invalid('invoke_id must not be empty nor contain empty entries')
-        if p.get('tags') is not None and len(p['tags']) > MAX_TAGS:
-            raise invalid('tags has %d entries; at most %d are allowed' % (len(p['tags']), MAX_TAGS))
+        if p.get('tags') is not None:
+            if len(p['tags']) > MAX_TAGS:
+                raise invalid('tags has %d entries; at most %d are allowed' % (len(p['tags']), MAX_TAGS))
+            check_tag_selector(p['tags'], 'tags')   # selecting by a system or collection tag only reads it
         for option in ('command_id', 'command_name', 'instance_id'):
             if p.get(option) is not None and not p[option].strip():
                 raise invalid('%s must not be empty' % option)
@@ -586,12 +610,14 @@ class CloudAssistantInvocationInfo(object):
         if self.after and self.before and self.after >= self.before:
             raise invalid('created_after (%s) must be earlier than created_before (%s)'
                           % (p['created_after'], p['created_before']))
-        if p.get('wait_timeout') is not None and not 1 <= p['wait_timeout'] <= MAX_WAIT_TIMEOUT:
-            raise invalid('wait_timeout must be between 1 and %d seconds, not %d' % (MAX_WAIT_TIMEOUT, p['wait_timeout']))
+        if p.get('wait_timeout') is not None and not p['wait']:
+            raise invalid('wait_timeout needs wait=true')
+        check_wait_timeout(p.get('wait_timeout'))
 
     # -- filters --------------------------------------------------------------------------------------------------
-    def matches(self, invocation):
-        """The module's side of every filter (the API applies some, ignores some with InstanceId, lacks others)."""
+    def matches(self, invocation, check_timed=False):
+        """The module's side of every filter (the API applies some, ignores some with InstanceId, lacks others).
+        ``check_timed``: compare O(timed) too (an invocation asked for by ID; a listing already filters by it)."""
         p = self.params
 
         def get(name):
@@ -601,7 +627,7 @@ class CloudAssistantInvocationInfo(object):
                               ('repeat_mode', 'repeat_mode')):
             if p.get(option) is not None and get(field) != p[option]:
                 return False
-        if p.get('timed') is not None and bool(get('timed')) != p['timed']:
+        if check_timed and p.get('timed') is not None and bool(get('timed')) != p['timed']:
             return False
         if p.get('invocation_status') and get('invocation_status') not in p['invocation_status']:
             return False
@@ -625,27 +651,14 @@ class CloudAssistantInvocationInfo(object):
         result = {'changed': False}
         ids = list(dict.fromkeys(i.strip() for i in p['invoke_id'])) if p.get('invoke_id') else None
         if ids is None:
-            # IncludeOutput needs InvokeId or InstanceId: with instance_id the listing brings the output itself
-            in_listing = bool(p['include_output'] and p.get('instance_id'))
-            found = [inv for inv in list_invocations(self.api, timed=p.get('timed'), tags=p.get('tags'),
-                                                     include_output=in_listing or None,
-                                                     content_encoding='Base64' if in_listing else None,
-                                                     **self.api_filters()) if self.matches(inv)]
-            if in_listing:
-                for item in (i for inv in found for i in invoke_instances(inv)):
-                    item.output = decode_output(item.output)
-            elif p['include_output'] and found:
-                # the listing has no output: ask again per invocation (IncludeOutput needs InvokeId or InstanceId)
-                again = describe_many(self.api, [inv.invoke_id for inv in found], include_output=True,
-                                      max_workers=self.max_workers)
-                found = [again.get(inv.invoke_id) or inv for inv in found]
+            found = self.listed()
         else:
             known = describe_many(self.api, ids, include_output=p['include_output'] and not p['wait'],
                                   max_workers=self.max_workers)
             missing = [i for i in ids if known.get(i) is None]
             result['missing_invoke_ids'] = missing
             if p['wait'] and missing:
-                result.update(self.shape([], ids), failed=True,
+                result.update(self.shape([], ids, result), failed=True,
                               msg='invoke_id: the API does not list %s (a wrong ID, or older than the service keeps)'
                               % listing(missing))
                 return result
@@ -654,12 +667,45 @@ class CloudAssistantInvocationInfo(object):
                 if failed is not None:
                     return failed
                 # the output is fetched once, at the end
-                known = (describe_many(self.api, ids, include_output=True, max_workers=self.max_workers)
-                         if p['include_output'] else dict(known, **dict((i, m) for i, m in latest.items() if m)))
-            found = [known[i] for i in ids if known.get(i) is not None and self.matches(known[i])]
-        result.update(self.shape(found, ids))
-        result['msg'] = '%d invocation(s)' % len(result['invocations'])
+                known = (self.with_output(ids, latest) if p['include_output']
+                         else dict(known, **dict((i, m) for i, m in latest.items() if m)))
+            found = [known[i] for i in ids if known.get(i) is not None and self.matches(known[i], check_timed=True)]
+        shaped = self.shape(found, ids, result)
+        result.update(shaped)
+        result['msg'] = result.get('msg') or '%d invocation(s)' % len(result['invocations'])
         return result
+
+    def listed(self):
+        """The invocations the filters select, without O(invoke_id): every page of the API's listing."""
+        p = self.params
+        # IncludeOutput needs InvokeId or InstanceId: with instance_id the listing brings the output itself
+        in_listing = bool(p['include_output'] and p.get('instance_id'))
+        passes = []
+        found = [inv for inv in list_invocations(self.api, timed=p.get('timed'), tags=p.get('tags'), passes=passes,
+                                                 include_output=in_listing or None,
+                                                 content_encoding='Base64' if in_listing else None,
+                                                 **self.api_filters()) if self.matches(inv)]
+        if p.get('tags') and any(count >= TAG_FILTER_CAP for dummy, count in passes):
+            self.module.warn('tags: the API lists at most %d invocations for a tag filter and returned %d; the result '
+                             'may be incomplete - narrow it with other filters (command_id, instance_id, ...)'
+                             % (TAG_FILTER_CAP, max(count for dummy, count in passes)))
+        if in_listing:
+            for item in (i for inv in found for i in invoke_instances(inv)):
+                item.output = decode_output(item.output)
+        elif p['include_output'] and found:
+            # the listing has no output: ask again per invocation (IncludeOutput needs InvokeId or InstanceId); the
+            # invocation may have changed since (a schedule that ended), so the filters are applied again
+            again = describe_many(self.api, [inv.invoke_id for inv in found], include_output=True,
+                                  max_workers=self.max_workers,
+                                  likely_timed=[inv.invoke_id for inv in found if getattr(inv, 'timed', None)])
+            found = [again[inv.invoke_id] if again.get(inv.invoke_id) is not None else inv for inv in found]
+            found = [inv for inv in found if self.matches(inv, check_timed=p.get('timed') is not None)]
+        return found
+
+    def with_output(self, ids, latest):
+        """{invoke_id: model} with the output decoded, asked for once at the end of a wait."""
+        timed = [i for i, m in latest.items() if m is not None and getattr(m, 'timed', None)]
+        return describe_many(self.api, ids, include_output=True, max_workers=self.max_workers, likely_timed=timed)
 
     def api_filters(self):
         p = self.params
@@ -667,38 +713,64 @@ class CloudAssistantInvocationInfo(object):
                     instance_id=p.get('instance_id'), repeat_mode=p.get('repeat_mode'))
 
     def wait(self, ids, known, result):
-        """Wait for the invocations: (None, {invoke_id: model}) when they finished, else (the failed result, ...)."""
+        """Wait for the invocations: (None, {invoke_id: model}) when they finished, else (the failed result, ...).
+        With O(instance_id), only that instance of each invocation is waited for."""
         p = self.params
         timeout = p.get('wait_timeout') or max((getattr(inv, 'timeout', None) or DEFAULT_TIMEOUT)
                                                for inv in known.values()) + WAIT_MARGIN
-        if all(invocation_finished(inv) for inv in known.values()):
+        scope = dict((iid, [p['instance_id']]) for iid in ids) if p.get('instance_id') else None
+        if all(invocation_finished(known[iid], (scope or {}).get(iid)) for iid in ids):
             return None, known   # finished already: no poll
         deadline = self.started + timeout
         self.api = self.module.api(deadline + RETRY_GRACE)
-        waited = wait_for_invocations(self.api, ids, deadline, max_workers=self.max_workers, started=self.started)
+        waited = wait_for_invocations(self.api, ids, deadline, max_workers=self.max_workers, started=self.started,
+                                      scope=scope, clock=self.clock, sleep=self.sleep, schedule=self.schedule)
         if not waited.timed_out and waited.error is None:
             return None, waited.invocations
-        last = [waited.invocations.get(i) or known[i] for i in ids]
-        result.update(self.shape(last, ids), failed=True)
+        latest = dict((i, waited.invocations.get(i) or known[i]) for i in ids)
+        notes = []
+        if p['include_output']:
+            # the output so far, as cloud_assistant_command returns it on a timeout
+            try:
+                with_output = self.with_output(ids, latest)
+                latest.update((i, m) for i, m in with_output.items() if m is not None)
+            except CloudAssistantError as exc:
+                notes.append('the output could not be read (%s)' % exc.msg)
+        result.update(self.shape([latest[i] for i in ids], ids, result), failed=True)
         if waited.error is not None:
             result.update(waited.error.result())
-            result['msg'] = '%s - while waiting for %s' % (waited.error.msg, ', '.join(ids))
-            return result, waited.invocations
-        unfinished = [e['instance_id'] for e in result['instances'] if not is_terminal(e['invocation_status'])]
-        result['msg'] = ('wait_timeout (%d s) expired: %d of %d instances had not finished: %s'
-                         % (timeout, len(unfinished), len(result['instances']), listing(unfinished)))
+            msg = '%s - while waiting for %s' % (waited.error.msg, ', '.join(ids))
+        else:
+            unfinished = [e['instance_id'] for e in result['instances'] if not is_terminal(e['invocation_status'])]
+            msg = wait_expired_message(timeout, unfinished, len(result['instances']))
+        result['msg'] = '; '.join([msg] + notes + ([result['msg']] if result.get('msg') else []))
         return result, waited.invocations
 
     # -- shaping --------------------------------------------------------------------------------------------------
-    def shape(self, found, ids):
+    def histories(self, found, result):
+        """{invoke_id: {instance_id: [record]}} of the scheduled invocations in ``found``. A failed read fails the
+        task (``result`` gets the error and a message) but keeps the statuses: those invocations get no history."""
+        p = self.params
+        scheduled = [inv.invoke_id for inv in found if getattr(inv, 'repeat_mode', None) in HISTORY_MODES]
+
+        def read(iid):
+            try:
+                return runs_by_instance(invocation_history(self.api, iid, instance_id=p.get('instance_id'))), None
+            except CloudAssistantError as exc:
+                return {}, exc
+
+        answers = run_concurrently(read, scheduled, max_workers=self.max_workers)
+        errors = [(iid, exc) for iid, (dummy, exc) in zip(scheduled, answers) if exc is not None]
+        if errors:
+            result.update(errors[0][1].result(), failed=True)
+            result['msg'] = 'include_history: %s - while reading the history of %s; the statuses are shown without it' % (
+                errors[0][1].msg, listing(iid for iid, dummy in errors))
+        return dict((iid, runs) for iid, (runs, dummy) in zip(scheduled, answers))
+
+    def shape(self, found, ids, result):
         """``invocations`` (newest first) and, when ``ids`` were given, the run keys over all of them."""
         p = self.params
-        histories = {}
-        if p['include_history']:
-            scheduled = [inv.invoke_id for inv in found if getattr(inv, 'repeat_mode', None) in HISTORY_MODES]
-            answers = run_concurrently(lambda iid: runs_by_instance(invocation_history(self.api, iid)), scheduled,
-                                       max_workers=self.max_workers)
-            histories = dict(zip(scheduled, answers))
+        histories = self.histories(found, result) if p['include_history'] else {}
         invocations = []
         for inv in found:
             entries = []

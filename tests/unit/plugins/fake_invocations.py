@@ -17,8 +17,9 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._retr
 
 try:
     from alibabacloud_ecs20140526 import models as ecs_models
+    from alibabacloud_tea_openapi import exceptions as sdk_exceptions
 except ImportError:  # pragma: no cover
-    ecs_models = None
+    ecs_models = sdk_exceptions = None
 
 TERMINAL = ('Success', 'Failed', 'Invalid', 'Aborted', 'Error', 'Timeout', 'Cancelled', 'Terminated')
 
@@ -49,6 +50,28 @@ def invocation(invoke_id, statuses, repeat_mode='Once', created='2026-11-22T01:0
     }
 
 
+def api_error(code, status=400):
+    """What the SDK raises for an API error answer (4xx: not retried)."""
+    return sdk_exceptions.ClientException(status_code=status, code=code, message='Message for %s' % code,
+                                          data={'Code': code, 'Message': 'Message for %s' % code, 'RequestId': 'R-1'},
+                                          request_id='R-1')
+
+
+class FakeClock(object):
+    """A monotonic clock that moves only when slept on."""
+
+    def __init__(self, start=0.0):
+        self.now = float(start)
+        self.slept = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
 def overall(statuses):
     for active in ('Pending', 'Scheduled', 'Running', 'Stopping'):
         if active in statuses:
@@ -59,18 +82,47 @@ def overall(statuses):
 
 
 class FakeEcs(object):
-    """``invocations``: {invoke_id: JSON}; ``history``: {invoke_id: [InvocationResult JSON]}."""
+    """``invocations``: {invoke_id: JSON}; ``history``: {invoke_id: [InvocationResult JSON]}.
 
-    def __init__(self, invocations=(), history=None, ignore_with_instance=('CommandName', 'RepeatMode')):
+    StopInvocation turns a ``Running`` row ``Stopping``; the DescribeInvocations after the one that first shows
+    it so sees it ``Terminated``. ``fail``: {action: {call number (1-based): error}} makes that call raise;
+    ``hook(action, n)`` runs before the n-th call of an action (a change the service makes meanwhile);
+    ``absent_token``: the last page has no NextToken at all (rather than an empty one)."""
+
+    def __init__(self, invocations=(), history=None, ignore_with_instance=('CommandName', 'RepeatMode'),
+                 fail=None, hook=None, absent_token=False):
         self.invocations = dict((inv['InvokeId'], inv) for inv in invocations)
         self.history = history or {}
         self.ignore_with_instance = ignore_with_instance
         self.requests = []
         self.lock = threading.Lock()
+        self.fail = fail or {}
+        self.hook = hook
+        self.absent_token = absent_token
+        self.stopping = {}   # (invoke_id, instance_id) -> DescribeInvocations answers still showing Stopping
 
     def _log(self, action, request):
         with self.lock:
             self.requests.append((action, request.to_map()))
+            number = len(self.calls(action))
+        if self.hook is not None:
+            self.hook(action, number)
+        error = self.fail.get(action, {}).get(number)
+        if error is not None:
+            raise error
+
+    def _rows(self):
+        return dict(((inv['InvokeId'], row['InstanceId']), row) for inv in self.invocations.values()
+                    for row in inv['InvokeInstances']['InvokeInstance'])
+
+    def _advance_stopping(self):
+        rows = self._rows()
+        for key, left in list(self.stopping.items()):
+            if left <= 0:
+                rows[key]['InvocationStatus'] = 'Terminated'
+                del self.stopping[key]
+            else:
+                self.stopping[key] = left - 1
 
     def calls(self, action):
         return [r for a, r in self.requests if a == action]
@@ -89,6 +141,8 @@ class FakeEcs(object):
 
     def describe_invocations_with_options(self, request, runtime):
         self._log('DescribeInvocations', request)
+        with self.lock:
+            self._advance_stopping()
         with_instance = request.instance_id is not None
         found = []
         for inv in sorted(self.invocations.values(), key=lambda i: i['CreationTime'], reverse=True):
@@ -122,13 +176,18 @@ class FakeEcs(object):
             found.append(shown)
         page, token = self._page(found, request)
         body = {'RequestId': 'R', 'NextToken': token, 'Invocations': {'Invocation': page}}
+        if self.absent_token and not token:
+            del body['NextToken']
         return Response(ecs_models.DescribeInvocationsResponseBody().from_map(body))
 
     def describe_invocation_results_with_options(self, request, runtime):
         self._log('DescribeInvocationResults', request)
-        records = list(self.history.get(request.invoke_id, [])) if request.include_history else []
+        records = [r for r in (self.history.get(request.invoke_id, []) if request.include_history else [])
+                   if request.instance_id is None or r['InstanceId'] == request.instance_id]
         page, token = self._page(records, request)
         body = {'RequestId': 'R', 'Invocation': {'NextToken': token, 'InvocationResults': {'InvocationResult': page}}}
+        if self.absent_token and not token:
+            del body['Invocation']['NextToken']
         return Response(ecs_models.DescribeInvocationResultsResponseBody().from_map(body))
 
     def stop_invocation_with_options(self, request, runtime):
@@ -141,7 +200,9 @@ class FakeEcs(object):
             if row['InvocationStatus'] in ('Pending', 'Scheduled'):
                 row['InvocationStatus'] = 'Cancelled'
             elif row['InvocationStatus'] == 'Running':
-                row['InvocationStatus'] = 'Terminated'
+                row['InvocationStatus'] = 'Stopping'
+                with self.lock:
+                    self.stopping[(request.invoke_id, row['InstanceId'])] = 1
         return Response(ecs_models.StopInvocationResponseBody().from_map({'RequestId': 'R'}))
 
 

@@ -8,19 +8,24 @@ from types import SimpleNamespace as NS
 
 import pytest
 
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._invocations import (
+    describe_invocation,
     describe_many,
     invocation_finished,
     invocation_history,
     list_invocations,
     runs_by_instance,
+    stop_instances,
     wait_for_invocations,
 )
 
 pytest.importorskip('alibabacloud_ecs20140526.models')
 
 from ansible_collections.alicloud_ops.cloud_assistant.tests.unit.plugins.fake_invocations import (  # noqa: E402
+    FakeClock,
     FakeEcs,
+    api_error,
     api_for,
     b64,
     invocation,
@@ -134,3 +139,64 @@ def test_wait_with_a_scope_ends_when_the_scoped_instances_are_done():
     still = wait_for_invocations(api_for(client), ['t-1'], deadline=3.0, clock=lambda: clock.now, sleep=sleep,
                                  started=clock.now)
     assert still.timed_out and still.unfinished == ['t-1']
+
+
+def test_after_a_stop_the_last_real_run_wins_over_the_cancelled_current_row():
+    """Stopping a schedule turns its current row Cancelled but keeps Repeats and StartTime: the same run number as
+    the history record of the last run (the service sends the current row first)."""
+    models = [NS(instance_id='i-a', invocation_status='Cancelled', repeats=3, start_time='s3', finished_time=''),
+              NS(instance_id='i-a', invocation_status='Success', repeats=3, start_time='s3', finished_time='f3'),
+              NS(instance_id='i-a', invocation_status='Success', repeats=2, start_time='s2', finished_time='f2'),
+              NS(instance_id='i-b', invocation_status='Cancelled', repeats=1, start_time='s1', finished_time='')]
+    runs = runs_by_instance(models)
+    assert [(r.repeats, r.invocation_status, r.finished_time) for r in runs['i-a']] == [
+        (3, 'Success', 'f3'), (2, 'Success', 'f2')]
+    assert [r.invocation_status for r in runs['i-b']] == ['Cancelled']   # a run cancelled before it started
+    models.reverse()
+    assert [(r.repeats, r.invocation_status) for r in runs_by_instance(models)['i-a']] == [(3, 'Success'), (2, 'Success')]
+
+
+def test_a_schedule_ending_between_two_reads_by_id_is_found_by_a_third():
+    client = FakeEcs([invocation('t-s', {'i-a': 'Running'}, repeat_mode='Period')])
+
+    def end_it(action, number):
+        if number == 2:
+            client.invocations['t-s']['InvokeInstances']['InvokeInstance'][0]['InvocationStatus'] = 'Success'
+
+    client.hook = end_it
+    assert describe_invocation(api_for(client), 't-s').invoke_id == 't-s'
+    assert [r.get('Timed') for r in client.calls('DescribeInvocations')] == [None, True, None]
+
+
+def test_one_time_invocations_cost_one_read_and_live_schedules_are_asked_timed_first():
+    client = FakeEcs([invocation('t-once', {'i-a': 'Success'}), invocation('t-s', {'i-a': 'Scheduled'},
+                                                                           repeat_mode='Period')])
+    api = api_for(client)
+    assert describe_invocation(api, 't-once').invoke_id == 't-once'
+    assert [r.get('Timed') for r in client.calls('DescribeInvocations')] == [None]
+    assert describe_invocation(api, 't-s', likely_timed=True).invoke_id == 't-s'
+    assert [r.get('Timed') for r in client.calls('DescribeInvocations')][1:] == [True]
+    assert describe_invocation(api, 't-nope', likely_timed=True) is None
+    assert [r.get('Timed') for r in client.calls('DescribeInvocations')][2:] == [True, None]
+
+
+def test_a_wait_asks_for_a_live_schedule_timed_first_once_seen():
+    client = FakeEcs([invocation('t-s', {'i-a': 'Scheduled'}, repeat_mode='Period')])
+    clock = FakeClock()
+    waited = wait_for_invocations(api_for(client), ['t-s'], deadline=1.0, clock=clock, sleep=clock.sleep,
+                                  started=0.0)
+    assert waited.timed_out
+    flags = [r.get('Timed') for r in client.calls('DescribeInvocations')]
+    assert flags[:2] == [None, True]                   # first poll: not known yet
+    assert set(flags[2:]) == {True} and len(flags) > 3   # then one call per poll
+
+
+def test_a_stop_failing_part_way_reports_the_batches_done():
+    client = FakeEcs([invocation('t-1', dict(('i-%03d' % n, 'Running') for n in range(120)))],
+                     fail={'StopInvocation': {2: api_error('Operation.Conflict')}})
+    done = []
+    with pytest.raises(CloudAssistantError) as info:
+        stop_instances(api_for(client), 't-1', ['i-%03d' % n for n in range(120)], done=done)
+    assert info.value.msg.startswith('StopInvocation failed: ')
+    assert done == ['i-%03d' % n for n in range(50)]
+    assert len(client.calls('StopInvocation')) == 2

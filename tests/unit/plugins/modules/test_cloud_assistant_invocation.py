@@ -15,8 +15,10 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.modules.cloud_assi
 pytest.importorskip('alibabacloud_ecs20140526.models')
 
 from ansible_collections.alicloud_ops.cloud_assistant.tests.unit.plugins.fake_invocations import (  # noqa: E402
+    FakeClock,
     FakeEcs,
     FakeModule,
+    api_error,
     invocation,
 )
 
@@ -27,8 +29,12 @@ def params(**given):
     return values
 
 
-def run(client, check_mode=False, **given):
-    return CloudAssistantInvocation(FakeModule(client, params(**given), check_mode=check_mode)).run()
+def run(client, check_mode=False, clock=None, **given):
+    """The task's result; the wait sleeps on ``clock`` (a FakeClock, set to the module's start)."""
+    module = FakeModule(client, params(**given), check_mode=check_mode)
+    clock = clock if clock is not None else FakeClock()
+    clock.now = module.started
+    return CloudAssistantInvocation(module, clock=clock, sleep=clock.sleep).run()
 
 
 def big(count=120, status='Running'):
@@ -92,11 +98,67 @@ def test_a_schedule_between_runs_is_stopped():
 
 
 def test_an_instance_still_stopping_at_the_deadline_fails_the_task():
-    client = FakeEcs([invocation('t-1', {'i-a': 'Stopping'})])
-    result = run(client, invoke_id=['t-1'], wait_timeout=1)
+    client = FakeEcs([invocation('t-1', {'i-a': 'Stopping'})])   # another task's stop that never ends
+    clock = FakeClock()
+    result = run(client, clock=clock, invoke_id=['t-1'], wait_timeout=1)
     assert result['failed'] is True
     assert result['changed'] is False
     assert result['msg'].startswith('wait_timeout (1 s) expired: 1 of 1 instances had not stopped: i-a')
+    assert 'may not be interrupted' in result['msg']
+    assert sum(clock.slept) == pytest.approx(1.0)   # waited out its 1 s on the injected clock, no longer
+
+
+def test_a_running_instance_is_seen_stopping_then_terminated():
+    client = FakeEcs([invocation('t-1', {'i-a': 'Running'})])
+    result = run(client, invoke_id=['t-1'], wait=False)
+    assert result['instances'][0]['invocation_status'] == 'Stopping'
+    result = run(client, invoke_id=['t-1'])
+    assert result['changed'] is False   # already stopping: waited for, not stopped again
+    assert result['instances'][0]['invocation_status'] == 'Terminated'
+    assert len(client.calls('StopInvocation')) == 1
+
+
+def test_a_stop_failing_part_way_keeps_what_it_stopped_and_does_not_wait_for_the_rest():
+    client = big()
+    client.invocations['t-big']['InvokeInstances']['InvokeInstance'][1]['InvocationStatus'] = 'Terminated'
+    client.fail = {'StopInvocation': {2: api_error('Operation.Conflict')}}
+    clock = FakeClock()
+    result = run(client, clock=clock, invoke_id=['t-big'], wait_timeout=600)
+    first_batch = ['i-%03d' % n for n in range(2, 52)]
+    assert result['stopped'] == {'t-big': first_batch}
+    assert result['changed'] is True
+    assert result['failed'] is True
+    assert result['msg'].count('StopInvocation failed') == 1
+    assert result['msg'].startswith('t-big: StopInvocation failed: ')
+    assert '(50 of 118 instance(s) stopped before it)' in result['msg']
+    assert result['error']['code'] == 'Operation.Conflict'
+    statuses = dict((e['instance_id'], e['invocation_status']) for e in result['instances'])
+    assert set(statuses[i] for i in first_batch) == {'Terminated'}   # waited for until they ended
+    assert statuses['i-052'] == 'Running' and statuses['i-119'] == 'Running'   # not stopped, not waited for
+    assert sum(clock.slept) < 5   # not the 600 s wait_timeout
+
+
+def test_a_stop_failing_at_once_changes_nothing():
+    client = FakeEcs([invocation('t-1', {'i-a': 'Running', 'i-b': 'Running'})],
+                     fail={'StopInvocation': {1: api_error('Operation.Conflict')}})
+    clock = FakeClock()
+    result = run(client, clock=clock, invoke_id=['t-1'])
+    assert result['stopped'] == {}
+    assert result['changed'] is False
+    assert result['failed'] is True
+    assert [e['invocation_status'] for e in result['instances']] == ['Running', 'Running']
+    assert clock.slept == []   # nothing stopped: nothing to wait for
+
+
+def test_an_api_error_while_waiting_fails_with_what_was_stopped():
+    client = FakeEcs([invocation('t-1', {'i-a': 'Running'})],
+                     fail={'DescribeInvocations': {2: api_error('InvalidParameter.Oops')}})
+    result = run(client, invoke_id=['t-1'])
+    assert result['failed'] is True
+    assert result['stopped'] == {'t-1': ['i-a']}
+    assert result['changed'] is True
+    assert 'while waiting for t-1 to stop' in result['msg']
+    assert result['error']['code'] == 'InvalidParameter.Oops'
 
 
 @pytest.mark.parametrize('given, message', [
@@ -114,7 +176,7 @@ def test_unknown_ids_fail_before_any_stop(given, message):
 @pytest.mark.parametrize('given, message', [
     ({'invoke_id': []}, 'invoke_id must not be empty'),
     ({'invoke_id': ['t-1'], 'instance_ids': []}, 'instance_ids must not be empty'),
-    ({'invoke_id': ['t-1'], 'wait_timeout': 0}, 'wait_timeout must be between 1 and 86400'),
+    ({'invoke_id': ['t-1'], 'wait_timeout': 0}, 'wait_timeout must be between 1 and 86520'),
 ])
 def test_bad_input_fails_before_any_call(given, message):
     client = FakeEcs([invocation('t-1', {'i-a': 'Running'})])
