@@ -212,7 +212,7 @@ cache_timeout: 3600
 
 import time
 
-from ansible.errors import AnsibleParserError
+from ansible.errors import AnsibleError, AnsibleParserError, AnsibleUndefinedVariable
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
@@ -228,6 +228,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._inve
     query_fingerprint,
     raw_record,
 )
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limits import invalid
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._options import (
     ConnectionOptions,
     OptionAdapter,
@@ -240,7 +241,10 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._targ
 
 try:
     from ansible.template import trust_as_template
+    LEGACY_TEMPLATING = False
 except ImportError:  # ansible-core < 2.19: every string from the configuration file may be templated
+    LEGACY_TEMPLATING = True
+
     def trust_as_template(value):
         return value
 
@@ -253,9 +257,15 @@ REGION_WORKERS = 8
 CACHE_FORMAT = 1
 
 
+# The error codes of a RAM policy that denies the action (not of bad credentials: InvalidAccessKeyId.*,
+# InvalidSecurityToken.*, SignatureDoesNotMatch are 4xx too, and always fatal).
+DENIED_CODES = ('Forbidden.RAM', 'Forbidden.Unauthorized')
+DENIED_PREFIXES = ('NoPermission',)
+
+
 def _denied(err):
     code = err.code or ''
-    return err.status_code == 403 or code.startswith('Forbidden') or code.startswith('NoPermission')
+    return code in DENIED_CODES or code.startswith(DENIED_PREFIXES)
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -277,6 +287,16 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         if unknown:
             raise AnsibleParserError('%s: unknown option %s for %s; see ansible-doc -t inventory %s'
                                      % (path, ', '.join(unknown), self.NAME, self.NAME))
+
+    def _regions(self):
+        """The ``regions`` option checked: stripped, without repeats (empty: discover them)."""
+        given = self.get_option('regions') or []
+        if not isinstance(given, list):
+            raise invalid('regions must be a list of region IDs, got %s' % type(given).__name__)
+        for region in given:
+            if not isinstance(region, str) or not region.strip():
+                raise invalid('regions: each region must be a non-empty string such as cn-hangzhou, got %r' % (region,))
+        return list(dict.fromkeys(r.strip() for r in given))
 
     def _queries(self):
         includes = [parse_filters(self.get_option('filters'), 'filters')] if self.get_option('filters') else []
@@ -348,12 +368,35 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         regions = regions or self._discover_regions()
         results = run_concurrently(lambda region: self._region(region, includes, excludes, with_agents), regions,
                                    max_workers=REGION_WORKERS)
+        if all('denied' in result for result in results):
+            # strict_permissions false skips some regions; an inventory with none left is an error, not empty
+            raise CloudAssistantError('every region denied access (%s): %s'
+                                      % (', '.join(regions), results[0]['denied']), kind='api')
         return dict(zip(regions, results))
 
     # -- hosts --------------------------------------------------------------------------------------------------
     def _render(self, template, variables):
-        self.templar.available_variables = variables
-        return self.templar.template(trust_as_template(template))
+        """The value of a Jinja ``hostnames`` entry, or None when it has none for this instance (an undefined
+        variable, such as a tag the instance does not have, or any other templating error).
+
+        The API's values are never templated themselves: ansible-core 2.19 and later do not template untrusted
+        strings; before 2.19 they are marked unsafe and lookups are disabled."""
+        try:
+            if LEGACY_TEMPLATING:
+                from ansible.utils.unsafe_proxy import wrap_var
+                self.templar.available_variables = wrap_var(variables)
+                return self.templar.template(template, disable_lookups=True)
+            self.templar.available_variables = variables
+            return self.templar.template(trust_as_template(template))
+        except AnsibleUndefinedVariable:
+            return None
+        except AnsibleError as err:
+            warned = self.__dict__.setdefault('_warned_templates', set())
+            if template not in warned:  # once per entry, not once per instance
+                warned.add(template)
+                self.display.warning('hostnames: %s gave no name for %s (nor for other instances it fails on): %s'
+                                     % (template, variables.get('instance_id'), to_native(err)))
+            return None
 
     def _named(self, key):
         return '%s%s%s' % (self.get_option('hostvars_prefix') or '', key, self.get_option('hostvars_suffix') or '')
@@ -419,7 +462,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             hostnames = self.get_option('hostnames')
             check_hostnames(hostnames)
             includes, excludes = self._queries()
-            regions = list(dict.fromkeys(r.strip() for r in (self.get_option('regions') or []) if r and r.strip()))
+            regions = self._regions()
             with_agents = bool(self.get_option('cloud_assistant_status'))
             self._opts = self._connection_options()
             self._deadline = time.monotonic() + RETRY_SECONDS

@@ -61,13 +61,15 @@ def fleet(monkeypatch):
                              instance('i-1', 'cn-hangzhou', 'db', status='Stopped', tags={'app': 'db'})],
              'cn-beijing': [instance('i-3', 'cn-beijing', 'web', os_type='windows', tags={'app': 'web'}),
                             instance('i-4', 'cn-beijing', 'gone', status='Deleted')],
-             'denied': set(), 'calls': []}
+             'cn-shanghai': [instance('i-5', 'cn-shanghai', 'plain')],
+             'denied': set(), 'calls': [], 'denied_code': 'Forbidden.RAM'}
 
     def describe(api, ids=None, tags=None, fields=None, max_workers=8):
         state['calls'].append((api.region_id, ids, tags, fields))
         if api.region_id in state['denied']:
-            raise CloudAssistantError('DescribeInstances failed: Forbidden.RAM: denied', code='Forbidden.RAM',
-                                      status_code=403, kind='api')
+            code = state['denied_code']
+            raise CloudAssistantError('DescribeInstances failed: %s: denied' % code, code=code, status_code=403,
+                                      kind='api')
         found = []
         for item in state[api.region_id]:
             item_tags = dict((t['TagKey'], t['TagValue']) for t in item['Tags']['Tag'])
@@ -225,3 +227,66 @@ def test_jinja_hostname(fleet):
     module = plugin(hostnames=['tag:none', '{{ instance_name }}.{{ region_id }}'])
     run(module, regions=['cn-hangzhou'])
     assert sorted(module.inventory.hosts) == ['db.cn-hangzhou', 'web.cn-hangzhou']
+
+
+def test_jinja_hostname_undefined_falls_to_the_next_preference(fleet):
+    # i-5 has no app tag: AnsibleUndefinedVariable for it must not fail the inventory
+    module = plugin(hostnames=['{{ instance_tags.app }}-{{ instance_id }}', 'instance_id'])
+    run(module, regions=['cn-hangzhou', 'cn-shanghai'])
+    assert sorted(module.inventory.hosts) == ['db-i-1', 'i-5', 'web-i-2']
+    assert not module.warnings
+
+
+def test_jinja_hostname_error_gives_no_name_with_one_warning(fleet):
+    module = plugin(hostnames=['{{ instance_name | no_such_filter }}', 'instance_id'])
+    run(module, regions=['cn-hangzhou'])
+    assert sorted(module.inventory.hosts) == ['i-1', 'i-2']
+    assert len(module.warnings) == 1 and 'hostnames: ' in module.warnings[0], module.warnings
+
+
+def test_api_values_are_never_templated(fleet, tmp_path):
+    marker = tmp_path / 'ran'
+    fleet['cn-shanghai'] = [instance('i-6', 'cn-shanghai', "{{ lookup('pipe', 'touch %s') }}" % marker),
+                            instance('i-7', 'cn-shanghai', '{{ 6 * 7 }}')]
+    module = plugin(hostnames=['{{ instance_name }}'])
+    run(module, regions=['cn-shanghai'])
+    assert not marker.exists()
+    assert sorted(module.inventory.hosts) == sorted(["{{ lookup('pipe', 'touch %s') }}" % marker, '{{ 6 * 7 }}'])
+
+
+@pytest.mark.parametrize('code', ['InvalidSecurityToken.Expired', 'InvalidAccessKeyId.NotFound', 'Forbidden',
+                                  'Forbidden.InstanceNotFound', 'SignatureDoesNotMatch'])
+def test_only_ram_denials_are_skipped(fleet, code):
+    fleet['denied'].add('cn-beijing')
+    fleet['denied_code'] = code
+    with pytest.raises(CloudAssistantError) as info:
+        run(plugin(strict_permissions=False))
+    assert 'region cn-beijing' in info.value.msg and code in info.value.msg
+
+
+@pytest.mark.parametrize('code', ['Forbidden.RAM', 'Forbidden.Unauthorized', 'NoPermission.Action'])
+def test_ram_denial_codes_are_skipped(fleet, code):
+    fleet['denied'].add('cn-beijing')
+    fleet['denied_code'] = code
+    module = plugin(strict_permissions=False)
+    run(module)
+    assert sorted(module.inventory.hosts) == ['i-1', 'i-2']
+
+
+def test_every_region_denied_is_an_error_not_an_empty_inventory(fleet):
+    fleet['denied'].update(['cn-hangzhou', 'cn-beijing'])
+    with pytest.raises(CloudAssistantError) as info:
+        run(plugin(strict_permissions=False))
+    assert 'every region denied access (cn-hangzhou, cn-beijing)' in info.value.msg
+    assert 'Forbidden.RAM' in info.value.msg
+
+
+@pytest.mark.parametrize('regions', [[1], ['cn-hangzhou', None], ['  '], 'cn-hangzhou'])
+def test_regions_must_be_strings(regions):
+    with pytest.raises(CloudAssistantError) as info:
+        plugin(regions=regions)._regions()
+    assert info.value.msg.startswith('regions')
+
+
+def test_regions_stripped_without_repeats():
+    assert plugin(regions=[' cn-beijing', 'cn-hangzhou', 'cn-beijing'])._regions() == ['cn-beijing', 'cn-hangzhou']
