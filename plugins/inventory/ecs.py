@@ -140,8 +140,9 @@ options:
 notes:
   - The raw API answers are cached (O(cache)), not the inventory built from them, so changing O(hostnames),
     O(compose), O(groups), O(keyed_groups) or the host variable options needs no refresh. The cache is used only
-    for the same O(regions), filters, O(cloud_assistant_status), endpoint and access key ID; otherwise the API is
-    asked again.
+    for the same O(regions), filters, O(cloud_assistant_status), endpoint and credential options (O(access_key_id),
+    O(security_token), O(profile), O(role_arn), O(role_session_name), O(ecs_ram_role_name)); otherwise the API is
+    asked again. The cache entry holds a SHA-256 digest of those options, never the options themselves.
   - In an AWX or Automation Controller inventory source sourced from a project, give the credentials as
     environment variables (a custom credential type that injects E(ALIBABA_CLOUD_ACCESS_KEY_ID) and
     E(ALIBABA_CLOUD_ACCESS_KEY_SECRET)); see C(docs/inventory.md) in the collection.
@@ -254,7 +255,10 @@ ONLINE_GROUP = 'cloud_assistant_online'
 # Every retry of the listing ends this long after it started.
 RETRY_SECONDS = 300
 REGION_WORKERS = 8
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+# The connection options that decide which account and which answers a listing gets (hashed in the cache key).
+IDENTITY_OPTIONS = ('endpoint', 'access_key_id', 'security_token', 'profile', 'role_arn', 'role_session_name',
+                    'ecs_ram_role_name')
 
 
 # The error codes of a RAM policy that denies the action (not of bad credentials: InvalidAccessKeyId.*,
@@ -317,6 +321,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 return regions[0] if regions else DEFAULT_DISCOVERY_REGION
             return value
         return OptionAdapter(getter).connection_options()
+
+    def _question(self, regions, includes, excludes, with_agents):
+        """The digest of what is asked and as whom: the cached answers are used only for the same one."""
+        opts = self._opts
+        identity = dict((name, getattr(opts, name)) for name in IDENTITY_OPTIONS)
+        return query_fingerprint(CACHE_FORMAT, regions, [q.as_dict() for q in includes],
+                                 [q.as_dict() for q in excludes], with_agents, identity,
+                                 opts.region_id if not regions else None)
 
     # -- API ----------------------------------------------------------------------------------------------------
     def _api(self, region_id):
@@ -466,9 +478,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             with_agents = bool(self.get_option('cloud_assistant_status'))
             self._opts = self._connection_options()
             self._deadline = time.monotonic() + RETRY_SECONDS
-            question = query_fingerprint(CACHE_FORMAT, regions, [q.as_dict() for q in includes],
-                                         [q.as_dict() for q in excludes], with_agents, self._opts.endpoint,
-                                         self._opts.access_key_id, self._opts.region_id if not regions else None)
+            question = self._question(regions, includes, excludes, with_agents)
             use_cache = bool(self.get_option('cache'))
             cache_key = self.get_cache_key(path)
             data = None

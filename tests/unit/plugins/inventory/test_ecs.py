@@ -8,6 +8,8 @@ ansible-inventory are exercised by tests/integration/targets/inventory_ecs."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ansible.inventory.data import InventoryData
@@ -290,3 +292,69 @@ def test_regions_must_be_strings(regions):
 
 def test_regions_stripped_without_repeats():
     assert plugin(regions=[' cn-beijing', 'cn-hangzhou', 'cn-beijing'])._regions() == ['cn-beijing', 'cn-hangzhou']
+
+
+# -- parse: caching ---------------------------------------------------------------------------------------------------
+class RecordingCache(dict):
+    def __init__(self):
+        super(RecordingCache, self).__init__()
+        self.writes = 0
+
+    def __setitem__(self, key, value):
+        self.writes += 1
+        super(RecordingCache, self).__setitem__(key, value)
+
+
+def parsed(fleet, store, path='/nowhere/test.ecs.yml', **options):
+    """A full ``parse`` with the configuration file replaced by ``options``; returns the plugin."""
+    module = plugin(**options)
+    connection = dict(ConnectionOptions(access_key_id='LTAIsecretkeyid', access_key_secret='s3cr3t',
+                                        endpoint='127.0.0.1:1').to_dict())
+    connection.update(options)
+    settings = dict(module._options, **connection)
+
+    def read_config(path):
+        module._options = settings
+        module._cache = store
+        return {'plugin': ecs.InventoryModule.NAME}
+    module._read_config_data = read_config
+    module._check_unknown_options = lambda config, path: None
+    module._load_name = ecs.InventoryModule.NAME
+    module.parse(InventoryData(), DataLoader(), path, cache=True)
+    return module
+
+
+def test_cache_hit_asks_nothing_and_writes_nothing(fleet):
+    cache = RecordingCache()
+    first = parsed(fleet, cache, regions=['cn-hangzhou'], cache=True)
+    assert sorted(first.inventory.hosts) == ['i-1', 'i-2'] and cache.writes == 1 and len(fleet['calls']) == 1
+    second = parsed(fleet, cache, regions=['cn-hangzhou'], cache=True, keyed_groups=[{'key': 'status'}])
+    assert sorted(second.inventory.hosts) == ['i-1', 'i-2']
+    assert cache.writes == 1 and len(fleet['calls']) == 1
+
+
+@pytest.mark.parametrize('changed', [{'regions': ['cn-beijing']}, {'filters': {'status': 'Running'}},
+                                     {'cloud_assistant_status': True}, {'access_key_id': 'LTAIanotherkey'},
+                                     {'role_arn': 'acs:ram::1:role/reader'}, {'profile': 'other'},
+                                     {'endpoint': '127.0.0.1:2'}])
+def test_cache_not_used_for_another_question(fleet, changed):
+    cache = RecordingCache()
+    parsed(fleet, cache, regions=['cn-hangzhou'], cache=True)
+    options = dict({'regions': ['cn-hangzhou'], 'cache': True}, **changed)
+    parsed(fleet, cache, **options)
+    assert len(fleet['calls']) == 2 and cache.writes == 2
+
+
+def test_cache_holds_no_key_material(fleet):
+    cache = RecordingCache()
+    parsed(fleet, cache, regions=['cn-hangzhou'], cache=True, role_arn='acs:ram::1:role/reader', profile='prof')
+    text = json.dumps(cache)
+    for secret in ('LTAIsecretkeyid', 's3cr3t', 'acs:ram::1:role/reader', 'prof"'):
+        assert secret not in text
+
+
+def test_cache_off_never_reads_or_writes(fleet):
+    cache = RecordingCache()
+    parsed(fleet, cache, regions=['cn-hangzhou'])
+    parsed(fleet, cache, regions=['cn-hangzhou'])
+    assert cache.writes == 0 and len(fleet['calls']) == 2
