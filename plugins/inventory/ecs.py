@@ -137,6 +137,20 @@ options:
         C(docs/inventory.md)).
     type: bool
     default: false
+  timeout:
+    description:
+      - Seconds after the listing starts when retrying a failed API call stops (throttling, a busy service, an
+        endpoint that does not answer); the inventory then fails with the last error. So a wrong O(endpoint) fails
+        within this time rather than after minutes of retries.
+      - A call that is answered is never cut, so a long listing of a large fleet is not limited by this.
+      - From 1 to 3600.
+    type: int
+    default: 60
+    env:
+      - name: ALIBABA_CLOUD_INVENTORY_TIMEOUT
+    ini:
+      - section: alicloud_cloud_assistant
+        key: inventory_timeout
 notes:
   - The raw API answers are cached (O(cache)), not the inventory built from them, so changing O(hostnames),
     O(compose), O(groups), O(keyed_groups) or the host variable options needs no refresh. The cache is used only
@@ -252,8 +266,8 @@ except ImportError:  # ansible-core < 2.19: every string from the configuration 
 CONNECTION_PLUGIN = 'alicloud_ops.cloud_assistant.cloud_assistant'
 DEFAULT_DISCOVERY_REGION = 'cn-hangzhou'
 ONLINE_GROUP = 'cloud_assistant_online'
-# Every retry of the listing ends this long after it started.
-RETRY_SECONDS = 300
+# The timeout option: retries of the listing's calls end this long after it started.
+MAX_TIMEOUT = 3600
 REGION_WORKERS = 8
 CACHE_FORMAT = 2
 # The connection options that decide which account and which answers a listing gets (hashed in the cache key).
@@ -301,6 +315,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             if not isinstance(region, str) or not region.strip():
                 raise invalid('regions: each region must be a non-empty string such as cn-hangzhou, got %r' % (region,))
         return list(dict.fromkeys(r.strip() for r in given))
+
+    def _timeout(self):
+        value = self.get_option('timeout')
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TIMEOUT:
+            raise invalid('timeout must be a number of seconds from 1 to %d, got %r' % (MAX_TIMEOUT, value))
+        return value
 
     def _queries(self):
         includes = [parse_filters(self.get_option('filters'), 'filters')] if self.get_option('filters') else []
@@ -477,7 +497,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             regions = self._regions()
             with_agents = bool(self.get_option('cloud_assistant_status'))
             self._opts = self._connection_options()
-            self._deadline = time.monotonic() + RETRY_SECONDS
+            self._deadline = time.monotonic() + self._timeout()
             question = self._question(regions, includes, excludes, with_agents)
             use_cache = bool(self.get_option('cache'))
             cache_key = self.get_cache_key(path)

@@ -9,8 +9,11 @@ ansible-inventory are exercised by tests/integration/targets/inventory_ecs."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
+
+from ansible.errors import AnsibleParserError
 
 from ansible.inventory.data import InventoryData
 from ansible.parsing.dataloader import DataLoader
@@ -26,7 +29,7 @@ DEFAULTS = {
     'hostnames': ['instance_id'], 'allow_duplicated_hosts': False, 'hostvars_prefix': None, 'hostvars_suffix': None,
     'default_groups': True, 'cloud_assistant_status': False, 'use_cloud_assistant_connection': False,
     'strict': False, 'compose': {}, 'groups': {}, 'keyed_groups': [], 'leading_separator': True,
-    'use_extra_vars': False, 'cache': False,
+    'use_extra_vars': False, 'cache': False, 'timeout': 60,
 }
 
 
@@ -358,3 +361,20 @@ def test_cache_off_never_reads_or_writes(fleet):
     parsed(fleet, cache, regions=['cn-hangzhou'])
     parsed(fleet, cache, regions=['cn-hangzhou'])
     assert cache.writes == 0 and len(fleet['calls']) == 2
+
+
+# -- timeout ----------------------------------------------------------------------------------------------------------
+def test_an_endpoint_that_does_not_answer_fails_within_the_timeout():
+    # the real API client and retry policy (no fleet fixture): nothing listens on 127.0.0.1:1
+    started = time.monotonic()
+    with pytest.raises(AnsibleParserError) as info:
+        parsed(None, RecordingCache(), regions=['cn-hangzhou'], timeout=2)
+    assert time.monotonic() - started < 20
+    assert 'region cn-hangzhou: DescribeInstances failed' in str(info.value)
+
+
+@pytest.mark.parametrize('value', [0, -1, 3601, True, '60'])
+def test_timeout_is_checked(value):
+    with pytest.raises(CloudAssistantError) as info:
+        plugin(timeout=value)._timeout()
+    assert info.value.msg.startswith('timeout must be a number of seconds from 1 to 3600')
