@@ -14,14 +14,14 @@ description:
   - With O(cloud_assistant_status=true), adds each instance's Cloud Assistant agent (online, version, last
     heartbeat) from C(DescribeCloudAssistantStatus) (100 instances per call) and a group of the instances whose
     agent is online.
-  - With O(use_cloud_assistant_connection=true), every host is reached through Cloud Assistant, without SSH.
   - 'The host variables of an instance: C(instance_id), C(instance_name), C(host_name), C(description), C(status),
     C(os_type) (V(linux) or V(windows)), C(os_name), C(region_id), C(zone_id), C(instance_type), C(image_id),
     C(cpu), C(memory), C(network_type), C(vpc_id), C(vswitch_id), C(private_ip_address), C(public_ip_address),
     C(eip_address), C(security_group_ids), C(resource_group_id), C(deployment_set_id), C(creation_time),
     C(instance_tags) (a dictionary; not C(tags), a play keyword Ansible warns about) and, with
-    O(cloud_assistant_status), C(cloud_assistant) (C(online), C(installed), C(version), C(last_heartbeat),
-    C(last_invoked), C(active_task_count), C(invocation_count), C(supports)).'
+    O(cloud_assistant_status), C(cloud_assistant) (C(online), C(installed), C(agent_version), C(os_type),
+    C(last_heartbeat), C(last_invoked), C(active_task_count), C(invocation_count), C(supports): the same keys as
+    the agent fields in the C(instances) results of the modules).'
   - The configuration file name must end in C(ecs.yml) or C(ecs.yaml).
   - Credentials are the same options, environment variables and precedence as the modules of this collection;
     environment variables alone are enough (an AWX or Automation Controller inventory source sourced from a
@@ -44,8 +44,8 @@ options:
     description:
       - The regions to list, for example V([cn-hangzhou, cn-beijing]).
       - Empty (the default), every region C(DescribeRegions) reports for the account.
-      - O(region_id) is the region C(DescribeRegions) is asked in; it defaults to the first of O(regions), then
-        to V(cn-hangzhou).
+      - O(region_id) does not choose the regions listed. It is only the region whose endpoint is asked for
+        C(DescribeRegions) when O(regions) is empty (default V(cn-hangzhou)); with O(regions) set, it is not used.
     type: list
     elements: str
     default: []
@@ -66,6 +66,9 @@ options:
         C(vswitch_id), C(instance_type), C(resource_group_id) and
         C(tags) (a dictionary of tag keys and values, at most 20; a value of V(null) or V("") matches any value
         of the key).
+      - The API filters by C(tags) and C(resource_group_id) only among at most 1,000 resources (the instances with
+        those tags, or in that resource group); beyond that it may leave instances out. A warning is shown when such
+        a query returns 1,000 instances or more; filter by zone, VPC or name instead for larger sets.
       - Without a C(status) filter, instances in any of those states are listed; an instance being released
         is left out.
       - Merged into O(include_filters) as its first entry.
@@ -108,12 +111,12 @@ options:
     default: false
   hostvars_prefix:
     description:
-      - Put in front of the name of every host variable of an instance (not of the C(ansible_*) connection
-        variables). O(compose), O(groups) and O(keyed_groups) see the prefixed names.
+      - Put in front of the name of every host variable of an instance. O(compose), O(groups) and O(keyed_groups)
+        see the prefixed names.
     type: str
   hostvars_suffix:
     description:
-      - Put after the name of every host variable of an instance (not of the C(ansible_*) connection variables).
+      - Put after the name of every host variable of an instance.
     type: str
   default_groups:
     description:
@@ -130,11 +133,10 @@ options:
     default: false
   use_cloud_assistant_connection:
     description:
-      - Set C(ansible_connection) to V(alicloud_ops.cloud_assistant.cloud_assistant) and the variables that
-        connection reads, C(ansible_alicloud_instance_id) and C(ansible_alicloud_region_id), on every host, so a
-        play reaches the instances through Cloud Assistant, with no SSH.
-      - That connection plugin is not part of this collection yet; until it is, leave this off (see
-        C(docs/inventory.md)).
+      - Reserved for the connection plugin C(alicloud_ops.cloud_assistant.cloud_assistant), which is not part of
+        this collection yet. Setting it to V(true) fails with a message saying so.
+      - When that plugin lands, this will set C(ansible_connection) to it, and C(ansible_alicloud_instance_id) and
+        C(ansible_alicloud_region_id) (the variables it reads) on every host.
     type: bool
     default: false
   timeout:
@@ -189,14 +191,14 @@ compose:
   ansible_host: private_ip_address
 
 ---
-# No SSH: reach every instance whose agent is online through Cloud Assistant.
+# The Cloud Assistant agent of every instance: the group cloud_assistant_online, and a group of your own.
 plugin: alicloud_ops.cloud_assistant.ecs
 regions: [cn-hangzhou]
 cloud_assistant_status: true
-use_cloud_assistant_connection: true
 groups:
   linux_ready: os_type == 'linux' and cloud_assistant.online
-# then: ansible-playbook -i inventory.ecs.yml -l cloud_assistant_online site.yml
+# then target them with alicloud_ops.cloud_assistant.cloud_assistant_command, e.g. with instance IDs from
+# groups['cloud_assistant_online'] | map('extract', hostvars, 'instance_id')
 
 ---
 # Several queries ORed, some instances excluded; names from a tag with a fallback template.
@@ -263,12 +265,15 @@ except ImportError:  # ansible-core < 2.19: every string from the configuration 
     def trust_as_template(value):
         return value
 
+# use_cloud_assistant_connection is reserved for this connection plugin, which is not in the collection yet.
 CONNECTION_PLUGIN = 'alicloud_ops.cloud_assistant.cloud_assistant'
 DEFAULT_DISCOVERY_REGION = 'cn-hangzhou'
 ONLINE_GROUP = 'cloud_assistant_online'
 # The timeout option: retries of the listing's calls end this long after it started.
 MAX_TIMEOUT = 3600
 REGION_WORKERS = 8
+# DescribeInstances filters by tags and by resource group among at most this many resources (SDK documentation).
+FILTER_RESOURCE_LIMIT = 1000
 CACHE_FORMAT = 2
 # The connection options that decide which account and which answers a listing gets (hashed in the cache key).
 IDENTITY_OPTIONS = ('endpoint', 'access_key_id', 'security_token', 'profile', 'role_arn', 'role_session_name',
@@ -369,8 +374,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                                       kind='config')
         return regions
 
-    def _list(self, api, query):
+    def _list(self, api, query, notes):
         models = describe_instances(api, ids=query.ids, tags=query.tags, fields=query.fields)
+        limited = [name for name in ('tags', 'resource_group_id')
+                   if (query.tags if name == 'tags' else query.fields.get(name))]
+        if limited and len(models) >= FILTER_RESOURCE_LIMIT:
+            notes.append('a query filtered by %s returned %d instances; the API filters by them among at most %d '
+                         'resources, so some may be missing (filter by zone_id, vpc_id or instance_name instead)'
+                         % (' and '.join(limited), len(models), FILTER_RESOURCE_LIMIT))
         return [raw for raw in (raw_record(m) for m in models) if query.keeps(raw)]
 
     def _region(self, region_id, includes, excludes, with_agents):
@@ -379,22 +390,30 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         api = self._api(region_id)
         try:
             found = {}
+            notes = []
             for query in includes:
-                for raw in self._list(api, query):
+                for raw in self._list(api, query, notes):
                     found.setdefault(raw['InstanceId'], raw)
             for query in excludes:
-                for raw in self._list(api, query):
+                for raw in self._list(api, query, notes):
                     found.pop(raw['InstanceId'], None)
-            agents = {}
-            if with_agents and found:
-                statuses = agent_status(api, sorted(found))
-                agents = dict((i, agent_hostvars(s)) for i, s in statuses.items())
         except CloudAssistantError as err:
             if _denied(err) and not self.get_option('strict_permissions'):
                 return {'denied': err.msg}
             hint = ' (set strict_permissions: false to skip such regions)' if _denied(err) else ''
             raise CloudAssistantError('region %s: %s%s' % (region_id, err.msg, hint), kind=err.kind)
-        return {'instances': [found[i] for i in sorted(found)], 'agents': agents}
+        agents = {}
+        if with_agents and found:
+            try:
+                statuses = agent_status(api, sorted(found))
+            except CloudAssistantError as err:
+                if not _denied(err):
+                    raise CloudAssistantError('region %s: %s' % (region_id, err.msg), kind=err.kind)
+                # the instances are listed; only their agents are unknown
+                notes.append('the instances are listed without the cloud_assistant host variable: %s' % err.msg)
+            else:
+                agents = dict((i, agent_hostvars(s)) for i, s in statuses.items())
+        return {'instances': [found[i] for i in sorted(found)], 'agents': agents, 'notes': notes}
 
     def _query(self, regions, includes, excludes, with_agents):
         regions = regions or self._discover_regions()
@@ -439,7 +458,6 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         groups = self.get_option('groups')
         keyed_groups = self.get_option('keyed_groups')
         default_groups = self.get_option('default_groups')
-        connection = self.get_option('use_cloud_assistant_connection')
         duplicates = self.get_option('allow_duplicated_hosts')
         owner = {}
         for region_id in sorted(by_region):
@@ -447,6 +465,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             if 'denied' in region:
                 self.display.warning('region %s skipped (strict_permissions is false): %s' % (region_id, region['denied']))
                 continue
+            for note in region.get('notes') or []:
+                self.display.warning('region %s: %s' % (region_id, note))
             agents = region.get('agents') or {}
             for raw in region['instances']:
                 instance_id = raw['InstanceId']
@@ -458,18 +478,13 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                                          % (names[0], instance_id, owner[names[0]], instance_id, free[0]))
                 for name in (free if duplicates else free[:1]):
                     owner[name] = instance_id
-                    self._add_host(name, hostvars, region_id, connection, default_groups, strict, compose, groups,
-                                   keyed_groups)
+                    self._add_host(name, hostvars, region_id, default_groups, strict, compose, groups, keyed_groups)
 
-    def _add_host(self, name, hostvars, region_id, connection, default_groups, strict, compose, groups, keyed_groups):
+    def _add_host(self, name, hostvars, region_id, default_groups, strict, compose, groups, keyed_groups):
         variables = dict((self._named(k), v) for k, v in hostvars.items())
         self.inventory.add_host(name)
         for key, value in variables.items():
             self.inventory.set_variable(name, key, value)
-        if connection:
-            self.inventory.set_variable(name, 'ansible_connection', CONNECTION_PLUGIN)
-            self.inventory.set_variable(name, 'ansible_alicloud_instance_id', hostvars['instance_id'])
-            self.inventory.set_variable(name, 'ansible_alicloud_region_id', region_id)
         if default_groups:
             for kind, value in (('region', region_id), ('zone', hostvars['zone_id']), ('os', hostvars['os_type']),
                                 ('status', (hostvars['status'] or '').lower())):
@@ -491,6 +506,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         config = self._read_config_data(path)
         self._check_unknown_options(config, path)
         try:
+            if self.get_option('use_cloud_assistant_connection'):
+                raise invalid('use_cloud_assistant_connection: the connection plugin %s is not part of this '
+                              'collection yet; leave the option off (run commands on the hosts with '
+                              'alicloud_ops.cloud_assistant.cloud_assistant_command)' % CONNECTION_PLUGIN)
             hostnames = self.get_option('hostnames')
             check_hostnames(hostnames)
             includes, excludes = self._queries()

@@ -192,18 +192,9 @@ def instance_hostvars(raw, agent=None):
 
 
 def agent_hostvars(status):
-    """The ``cloud_assistant`` hostvar of an ``_targets.AgentStatus`` (JSON-safe, cached as it is)."""
-    fields = status.fields()
-    return {
-        'online': fields['online'],
-        'installed': fields['installed'],
-        'version': fields['agent_version'],
-        'last_heartbeat': fields['last_heartbeat'],
-        'last_invoked': fields['last_invoked'],
-        'active_task_count': fields['active_task_count'],
-        'invocation_count': fields['invocation_count'],
-        'supports': fields['supports'],
-    }
+    """The ``cloud_assistant`` hostvar of an ``_targets.AgentStatus``: its ``fields()``, the same keys as the agent
+    fields of the modules' ``instances`` entries (JSON-safe, cached as it is)."""
+    return dict(status.fields())
 
 
 # -- host names ---------------------------------------------------------------------------------------------------

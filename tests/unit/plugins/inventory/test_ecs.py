@@ -67,7 +67,7 @@ def fleet(monkeypatch):
              'cn-beijing': [instance('i-3', 'cn-beijing', 'web', os_type='windows', tags={'app': 'web'}),
                             instance('i-4', 'cn-beijing', 'gone', status='Deleted')],
              'cn-shanghai': [instance('i-5', 'cn-shanghai', 'plain')],
-             'denied': set(), 'calls': [], 'denied_code': 'Forbidden.RAM'}
+             'denied': set(), 'calls': [], 'denied_code': 'Forbidden.RAM', 'agents_denied': set(), 'many': 0}
 
     def describe(api, ids=None, tags=None, fields=None, max_workers=8):
         state['calls'].append((api.region_id, ids, tags, fields))
@@ -85,10 +85,16 @@ def fleet(monkeypatch):
             if (fields or {}).get('status') not in (None, item['Status']):
                 continue
             found.append(Model(item))
-        return found
+        return found + [Model(instance('i-x%d' % n, api.region_id, 'x', status='Deleted')) for n in range(state['many'])]
 
     monkeypatch.setattr(ecs, 'describe_instances', describe)
-    monkeypatch.setattr(ecs, 'agent_status', lambda api, ids: dict((i, FakeAgent(i != 'i-1')) for i in ids))
+    def agents(api, ids):
+        if api.region_id in state['agents_denied']:
+            raise CloudAssistantError('DescribeCloudAssistantStatus failed: Forbidden.RAM: denied',
+                                      code='Forbidden.RAM', status_code=403, kind='api')
+        return dict((i, FakeAgent(i != 'i-1')) for i in ids)
+
+    monkeypatch.setattr(ecs, 'agent_status', agents)
     monkeypatch.setattr(ecs, 'build_api', lambda opts, retry: FakeApi(opts.region_id))
     return state
 
@@ -129,14 +135,11 @@ def test_every_region_every_documented_state(fleet):
     assert sorted(r for r, _ids, _tags, _fields in fleet['calls']) == ['cn-beijing', 'cn-hangzhou']
 
 
-def test_default_groups_off_and_connection_variables(fleet):
-    module = plugin(default_groups=False, use_cloud_assistant_connection=True)
+def test_default_groups_off(fleet):
+    module = plugin(default_groups=False)
     run(module, regions=['cn-beijing'])
     assert not [g for g in groups_of(module) if g.startswith('ecs_')]
-    host = module.inventory.get_host('i-3')
-    assert host.vars['ansible_connection'] == 'alicloud_ops.cloud_assistant.cloud_assistant'
-    assert host.vars['ansible_alicloud_instance_id'] == 'i-3'
-    assert host.vars['ansible_alicloud_region_id'] == 'cn-beijing'
+    assert 'ansible_connection' not in module.inventory.get_host('i-3').vars
 
 
 def test_agents_and_online_group(fleet):
@@ -378,3 +381,117 @@ def test_timeout_is_checked(value):
     with pytest.raises(CloudAssistantError) as info:
         plugin(timeout=value)._timeout()
     assert info.value.msg.startswith('timeout must be a number of seconds from 1 to 3600')
+
+
+# -- review findings 7, 8, 9 ------------------------------------------------------------------------------------------
+def test_use_cloud_assistant_connection_fails_until_the_connection_plugin_exists(fleet):
+    with pytest.raises(AnsibleParserError) as info:
+        parsed(fleet, RecordingCache(), regions=['cn-hangzhou'], use_cloud_assistant_connection=True)
+    assert 'use_cloud_assistant_connection: the connection plugin alicloud_ops.cloud_assistant.cloud_assistant ' \
+           'is not part of this collection yet' in str(info.value)
+    assert not fleet['calls']
+
+
+def test_agent_status_denied_keeps_the_instances_with_a_warning(fleet):
+    fleet['agents_denied'].add('cn-beijing')
+    module = plugin(cloud_assistant_status=True)
+    run(module)
+    assert sorted(module.inventory.hosts) == ['i-1', 'i-2', 'i-3']
+    assert 'cloud_assistant' not in module.inventory.get_host('i-3').vars
+    assert module.inventory.get_host('i-2').vars['cloud_assistant']['online'] is True
+    assert groups_of(module)['cloud_assistant_online'] == ['i-2']
+    assert any(w.startswith('region cn-beijing: the instances are listed without the cloud_assistant')
+               and 'Forbidden.RAM' in w for w in module.warnings), module.warnings
+
+
+@pytest.mark.parametrize('filters, warned', [({'tags': {'app': None}}, True), ({'resource_group_id': 'rg-1'}, True),
+                                             ({'zone_id': 'cn-hangzhou-h'}, False)])
+def test_filter_resource_limit_warning(fleet, filters, warned):
+    fleet['many'] = 1000  # (Deleted instances: counted in the answer, not listed)
+    module = plugin(filters=filters)
+    run(module, regions=['cn-hangzhou'])
+    messages = [w for w in module.warnings if 'among at most 1000 resources' in w]
+    assert bool(messages) == warned, module.warnings
+
+
+def test_filter_resource_limit_no_warning_below_it(fleet):
+    fleet['many'] = 997  # 999 in the answer with i-1 and i-2
+    module = plugin(filters={'tags': {'app': None}})
+    run(module, regions=['cn-hangzhou'])
+    assert not module.warnings
+
+
+# -- regions: discovery and concurrency; unknown options ---------------------------------------------------------------
+class RegionsApi(object):
+    def __init__(self, answer):
+        self.answer = answer
+
+    def call(self, action, request):
+        assert action == 'DescribeRegions'
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def regions_body(*names):
+    region = type('Region', (), {})
+    items = []
+    for name in names:
+        item = region()
+        item.region_id = name
+        items.append(item)
+    holder = type('Regions', (), {})()
+    holder.region = items
+    body = type('Body', (), {})()
+    body.regions = holder
+    return body
+
+
+def test_discover_regions(monkeypatch):
+    monkeypatch.setattr(ecs, 'build_api', lambda opts, retry: RegionsApi(regions_body('cn-hangzhou', 'cn-beijing')))
+    assert plugin()._discover_regions() == ['cn-hangzhou', 'cn-beijing']
+
+
+@pytest.mark.parametrize('answer, message', [
+    (CloudAssistantError('DescribeRegions failed: InvalidAccessKeyId.NotFound', kind='api'),
+     'regions: listing the regions in cn-hangzhou failed: DescribeRegions failed: InvalidAccessKeyId.NotFound'),
+    (regions_body(), 'regions: DescribeRegions reported no region; set the regions option'),
+])
+def test_discover_regions_errors(monkeypatch, answer, message):
+    monkeypatch.setattr(ecs, 'build_api', lambda opts, retry: RegionsApi(answer))
+    with pytest.raises(CloudAssistantError) as info:
+        plugin()._discover_regions()
+    assert info.value.msg == message
+
+
+def test_regions_are_listed_concurrently_within_the_bound(fleet, monkeypatch):
+    import threading
+    lock = threading.Lock()
+    state = {'now': 0, 'most': 0}
+    regions = ['r-%02d' % n for n in range(ecs.REGION_WORKERS * 2)]
+
+    def describe(api, ids=None, tags=None, fields=None):
+        with lock:
+            state['now'] += 1
+            state['most'] = max(state['most'], state['now'])
+        time.sleep(0.05)
+        with lock:
+            state['now'] -= 1
+        return [Model(instance('i-' + api.region_id, api.region_id, 'x'))]
+    monkeypatch.setattr(ecs, 'describe_instances', describe)
+    module = plugin()
+    run(module, regions=regions)
+    assert len(module.inventory.hosts) == len(regions)
+    assert 1 < state['most'] <= ecs.REGION_WORKERS
+
+
+def test_unknown_options_are_named(monkeypatch):
+    from ansible import constants as C
+    definitions = {'plugin': {}, 'regions': {}, 'access_key_id': {'aliases': ['alicloud_access_key']}}
+    monkeypatch.setattr(C.config, 'get_configuration_definitions', lambda kind, name: definitions)
+    module = plugin()
+    module._load_name = ecs.InventoryModule.NAME
+    module._check_unknown_options({'plugin': 'x', 'regions': [], 'alicloud_access_key': 'k'}, 'a.ecs.yml')
+    with pytest.raises(AnsibleParserError) as info:
+        module._check_unknown_options({'plugin': 'x', 'colour': 1, 'size': 2}, 'a.ecs.yml')
+    assert str(info.value).startswith('a.ecs.yml: unknown option colour, size for alicloud_ops.cloud_assistant.ecs;')
