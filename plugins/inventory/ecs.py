@@ -227,6 +227,7 @@ cache_connection: ~/.cache/ansible-ecs-inventory
 cache_timeout: 3600
 '''
 
+import threading
 import time
 
 from ansible.errors import AnsibleError, AnsibleParserError, AnsibleUndefinedVariable
@@ -235,6 +236,7 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructa
 
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import build_api, make_request
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batching import run_concurrently
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._client import resolved_credentials
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._inventory import (
     agent_hostvars,
@@ -275,6 +277,7 @@ REGION_WORKERS = 8
 # DescribeInstances filters by tags and by resource group among at most this many resources (SDK documentation).
 FILTER_RESOURCE_LIMIT = 1000
 CACHE_FORMAT = 2
+_CREDENTIALS_LOCK = threading.Lock()
 # The connection options that decide which account and which answers a listing gets (hashed in the cache key).
 IDENTITY_OPTIONS = ('endpoint', 'access_key_id', 'security_token', 'profile', 'role_arn', 'role_session_name',
                     'ecs_ram_role_name')
@@ -357,7 +360,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     # -- API ----------------------------------------------------------------------------------------------------
     def _api(self, region_id):
-        values = self._opts.to_dict()
+        with _CREDENTIALS_LOCK:  # the regions' threads: the credential source is resolved (a role assumed) once
+            if self.__dict__.get('_api_opts') is None:
+                self._api_opts = resolved_credentials(self._opts)
+        values = self._api_opts.to_dict()
         values['region_id'] = region_id
         return build_api(ConnectionOptions(**values), RetryPolicy(deadline=self._deadline))
 
@@ -516,6 +522,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             regions = self._regions()
             with_agents = bool(self.get_option('cloud_assistant_status'))
             self._opts = self._connection_options()
+            self._api_opts = None  # resolved on the first API call only (not for a cache hit)
             self._deadline = time.monotonic() + self._timeout()
             question = self._question(regions, includes, excludes, with_agents)
             use_cache = bool(self.get_option('cache'))

@@ -96,6 +96,10 @@ def fleet(monkeypatch):
 
     monkeypatch.setattr(ecs, 'agent_status', agents)
     monkeypatch.setattr(ecs, 'build_api', lambda opts, retry: FakeApi(opts.region_id))
+    # no STS or metadata request from a unit test: a role or profile "resolves" to fixed keys here
+    monkeypatch.setattr(ecs, 'resolved_credentials', lambda opts: ConnectionOptions(
+        **dict(opts.to_dict(), access_key_id='STS.fake', access_key_secret='fake', role_arn=None, profile=None,
+               ecs_ram_role_name=None)))
     return state
 
 
@@ -104,7 +108,8 @@ def plugin(**options):
     module._options = dict(DEFAULTS, **options)
     module.inventory = InventoryData()
     module.templar = Templar(loader=DataLoader())
-    module._opts = ConnectionOptions(region_id='cn-hangzhou', endpoint='127.0.0.1:1')
+    module._opts = ConnectionOptions(region_id='cn-hangzhou', endpoint='127.0.0.1:1', access_key_id='LTAItest',
+                                     access_key_secret='test')
     module._deadline = 0
     module.warnings = []
     module.display.warning = module.warnings.append
@@ -495,3 +500,37 @@ def test_unknown_options_are_named(monkeypatch):
     with pytest.raises(AnsibleParserError) as info:
         module._check_unknown_options({'plugin': 'x', 'colour': 1, 'size': 2}, 'a.ecs.yml')
     assert str(info.value).startswith('a.ecs.yml: unknown option colour, size for alicloud_ops.cloud_assistant.ecs;')
+
+
+# -- role_arn: assumed once for every region ------------------------------------------------------------------------
+def test_a_role_is_assumed_once_for_every_region(fleet, monkeypatch):
+    from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils import _client
+
+    class Temporary(object):
+        access_key_id, access_key_secret, security_token = 'STS.id', 'sts-secret', 'sts-token'
+
+    class Credential(object):
+        calls = 0
+
+        def get_credential(self):
+            Credential.calls += 1
+            return Temporary()
+
+    monkeypatch.setattr(_client, '_credential_kwargs', lambda opts: {'credential': Credential()})
+    monkeypatch.setattr(ecs, 'resolved_credentials', _client.resolved_credentials)
+    built = []
+    monkeypatch.setattr(ecs, 'build_api', lambda opts, retry: built.append(opts) or FakeApi(opts.region_id))
+    module = plugin()
+    module._opts = ConnectionOptions(access_key_id='LTAIbase', access_key_secret='base', endpoint='127.0.0.1:1',
+                                     role_arn='acs:ram::1:role/reader')
+    run(module, regions=['cn-hangzhou', 'cn-beijing', 'cn-shanghai'])
+    assert Credential.calls == 1
+    assert sorted(o.region_id for o in built) == ['cn-beijing', 'cn-hangzhou', 'cn-shanghai']
+    assert all((o.access_key_id, o.security_token, o.role_arn) == ('STS.id', 'sts-token', None) for o in built)
+    assert module._opts.role_arn == 'acs:ram::1:role/reader'  # the cache key still sees the role
+
+
+def test_static_keys_are_used_as_they_are():
+    from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._client import resolved_credentials
+    opts = ConnectionOptions(access_key_id='LTAIbase', access_key_secret='base', region_id='cn-hangzhou')
+    assert resolved_credentials(opts) is opts
