@@ -51,11 +51,14 @@ options:
     default: []
   strict_permissions:
     description:
-      - What to do with a region whose API answers that access is denied (HTTP 403, for example C(Forbidden.RAM)
-        when a RAM policy allows only some regions).
+      - What to do with a region where a RAM policy denies the listing (error code C(Forbidden.RAM),
+        C(Forbidden.Unauthorized) or C(NoPermission*), when a policy allows only some regions).
       - V(true), the inventory fails and names the region.
-      - V(false), the region is skipped with a warning and the other regions are listed.
-      - Any other error (wrong credentials, an unknown region, an unreachable endpoint) always fails.
+      - V(false), the region is skipped with a warning and the other regions are listed; when every region is
+        denied, the inventory fails.
+      - Any other error (wrong or expired credentials, an unknown region, an unreachable endpoint) always fails.
+      - A region that denies only C(DescribeCloudAssistantStatus) keeps its instances, without the
+        C(cloud_assistant) host variable, with a warning.
     type: bool
     default: true
   filters:
