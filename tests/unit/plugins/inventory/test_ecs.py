@@ -88,6 +88,7 @@ def fleet(monkeypatch):
         return found + [Model(instance('i-x%d' % n, api.region_id, 'x', status='Deleted')) for n in range(state['many'])]
 
     monkeypatch.setattr(ecs, 'describe_instances', describe)
+
     def agents(api, ids):
         if api.region_id in state['agents_denied']:
             raise CloudAssistantError('DescribeCloudAssistantStatus failed: Forbidden.RAM: denied',
