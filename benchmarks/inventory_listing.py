@@ -14,9 +14,12 @@ API calls are counted at the sandbox (its `api_calls` table, as `python -m sandb
 and after each process; every row must report all N hosts. The rows are interleaved after one warm-up round
 (discarded), and medians reported.
 
-Goals (issue 8): the uncached plugin makes at most 110 DescribeInstances calls; its time over the static
-inventory's is at most 0.4x the vendor approach's listing time; cached, it is within 1.2x of the static
-inventory and makes no API call. The exit status is 1 when a goal is not met.
+Goals (issue 8, as gated here): the uncached plugin makes at most 110 DescribeInstances calls; its listing cost,
+uncached minus cached (the same process without the API calls), is at most 0.4x the vendor approach's listing
+time; cached, it makes no API call. The exit status is 1 when one of these is not met.
+The issue's goals against the static YAML inventory are reported but not gated: on ansible-core 2.19 the static
+inventory is slower than the plugin itself (parsing YAML with origin tracking), so "uncached - static" is
+negative and "cached <= 1.2x static" holds whatever the plugin does; they could not fail.
 
 Run: `python -m benchmarks.inventory_listing [--instances 10000] [--trials 3] [--regions cn-hangzhou,cn-beijing]`
 Traffic goes to the sandbox on 127.0.0.1 only; every process has ALIBABA_CLOUD_ECS_METADATA_DISABLED=true.
@@ -50,8 +53,8 @@ LABELS = {
     "vendor": "vendor approach (PageNumber, 10 a page, regions in turn)",
 }
 GOAL_CALLS = 110
-GOAL_OVER_STATIC_VS_VENDOR = 0.4
-GOAL_CACHED_VS_STATIC = 1.2
+GOAL_LISTING_VS_VENDOR = 0.4
+GOAL_CACHED_VS_STATIC = 1.2  # reported, not gated (see the module docstring)
 WINDOWS_SHARE = 5  # one instance in this many is Windows
 
 
@@ -185,19 +188,27 @@ def summarize(runs: dict[str, list[dict[str, Any]]], instances: int, regions: li
                    "api_calls": max(r["api_calls"] for r in runs[name]),
                    "describe_instances": max(r["describe_instances"] for r in runs[name])} for name in ROWS}
     over_static = rows["uncached"]["median_s"] - rows["static"]["median_s"]
-    over_vs_vendor = over_static / rows["vendor"]["median_s"]
+    over_static_vs_vendor = over_static / rows["vendor"]["median_s"]
+    listing = rows["uncached"]["median_s"] - rows["cached"]["median_s"]
+    listing_vs_vendor = listing / rows["vendor"]["median_s"]
     cached_vs_static = rows["cached"]["median_s"] / rows["static"]["median_s"]
     return {
         "instances": instances, "regions": regions, "trials": len(runs["uncached"]), "rows": rows,
-        "uncached_over_static_s": round(over_static, 3), "over_static_vs_vendor": round(over_vs_vendor, 3),
+        "uncached_over_static_s": round(over_static, 3), "over_static_vs_vendor": round(over_static_vs_vendor, 3),
+        "listing_s": round(listing, 3), "listing_vs_vendor": round(listing_vs_vendor, 3),
         "cached_vs_static": round(cached_vs_static, 3),
         "calls_by_action": {name: runs[name][-1]["calls_by_action"] for name in ROWS},
         "goals": {
             f"uncached: at most {GOAL_CALLS} DescribeInstances calls":
                 rows["uncached"]["describe_instances"] <= GOAL_CALLS,
-            f"uncached - static <= {GOAL_OVER_STATIC_VS_VENDOR}x vendor": over_vs_vendor <= GOAL_OVER_STATIC_VS_VENDOR,
-            f"cached <= {GOAL_CACHED_VS_STATIC}x static": cached_vs_static <= GOAL_CACHED_VS_STATIC,
+            f"uncached - cached <= {GOAL_LISTING_VS_VENDOR}x vendor": listing_vs_vendor <= GOAL_LISTING_VS_VENDOR,
             "cached: no API call": rows["cached"]["api_calls"] == 0,
+        },
+        # the issue's static-YAML goals: vacuous on ansible-core 2.19 (the static inventory is the slowest row)
+        "not_gated": {
+            f"uncached - static <= {GOAL_LISTING_VS_VENDOR}x vendor":
+                over_static_vs_vendor <= GOAL_LISTING_VS_VENDOR,
+            f"cached <= {GOAL_CACHED_VS_STATIC}x static": cached_vs_static <= GOAL_CACHED_VS_STATIC,
         },
     }
 
@@ -215,14 +226,18 @@ def report(result: dict[str, Any]) -> int:
         trials = ", ".join(f"{t:.2f}" for t in r["trials_s"])
         print(f"| {LABELS[key]} | {r['median_s']:.2f} | {trials} | {r['api_calls']} | {r['describe_instances']} |")
     print()
+    print(f"uncached - cached (the listing) = {result['listing_s']:.2f} s = {result['listing_vs_vendor']:.2f}x the "
+          "vendor approach")
     print(f"uncached - static = {result['uncached_over_static_s']:.2f} s = {result['over_static_vs_vendor']:.2f}x the "
-          f"vendor approach; cached = {result['cached_vs_static']:.2f}x static")
+          f"vendor approach; cached = {result['cached_vs_static']:.2f}x static (not gated)")
     print("API calls by action (last trial): " + "; ".join(
         f"{name}: " + (", ".join(f"{a} {n}" for a, n in sorted(calls.items())) or "none")
         for name, calls in result["calls_by_action"].items()))
     print()
     for label, met in result["goals"].items():
         print(f"- {label}: {'met' if met else 'NOT met'}")
+    for label, met in result["not_gated"].items():
+        print(f"- {label}: {'holds' if met else 'does not hold'} (not gated: cannot fail on ansible-core 2.19)")
     ok = all(result["goals"].values())
     print()
     print("goals met" if ok else "goals NOT met")

@@ -14,14 +14,14 @@ description:
   - With O(cloud_assistant_status=true), adds each instance's Cloud Assistant agent (online, version, last
     heartbeat) from C(DescribeCloudAssistantStatus) (100 instances per call) and a group of the instances whose
     agent is online.
-  - With O(use_cloud_assistant_connection=true), every host is reached through Cloud Assistant, without SSH.
   - 'The host variables of an instance: C(instance_id), C(instance_name), C(host_name), C(description), C(status),
     C(os_type) (V(linux) or V(windows)), C(os_name), C(region_id), C(zone_id), C(instance_type), C(image_id),
     C(cpu), C(memory), C(network_type), C(vpc_id), C(vswitch_id), C(private_ip_address), C(public_ip_address),
     C(eip_address), C(security_group_ids), C(resource_group_id), C(deployment_set_id), C(creation_time),
     C(instance_tags) (a dictionary; not C(tags), a play keyword Ansible warns about) and, with
-    O(cloud_assistant_status), C(cloud_assistant) (C(online), C(installed), C(version), C(last_heartbeat),
-    C(last_invoked), C(active_task_count), C(invocation_count), C(supports)).'
+    O(cloud_assistant_status), C(cloud_assistant) (C(online), C(installed), C(agent_version), C(os_type),
+    C(last_heartbeat), C(last_invoked), C(active_task_count), C(invocation_count), C(supports): the same keys as
+    the agent fields in the C(instances) results of the modules).'
   - The configuration file name must end in C(ecs.yml) or C(ecs.yaml).
   - Credentials are the same options, environment variables and precedence as the modules of this collection;
     environment variables alone are enough (an AWX or Automation Controller inventory source sourced from a
@@ -44,18 +44,21 @@ options:
     description:
       - The regions to list, for example V([cn-hangzhou, cn-beijing]).
       - Empty (the default), every region C(DescribeRegions) reports for the account.
-      - O(region_id) is the region C(DescribeRegions) is asked in; it defaults to the first of O(regions), then
-        to V(cn-hangzhou).
+      - O(region_id) does not choose the regions listed. It is only the region whose endpoint is asked for
+        C(DescribeRegions) when O(regions) is empty (default V(cn-hangzhou)); with O(regions) set, it is not used.
     type: list
     elements: str
     default: []
   strict_permissions:
     description:
-      - What to do with a region whose API answers that access is denied (HTTP 403, for example C(Forbidden.RAM)
-        when a RAM policy allows only some regions).
+      - What to do with a region where a RAM policy denies the listing (error code C(Forbidden.RAM),
+        C(Forbidden.Unauthorized) or C(NoPermission*), when a policy allows only some regions).
       - V(true), the inventory fails and names the region.
-      - V(false), the region is skipped with a warning and the other regions are listed.
-      - Any other error (wrong credentials, an unknown region, an unreachable endpoint) always fails.
+      - V(false), the region is skipped with a warning and the other regions are listed; when every region is
+        denied, the inventory fails.
+      - Any other error (wrong or expired credentials, an unknown region, an unreachable endpoint) always fails.
+      - A region that denies only C(DescribeCloudAssistantStatus) keeps its instances, without the
+        C(cloud_assistant) host variable, with a warning.
     type: bool
     default: true
   filters:
@@ -66,6 +69,9 @@ options:
         C(vswitch_id), C(instance_type), C(resource_group_id) and
         C(tags) (a dictionary of tag keys and values, at most 20; a value of V(null) or V("") matches any value
         of the key).
+      - The API filters by C(tags) and C(resource_group_id) only among at most 1,000 resources (the instances with
+        those tags, or in that resource group); beyond that it may leave instances out. A warning is shown when such
+        a query returns 1,000 instances or more; filter by zone, VPC or name instead for larger sets.
       - Without a C(status) filter, instances in any of those states are listed; an instance being released
         is left out.
       - Merged into O(include_filters) as its first entry.
@@ -108,12 +114,12 @@ options:
     default: false
   hostvars_prefix:
     description:
-      - Put in front of the name of every host variable of an instance (not of the C(ansible_*) connection
-        variables). O(compose), O(groups) and O(keyed_groups) see the prefixed names.
+      - Put in front of the name of every host variable of an instance. O(compose), O(groups) and O(keyed_groups)
+        see the prefixed names.
     type: str
   hostvars_suffix:
     description:
-      - Put after the name of every host variable of an instance (not of the C(ansible_*) connection variables).
+      - Put after the name of every host variable of an instance.
     type: str
   default_groups:
     description:
@@ -130,18 +136,32 @@ options:
     default: false
   use_cloud_assistant_connection:
     description:
-      - Set C(ansible_connection) to V(alicloud_ops.cloud_assistant.cloud_assistant) and the variables that
-        connection reads, C(ansible_alicloud_instance_id) and C(ansible_alicloud_region_id), on every host, so a
-        play reaches the instances through Cloud Assistant, with no SSH.
-      - That connection plugin is not part of this collection yet; until it is, leave this off (see
-        C(docs/inventory.md)).
+      - Reserved for the connection plugin C(alicloud_ops.cloud_assistant.cloud_assistant), which is not part of
+        this collection yet. Setting it to V(true) fails with a message saying so.
+      - When that plugin lands, this will set C(ansible_connection) to it, and C(ansible_alicloud_instance_id) and
+        C(ansible_alicloud_region_id) (the variables it reads) on every host.
     type: bool
     default: false
+  timeout:
+    description:
+      - Seconds after the listing starts when retrying a failed API call stops (throttling, a busy service, an
+        endpoint that does not answer); the inventory then fails with the last error. So a wrong O(endpoint) fails
+        within this time rather than after minutes of retries.
+      - A call that is answered is never cut, so a long listing of a large fleet is not limited by this.
+      - From 1 to 3600.
+    type: int
+    default: 60
+    env:
+      - name: ALIBABA_CLOUD_INVENTORY_TIMEOUT
+    ini:
+      - section: alicloud_cloud_assistant
+        key: inventory_timeout
 notes:
   - The raw API answers are cached (O(cache)), not the inventory built from them, so changing O(hostnames),
     O(compose), O(groups), O(keyed_groups) or the host variable options needs no refresh. The cache is used only
-    for the same O(regions), filters, O(cloud_assistant_status), endpoint and access key ID; otherwise the API is
-    asked again.
+    for the same O(regions), filters, O(cloud_assistant_status), endpoint and credential options (O(access_key_id),
+    O(security_token), O(profile), O(role_arn), O(role_session_name), O(ecs_ram_role_name)); otherwise the API is
+    asked again. The cache entry holds a SHA-256 digest of those options, never the options themselves.
   - In an AWX or Automation Controller inventory source sourced from a project, give the credentials as
     environment variables (a custom credential type that injects E(ALIBABA_CLOUD_ACCESS_KEY_ID) and
     E(ALIBABA_CLOUD_ACCESS_KEY_SECRET)); see C(docs/inventory.md) in the collection.
@@ -174,14 +194,14 @@ compose:
   ansible_host: private_ip_address
 
 ---
-# No SSH: reach every instance whose agent is online through Cloud Assistant.
+# The Cloud Assistant agent of every instance: the group cloud_assistant_online, and a group of your own.
 plugin: alicloud_ops.cloud_assistant.ecs
 regions: [cn-hangzhou]
 cloud_assistant_status: true
-use_cloud_assistant_connection: true
 groups:
   linux_ready: os_type == 'linux' and cloud_assistant.online
-# then: ansible-playbook -i inventory.ecs.yml -l cloud_assistant_online site.yml
+# then target them with alicloud_ops.cloud_assistant.cloud_assistant_command, e.g. with instance IDs from
+# groups['cloud_assistant_online'] | map('extract', hostvars, 'instance_id')
 
 ---
 # Several queries ORed, some instances excluded; names from a tag with a fallback template.
@@ -210,14 +230,16 @@ cache_connection: ~/.cache/ansible-ecs-inventory
 cache_timeout: 3600
 '''
 
+import threading
 import time
 
-from ansible.errors import AnsibleParserError
+from ansible.errors import AnsibleError, AnsibleParserError, AnsibleUndefinedVariable
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import build_api, make_request
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batching import run_concurrently
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._client import resolved_credentials
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._inventory import (
     agent_hostvars,
@@ -228,6 +250,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._inve
     query_fingerprint,
     raw_record,
 )
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limits import invalid
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._options import (
     ConnectionOptions,
     OptionAdapter,
@@ -240,22 +263,38 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._targ
 
 try:
     from ansible.template import trust_as_template
+    LEGACY_TEMPLATING = False
 except ImportError:  # ansible-core < 2.19: every string from the configuration file may be templated
+    LEGACY_TEMPLATING = True
+
     def trust_as_template(value):
         return value
 
+# use_cloud_assistant_connection is reserved for this connection plugin, which is not in the collection yet.
 CONNECTION_PLUGIN = 'alicloud_ops.cloud_assistant.cloud_assistant'
 DEFAULT_DISCOVERY_REGION = 'cn-hangzhou'
 ONLINE_GROUP = 'cloud_assistant_online'
-# Every retry of the listing ends this long after it started.
-RETRY_SECONDS = 300
+# The timeout option: retries of the listing's calls end this long after it started.
+MAX_TIMEOUT = 3600
 REGION_WORKERS = 8
-CACHE_FORMAT = 1
+# DescribeInstances filters by tags and by resource group among at most this many resources (SDK documentation).
+FILTER_RESOURCE_LIMIT = 1000
+CACHE_FORMAT = 2
+_CREDENTIALS_LOCK = threading.Lock()
+# The connection options that decide which account and which answers a listing gets (hashed in the cache key).
+IDENTITY_OPTIONS = ('endpoint', 'access_key_id', 'security_token', 'profile', 'role_arn', 'role_session_name',
+                    'ecs_ram_role_name')
+
+
+# The error codes of a RAM policy that denies the action (not of bad credentials: InvalidAccessKeyId.*,
+# InvalidSecurityToken.*, SignatureDoesNotMatch are 4xx too, and always fatal).
+DENIED_CODES = ('Forbidden.RAM', 'Forbidden.Unauthorized')
+DENIED_PREFIXES = ('NoPermission',)
 
 
 def _denied(err):
     code = err.code or ''
-    return err.status_code == 403 or code.startswith('Forbidden') or code.startswith('NoPermission')
+    return code in DENIED_CODES or code.startswith(DENIED_PREFIXES)
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -278,6 +317,22 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             raise AnsibleParserError('%s: unknown option %s for %s; see ansible-doc -t inventory %s'
                                      % (path, ', '.join(unknown), self.NAME, self.NAME))
 
+    def _regions(self):
+        """The ``regions`` option checked: stripped, without repeats (empty: discover them)."""
+        given = self.get_option('regions') or []
+        if not isinstance(given, list):
+            raise invalid('regions must be a list of region IDs, got %s' % type(given).__name__)
+        for region in given:
+            if not isinstance(region, str) or not region.strip():
+                raise invalid('regions: each region must be a non-empty string such as cn-hangzhou, got %r' % (region,))
+        return list(dict.fromkeys(r.strip() for r in given))
+
+    def _timeout(self):
+        value = self.get_option('timeout')
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TIMEOUT:
+            raise invalid('timeout must be a number of seconds from 1 to %d, got %r' % (MAX_TIMEOUT, value))
+        return value
+
     def _queries(self):
         includes = [parse_filters(self.get_option('filters'), 'filters')] if self.get_option('filters') else []
         for index, entry in enumerate(self.get_option('include_filters') or []):
@@ -298,9 +353,20 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             return value
         return OptionAdapter(getter).connection_options()
 
+    def _question(self, regions, includes, excludes, with_agents):
+        """The digest of what is asked and as whom: the cached answers are used only for the same one."""
+        opts = self._opts
+        identity = dict((name, getattr(opts, name)) for name in IDENTITY_OPTIONS)
+        return query_fingerprint(CACHE_FORMAT, regions, [q.as_dict() for q in includes],
+                                 [q.as_dict() for q in excludes], with_agents, identity,
+                                 opts.region_id if not regions else None)
+
     # -- API ----------------------------------------------------------------------------------------------------
     def _api(self, region_id):
-        values = self._opts.to_dict()
+        with _CREDENTIALS_LOCK:  # the regions' threads: the credential source is resolved (a role assumed) once
+            if self.__dict__.get('_api_opts') is None:
+                self._api_opts = resolved_credentials(self._opts)
+        values = self._api_opts.to_dict()
         values['region_id'] = region_id
         return build_api(ConnectionOptions(**values), RetryPolicy(deadline=self._deadline))
 
@@ -317,8 +383,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                                       kind='config')
         return regions
 
-    def _list(self, api, query):
+    def _list(self, api, query, notes):
         models = describe_instances(api, ids=query.ids, tags=query.tags, fields=query.fields)
+        limited = [name for name in ('tags', 'resource_group_id')
+                   if (query.tags if name == 'tags' else query.fields.get(name))]
+        if limited and len(models) >= FILTER_RESOURCE_LIMIT:
+            notes.append('a query filtered by %s returned %d instances; the API filters by them among at most %d '
+                         'resources, so some may be missing (filter by zone_id, vpc_id or instance_name instead)'
+                         % (' and '.join(limited), len(models), FILTER_RESOURCE_LIMIT))
         return [raw for raw in (raw_record(m) for m in models) if query.keeps(raw)]
 
     def _region(self, region_id, includes, excludes, with_agents):
@@ -327,33 +399,64 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         api = self._api(region_id)
         try:
             found = {}
+            notes = []
             for query in includes:
-                for raw in self._list(api, query):
+                for raw in self._list(api, query, notes):
                     found.setdefault(raw['InstanceId'], raw)
             for query in excludes:
-                for raw in self._list(api, query):
+                for raw in self._list(api, query, notes):
                     found.pop(raw['InstanceId'], None)
-            agents = {}
-            if with_agents and found:
-                statuses = agent_status(api, sorted(found))
-                agents = dict((i, agent_hostvars(s)) for i, s in statuses.items())
         except CloudAssistantError as err:
             if _denied(err) and not self.get_option('strict_permissions'):
                 return {'denied': err.msg}
             hint = ' (set strict_permissions: false to skip such regions)' if _denied(err) else ''
             raise CloudAssistantError('region %s: %s%s' % (region_id, err.msg, hint), kind=err.kind)
-        return {'instances': [found[i] for i in sorted(found)], 'agents': agents}
+        agents = {}
+        if with_agents and found:
+            try:
+                statuses = agent_status(api, sorted(found))
+            except CloudAssistantError as err:
+                if not _denied(err):
+                    raise CloudAssistantError('region %s: %s' % (region_id, err.msg), kind=err.kind)
+                # the instances are listed; only their agents are unknown
+                notes.append('the instances are listed without the cloud_assistant host variable: %s' % err.msg)
+            else:
+                agents = dict((i, agent_hostvars(s)) for i, s in statuses.items())
+        return {'instances': [found[i] for i in sorted(found)], 'agents': agents, 'notes': notes}
 
     def _query(self, regions, includes, excludes, with_agents):
         regions = regions or self._discover_regions()
         results = run_concurrently(lambda region: self._region(region, includes, excludes, with_agents), regions,
                                    max_workers=REGION_WORKERS)
+        if all('denied' in result for result in results):
+            # strict_permissions false skips some regions; an inventory with none left is an error, not empty
+            raise CloudAssistantError('every region denied access (%s): %s'
+                                      % (', '.join(regions), results[0]['denied']), kind='api')
         return dict(zip(regions, results))
 
     # -- hosts --------------------------------------------------------------------------------------------------
     def _render(self, template, variables):
-        self.templar.available_variables = variables
-        return self.templar.template(trust_as_template(template))
+        """The value of a Jinja ``hostnames`` entry, or None when it has none for this instance (an undefined
+        variable, such as a tag the instance does not have, or any other templating error).
+
+        The API's values are never templated themselves: ansible-core 2.19 and later do not template untrusted
+        strings; before 2.19 they are marked unsafe and lookups are disabled."""
+        try:
+            if LEGACY_TEMPLATING:
+                from ansible.utils.unsafe_proxy import wrap_var
+                self.templar.available_variables = wrap_var(variables)
+                return self.templar.template(template, disable_lookups=True)
+            self.templar.available_variables = variables
+            return self.templar.template(trust_as_template(template))
+        except AnsibleUndefinedVariable:
+            return None
+        except AnsibleError as err:
+            warned = self.__dict__.setdefault('_warned_templates', set())
+            if template not in warned:  # once per entry, not once per instance
+                warned.add(template)
+                self.display.warning('hostnames: %s gave no name for %s (nor for other instances it fails on): %s'
+                                     % (template, variables.get('instance_id'), to_native(err)))
+            return None
 
     def _named(self, key):
         return '%s%s%s' % (self.get_option('hostvars_prefix') or '', key, self.get_option('hostvars_suffix') or '')
@@ -364,7 +467,6 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         groups = self.get_option('groups')
         keyed_groups = self.get_option('keyed_groups')
         default_groups = self.get_option('default_groups')
-        connection = self.get_option('use_cloud_assistant_connection')
         duplicates = self.get_option('allow_duplicated_hosts')
         owner = {}
         for region_id in sorted(by_region):
@@ -372,6 +474,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             if 'denied' in region:
                 self.display.warning('region %s skipped (strict_permissions is false): %s' % (region_id, region['denied']))
                 continue
+            for note in region.get('notes') or []:
+                self.display.warning('region %s: %s' % (region_id, note))
             agents = region.get('agents') or {}
             for raw in region['instances']:
                 instance_id = raw['InstanceId']
@@ -383,18 +487,13 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                                          % (names[0], instance_id, owner[names[0]], instance_id, free[0]))
                 for name in (free if duplicates else free[:1]):
                     owner[name] = instance_id
-                    self._add_host(name, hostvars, region_id, connection, default_groups, strict, compose, groups,
-                                   keyed_groups)
+                    self._add_host(name, hostvars, region_id, default_groups, strict, compose, groups, keyed_groups)
 
-    def _add_host(self, name, hostvars, region_id, connection, default_groups, strict, compose, groups, keyed_groups):
+    def _add_host(self, name, hostvars, region_id, default_groups, strict, compose, groups, keyed_groups):
         variables = dict((self._named(k), v) for k, v in hostvars.items())
         self.inventory.add_host(name)
         for key, value in variables.items():
             self.inventory.set_variable(name, key, value)
-        if connection:
-            self.inventory.set_variable(name, 'ansible_connection', CONNECTION_PLUGIN)
-            self.inventory.set_variable(name, 'ansible_alicloud_instance_id', hostvars['instance_id'])
-            self.inventory.set_variable(name, 'ansible_alicloud_region_id', region_id)
         if default_groups:
             for kind, value in (('region', region_id), ('zone', hostvars['zone_id']), ('os', hostvars['os_type']),
                                 ('status', (hostvars['status'] or '').lower())):
@@ -416,16 +515,19 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         config = self._read_config_data(path)
         self._check_unknown_options(config, path)
         try:
+            if self.get_option('use_cloud_assistant_connection'):
+                raise invalid('use_cloud_assistant_connection: the connection plugin %s is not part of this '
+                              'collection yet; leave the option off (run commands on the hosts with '
+                              'alicloud_ops.cloud_assistant.cloud_assistant_command)' % CONNECTION_PLUGIN)
             hostnames = self.get_option('hostnames')
             check_hostnames(hostnames)
             includes, excludes = self._queries()
-            regions = list(dict.fromkeys(r.strip() for r in (self.get_option('regions') or []) if r and r.strip()))
+            regions = self._regions()
             with_agents = bool(self.get_option('cloud_assistant_status'))
             self._opts = self._connection_options()
-            self._deadline = time.monotonic() + RETRY_SECONDS
-            question = query_fingerprint(CACHE_FORMAT, regions, [q.as_dict() for q in includes],
-                                         [q.as_dict() for q in excludes], with_agents, self._opts.endpoint,
-                                         self._opts.access_key_id, self._opts.region_id if not regions else None)
+            self._api_opts = None  # resolved on the first API call only (not for a cache hit)
+            self._deadline = time.monotonic() + self._timeout()
+            question = self._question(regions, includes, excludes, with_agents)
             use_cache = bool(self.get_option('cache'))
             cache_key = self.get_cache_key(path)
             data = None

@@ -271,6 +271,33 @@ def _credential_kwargs(opts):
     return {'credential': CredentialClient(provider=provider)}
 
 
+def resolved_credentials(opts):
+    """``opts`` with its credential source resolved once into temporary keys (``access_key_id``,
+    ``access_key_secret``, ``security_token``), for a caller that builds several clients of one identity (the
+    inventory plugin builds one per region): a ``role_arn`` is then assumed once, not once per client. ``opts``
+    itself when it already holds static keys (and no ``role_arn``). Raises ``CloudAssistantError``."""
+    if opts.access_key_id and not opts.role_arn:
+        return opts
+    credential = _credential_kwargs(opts).get('credential')
+    if credential is None:  # pragma: no cover - _credential_kwargs gives keys only for the case above
+        return opts
+    try:
+        model = credential.get_credential()
+    except Exception as exc:  # pylint: disable=broad-except
+        raise CloudAssistantError('could not get credentials (%s): %s'
+                                  % (_credential_source(opts), getattr(exc, 'message', None) or exc), kind='config')
+    values = opts.to_dict()
+    values.update(access_key_id=model.access_key_id, access_key_secret=model.access_key_secret,
+                  security_token=model.security_token or None, profile=None, role_arn=None, role_session_name=None,
+                  ecs_ram_role_name=None)
+    return type(opts)(**values)
+
+
+def _credential_source(opts):
+    given = [name for name in ('role_arn', 'profile', 'ecs_ram_role_name') if getattr(opts, name)]
+    return ', '.join(given) if given else 'the default credential chain'
+
+
 # -- the client -----------------------------------------------------------------------------------------------------
 def _require_sdk():
     if not HAS_SDK:

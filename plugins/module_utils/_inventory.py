@@ -18,9 +18,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batching import BATCH_LIMITS
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limits import invalid
 
 # DescribeInstances Status values (shared/reference/cloud-assistant-api.md §2.14). An instance in any other state
@@ -129,16 +129,11 @@ def parse_filters(filters, option='filters'):
     return Query(fields=fields, ids=ids, tags=tags, statuses=statuses)
 
 
-def describe_calls(query):
-    """The least number of DescribeInstances calls ``query`` takes in one region (for documentation and tests)."""
-    if query.ids is None:
-        return 1
-    return -(-len(query.ids) // BATCH_LIMITS['DescribeInstances'])
-
-
 def query_fingerprint(*parts):
-    """A stable text for what a listing asked (the cache is used only for the same question)."""
-    return json.dumps(parts, sort_keys=True, separators=(',', ':'), default=str)
+    """A stable digest of what a listing asked and with which identity (the cache is used only for the same
+    question). A SHA-256 hex digest, so the cache holds no access key ID, role ARN or profile name."""
+    text = json.dumps(parts, sort_keys=True, separators=(',', ':'), default=str)
+    return hashlib.sha256(text.encode('utf-8')).hexdigest()
 
 
 # -- records and hostvars ---------------------------------------------------------------------------------------------
@@ -197,18 +192,9 @@ def instance_hostvars(raw, agent=None):
 
 
 def agent_hostvars(status):
-    """The ``cloud_assistant`` hostvar of an ``_targets.AgentStatus`` (JSON-safe, cached as it is)."""
-    fields = status.fields()
-    return {
-        'online': fields['online'],
-        'installed': fields['installed'],
-        'version': fields['agent_version'],
-        'last_heartbeat': fields['last_heartbeat'],
-        'last_invoked': fields['last_invoked'],
-        'active_task_count': fields['active_task_count'],
-        'invocation_count': fields['invocation_count'],
-        'supports': fields['supports'],
-    }
+    """The ``cloud_assistant`` hostvar of an ``_targets.AgentStatus``: its ``fields()``, the same keys as the agent
+    fields of the modules' ``instances`` entries (JSON-safe, cached as it is)."""
+    return dict(status.fields())
 
 
 # -- host names ---------------------------------------------------------------------------------------------------

@@ -4,13 +4,16 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._targets import AgentStatus, describe_instances
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._inventory import (
     STATUSES,
+    agent_hostvars,
     check_hostnames,
-    describe_calls,
     hostname_candidates,
     instance_hostvars,
     parse_filters,
@@ -72,11 +75,9 @@ def test_several_statuses_are_filtered_on_the_answer():
     assert query.keeps({'Status': 'Stopped'}) and not query.keeps({'Status': 'Starting'})
 
 
-def test_instance_ids_are_deduplicated_and_counted_in_calls():
+def test_instance_ids_are_deduplicated():
     query = parse_filters({'instance_ids': ['i-%d' % n for n in range(250)] + ['i-1']})
     assert len(query.ids) == 250
-    assert describe_calls(query) == 3
-    assert describe_calls(parse_filters({})) == 1
 
 
 @pytest.mark.parametrize('filters, words', [
@@ -171,3 +172,53 @@ def test_bad_hostnames(prefs, words):
 
 def test_good_hostnames_pass():
     check_hostnames(['instance_id', 'tag:Name', '{{ instance_name }}', {'name': 'host_name', 'prefix': 'zone_id'}])
+
+
+class AgentModel(object):
+    cloud_assistant_status = 'true'
+    cloud_assistant_version = '2.2.3.857'
+    ostype = 'Linux'
+    last_heartbeat_time = '2026-11-29T10:00:00Z'
+    last_invoked_time = None
+    active_task_count = 1
+    invocation_count = 4
+    support_session_manager = True
+
+
+def test_agent_hostvars_are_the_module_result_fields():
+    status = AgentStatus('i-abc', AgentModel())
+    agent = agent_hostvars(status)
+    assert agent == status.fields()
+    assert agent['agent_version'] == '2.2.3.857' and agent['os_type'] == 'linux' and 'version' not in agent
+
+
+class RecordingApi(object):
+    """``paginate`` records each DescribeInstances request and answers nothing."""
+
+    def __init__(self):
+        self.requests = []
+
+    def paginate(self, action, request, extract):
+        self.requests.append((action, request))
+        return iter([])
+
+
+def test_describe_instances_sends_ids_tags_and_fields_with_every_call():
+    api = RecordingApi()
+    ids = ['i-%03d' % n for n in range(250)]
+    describe_instances(api, ids=ids, tags={'app': 'web', 'env': ''}, fields={'status': 'Running', 'zone_id': 'z-1'},
+                       max_workers=1)
+    assert [action for action, _request in api.requests] == ['DescribeInstances'] * 3
+    sent = []
+    for _action, request in api.requests:
+        assert request.status == 'Running' and request.zone_id == 'z-1'
+        assert [(t.key, t.value) for t in request.tag] == [('app', 'web'), ('env', None)]
+        sent.extend(json.loads(request.instance_ids))
+    assert sent == ids
+
+
+def test_describe_instances_fields_without_ids():
+    api = RecordingApi()
+    describe_instances(api, fields={'v_switch_id': 'vsw-1'})
+    (_action, request), = api.requests
+    assert request.v_switch_id == 'vsw-1' and request.instance_ids is None and not request.tag
