@@ -117,7 +117,7 @@ def naive(info: dict[str, Any], data: bytes, dest: str, targets: list[str]) -> d
         directory, name = split_dest(dest)
         jobs = [SendJob(name, directory, payload.data, targets, mode="0644")]
     else:
-        jobs = [SendJob(part_name(n), staging(dest, transfer)[0], part, targets, mode="0600")
+        jobs = [SendJob(part_name(n), staging(dest, transfer), part, targets, mode="0600")
                 for n, part in enumerate(payload.parts)]
     for n, job in enumerate(jobs):
         invoke_id = api.call("SendFile", job.request(f"naive-{transfer}-{n}", transfer)).invoke_id

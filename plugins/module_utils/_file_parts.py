@@ -10,8 +10,10 @@
   the file is sent as it is, straight to ``dest``. Above that it is gzip-compressed when that saves at least
   10%, and cut into parts of ``PART_BYTES``; the parts go to a staging directory beside ``dest`` and the
   finalize script assembles them.
-- ``staging(dest, transfer_id)``: the staging directory and the temporary file, both in the directory of
-  ``dest`` (so the final rename is atomic, on one file system), named after a digest of ``dest``.
+- ``staging(dest, transfer_id)``: the staging directory, in the directory of ``dest`` (so the final rename is
+  atomic, on one file system), named after a digest of ``dest``. The assembly happens inside it (``umask 077``,
+  a directory that must be a real directory owned by the user running the script, never a symbolic link), so
+  nobody else can see the content before the rename or make the script write through a link.
 - ``compare_script`` / ``parse_compare``: the one command that reads checksum, mode, owner and group of ``dest``
   on every instance (and, for ``diff``, a small text file's content).
 - ``finalize_script`` / ``parse_error``: the command that assembles the parts, checks the checksum, sets mode
@@ -90,11 +92,10 @@ def part_name(index):
 
 
 def staging(dest, transfer_id):
-    """(staging directory, temporary file) of one transfer to ``dest``."""
+    """The staging directory of one transfer to ``dest``: the parts arrive there and are assembled there."""
     directory, _name = split_dest(dest)
     stem = '%s%s-%s' % (NAME_PREFIX, hashlib.sha256(dest.encode('utf-8')).hexdigest()[:12], transfer_id)
-    base = directory.rstrip('/')
-    return '%s/%s.parts' % (base, stem), '%s/%s.tmp' % (base, stem)
+    return '%s/%s.parts' % (directory.rstrip('/'), stem)
 
 
 def stale_pattern(dest):
@@ -202,23 +203,31 @@ def attributes_differ(state, mode=None, owner=None, group=None):
 
 
 _FINALIZE = r'''
+umask 077
 dir=${d%/*}; [ -n "$dir" ] || dir=/
-cleanup() { rm -rf "$st"; rm -f "$tmp"; }
+mine=0
+cleanup() { if [ "$mine" = 1 ]; then cd / && rm -rf "$st"; fi; }
 fail() { cleanup; echo "CAFILE error $*"; exit 3; }
 trap cleanup EXIT
 trap 'cleanup; exit 143' TERM INT HUP
-if [ -d "$st" ] || [ "$n" = 0 ]; then
+if [ -e "$st" ] || [ -L "$st" ] || [ "$n" = 0 ]; then
   mkdir -p "$dir" 2>/dev/null && [ -d "$dir" ] || fail FilePathInvalid cannot create "$dir"
   if [ "$n" = 0 ]; then
-    : >"$tmp" || fail FileCreateFail cannot write "$tmp"
+    mkdir "$st" || fail StagingInvalid cannot create "$st"
   else
-    set -- "$st"/p[0-9]*
-    [ -f "$1" ] || set --
-    [ "$#" = "$n" ] || fail PartsMissing "$# of $n parts arrived"
-    if [ "$z" = 1 ]; then cat "$@" | gzip -dc >"$tmp"; else cat "$@" >"$tmp"; fi || fail FileCreateFail cannot assemble the parts
+    [ -d "$st" ] && [ ! -L "$st" ] && [ -O "$st" ] || fail StagingInvalid "$st" is not a directory owned by this user
   fi
-  [ "$(sha256sum <"$tmp" | cut -c1-64)" = "$want" ] || fail ChecksumMismatch the assembled file does not have the expected SHA-256
-  src=$tmp
+  mine=1
+  cd "$st" && [ -O . ] && chmod 700 . || fail StagingInvalid cannot use "$st"
+  set -- p[0-9]*
+  [ -f "$1" ] || set --
+  [ "$#" = "$n" ] || fail PartsMissing "$# of $n parts arrived"
+  if [ "$n" = 0 ]; then : >.assembled
+  elif [ "$z" = 1 ]; then cat "$@" | gzip -dc >.assembled
+  else cat "$@" >.assembled
+  fi || fail FileCreateFail cannot assemble the parts
+  [ "$(sha256sum <.assembled | cut -c1-64)" = "$want" ] || fail ChecksumMismatch the assembled file does not have the expected SHA-256
+  src=.assembled
 elif [ -e "$d" ] && [ "$(sha256sum <"$d" | cut -c1-64)" = "$want" ]; then
   src=$d
 else
@@ -229,11 +238,11 @@ if [ -e "$d" ]; then
 fi
 chown "${o:-0}:${g:-0}" "$src" || fail FileAuthorityInvalid cannot set the owner
 chmod "${m:-0644}" "$src" || fail FileAuthorityInvalid cannot set the mode
-if [ "$src" = "$tmp" ]; then
+if [ "$src" = .assembled ]; then
   if [ "$ow" = 1 ]; then
-    mv -f "$tmp" "$d" || fail FileCreateFail cannot rename into place
+    mv -fT .assembled "$d" || fail FileCreateFail cannot rename into place
   else
-    ln "$tmp" "$d" 2>/dev/null || fail FileAlreadyExists "$d" exists and overwrite is false
+    ln -T .assembled "$d" 2>/dev/null || fail FileAlreadyExists "$d" exists and overwrite is false
   fi
 fi
 echo "CAFILE done"
@@ -246,8 +255,8 @@ def finalize_script(dest, transfer_id, part_count, compressed, checksum, mode=No
     (an instance whose content is already right), only mode and owner are set; an instance with missing or
     corrupt parts fails (``PartsMissing``, ``ChecksumMismatch``) and keeps ``dest`` as it was. The parts and the
     temporary file are removed in every case."""
-    stage_dir, tmp = staging(dest, transfer_id)
-    return _vars(d=dest, st=stage_dir, tmp=tmp, n=int(part_count), z=1 if compressed else 0, want=checksum,
+    stage_dir = staging(dest, transfer_id)
+    return _vars(d=dest, st=stage_dir, n=int(part_count), z=1 if compressed else 0, want=checksum,
                  m=mode or '', o=owner or '', g=group or '', ow=1 if overwrite else 0) + _FINALIZE
 
 

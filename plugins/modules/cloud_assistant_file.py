@@ -21,9 +21,10 @@ description:
     50 instances straight to O(dest).
   - Larger files are gzip-compressed when that saves at least 10% (and every instance has C(gzip)), cut into
     parts of 24 KB and sent concurrently (16 calls at a time, 50 instances per call) into a staging directory
-    beside O(dest). One command then assembles the parts into a temporary file in the directory of O(dest),
-    checks its SHA-256 and only then sets mode and owner and renames it into place (an atomic rename on the same
-    file system). A failed or partial transfer never leaves a truncated or mixed file at O(dest), and the parts
+    beside O(dest). One command then assembles the parts into a temporary file inside that staging directory
+    (created with C(umask 077), refused when it is a symbolic link or not owned by the agent's user, so the content
+    is never readable by others and nothing is written through a link), checks its SHA-256 and only then sets
+    mode and owner and renames it into place (an atomic rename on the same file system). A failed or partial transfer never leaves a truncated or mixed file at O(dest), and the parts
     and the temporary file are removed whatever happens. Parts that could not be removed (an agent stopped
     mid-transfer) are removed by the first run of the module for the same O(dest) more than an hour later.
   - The task fails when any instance did not get the file, naming those instances and the service's error code
@@ -310,7 +311,8 @@ instances:
           C(FileAlreadyExists), C(UserGroupNotExists), C(FileCreateFail), C(ClientNotRunning)) or for the
           commands, or the module's own code from the compare or assembly step - C(AccountNotExists),
           C(UserGroupNotExists), C(FilePathInvalid) (O(dest) is a directory), C(FileAlreadyExists),
-          C(PartsMissing), C(ChecksumMismatch), C(FileAuthorityInvalid), C(ChecksumToolMissing).
+          C(PartsMissing), C(ChecksumMismatch), C(FileAuthorityInvalid), C(ChecksumToolMissing),
+          C(StagingInvalid) (the staging directory is a symbolic link or not owned by the agent's user).
         - V(null) when there was no error.
       type: str
       sample: FileAlreadyExists
@@ -585,7 +587,7 @@ class CloudAssistantFile(object):
             jobs = [SendJob(name, directory, payload.data, ids, mode=key[0], owner=key[1], group=key[2],
                             overwrite=p['overwrite']) for key, ids in sorted(groups.items(), key=lambda kv: kv[1][0])]
         elif content_ids:
-            stage_dir = staging(p['dest'], self.transfer_id)[0]
+            stage_dir = staging(p['dest'], self.transfer_id)
             jobs = [SendJob(part_name(n), stage_dir, part, content_ids, mode='0600', overwrite=True)
                     for n, part in enumerate(payload.parts)]
         result.update(compressed=payload.compressed, parts=payload.part_count if content_ids else 0)

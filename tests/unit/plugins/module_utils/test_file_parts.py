@@ -88,11 +88,10 @@ def test_normalize_mode_refuses(value):
 
 
 def test_staging_is_beside_dest_and_names_do_not_collide():
-    stage, tmp = staging('/etc/app/app.conf', 'abc')
+    stage = staging('/etc/app/app.conf', 'abc')
     assert stage.startswith('/etc/app/.ansible-ca-') and stage.endswith('-abc.parts')
-    assert tmp.startswith('/etc/app/.ansible-ca-') and tmp.endswith('-abc.tmp')
-    assert staging('/etc/app/other.conf', 'abc')[0] != stage
-    assert staging('/top', 'x')[0].startswith('/.ansible-ca-')
+    assert staging('/etc/app/other.conf', 'abc') != stage
+    assert staging('/top', 'x').startswith('/.ansible-ca-')
     assert split_dest('/top') == ('/', 'top')
     assert part_name(7) == 'p000007'
 
@@ -130,7 +129,7 @@ def me():
 
 
 def stage(dest, transfer_id, payload, count=None):
-    stage_dir = staging(dest, transfer_id)[0]
+    stage_dir = staging(dest, transfer_id)
     os.makedirs(stage_dir)
     for n, part in enumerate(payload.parts[:count]):
         with open(os.path.join(stage_dir, part_name(n)), 'wb') as handle:
@@ -233,3 +232,67 @@ def test_content_differs_without_parts_fails(tmp_path):
     dest.write_bytes(b'other')
     rc, out = finalize(str(dest), 't7', plan_payload(os.urandom(2 * PART_BYTES)))
     assert rc == 3 and parse_error(out)[0] == 'PartsMissing' and dest.read_bytes() == b'other'
+
+
+# -- links and modes an attacker who can write to dest's directory could use (review findings 1, 2) -------------------
+def test_a_link_at_the_old_temporary_name_is_not_followed(tmp_path):
+    victim = tmp_path / 'victim'
+    victim.write_bytes(b'precious')
+    dest = tmp_path / 'f.bin'
+    payload = plan_payload(os.urandom(2 * PART_BYTES))
+    stage(str(dest), 't8', payload)
+    link = staging(str(dest), 't8')[:-len('.parts')] + '.tmp'
+    os.symlink(str(victim), link)
+    rc, out = finalize(str(dest), 't8', payload, mode='0644')
+    assert rc == 0, out
+    assert victim.read_bytes() == b'precious'
+    assert not os.path.islink(str(dest)) and dest.read_bytes() == b''.join(payload.parts)
+
+
+@pytest.mark.parametrize('empty', [False, True])
+def test_a_link_at_the_staging_directory_is_refused(tmp_path, empty):
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    victim = elsewhere / '.assembled'
+    victim.write_bytes(b'precious')
+    dest = tmp_path / 'f.bin'
+    payload = plan_payload(b'' if empty else os.urandom(2 * PART_BYTES))
+    for n, part in enumerate(payload.parts):
+        (elsewhere / part_name(n)).write_bytes(part)
+    os.symlink(str(elsewhere), staging(str(dest), 't9'))
+    rc, out = finalize(str(dest), 't9', payload)
+    assert rc == 3 and parse_error(out)[0] == 'StagingInvalid', out
+    assert victim.read_bytes() == b'precious' and not dest.exists()
+    assert sorted(os.listdir(str(elsewhere))) == sorted(['.assembled'] + [part_name(n) for n in range(payload.part_count)])
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason='needs root to give the staging directory to another user')
+def test_a_staging_directory_of_another_user_is_refused(tmp_path):
+    dest = tmp_path / 'f.bin'
+    payload = plan_payload(os.urandom(2 * PART_BYTES))
+    stage_dir = stage(str(dest), 't10', payload)
+    os.chown(stage_dir, 65534, 65534)
+    rc, out = finalize(str(dest), 't10', payload)
+    assert rc == 3 and parse_error(out)[0] == 'StagingInvalid', out
+    assert not dest.exists() and os.path.isdir(stage_dir)
+
+
+def test_the_assembled_file_is_private_until_renamed(tmp_path):
+    """A sha256sum on PATH that records the mode of the file it checks (its stdin) and of the directory."""
+    log = tmp_path / 'modes'
+    tools = tmp_path / 'bin'
+    tools.mkdir()
+    real = subprocess.run(['/bin/sh', '-c', 'command -v sha256sum'], capture_output=True, text=True, check=True).stdout.strip()
+    (tools / 'sha256sum').write_text('#!/bin/sh\nstat -L -c %%a /dev/stdin . >>%s\nexec %s "$@"\n' % (log, real))
+    os.chmod(str(tools / 'sha256sum'), 0o755)
+    dest = tmp_path / 'd' / 'f.bin'
+    (tmp_path / 'd').mkdir()
+    payload = plan_payload(os.urandom(2 * PART_BYTES))
+    stage(str(dest), 't11', payload)
+    uid, gid = me()
+    script = 'PATH=%s:$PATH\n' % tools + finalize_script(str(dest), 't11', payload.part_count, False, payload.checksum,
+                                                          '0644', uid, gid)
+    rc, out = sh(script)
+    assert rc == 0, out
+    assert log.read_text().split() == ['600', '700']
+    assert oct(os.stat(str(dest)).st_mode & 0o7777) == '0o644'
