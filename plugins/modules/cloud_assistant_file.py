@@ -59,7 +59,14 @@ options:
         controller itself) and the module reads it from there, so large files never pass through the module's
         arguments. The whole file is held in memory.
       - Any size and any content (binary too). Mutually exclusive with O(content).
+      - A vault-encrypted file is decrypted on the controller before it is sent (see O(decrypt)).
     type: path
+  decrypt:
+    description:
+      - Decrypt O(src) when it is vault-encrypted, as M(ansible.builtin.copy) does. With V(false) the encrypted
+        file is sent as it is.
+    type: bool
+    default: true
   content:
     description:
       - The file's content as text (written as UTF-8), instead of O(src). May be empty.
@@ -416,6 +423,7 @@ ARGUMENT_SPEC = dict(
     owner=dict(type='str'),
     group=dict(type='str'),
     overwrite=dict(type='bool', default=True, aliases=['force']),
+    decrypt=dict(type='bool', default=True),
     instance_ids=dict(type='list', elements='str'),
     instance_tags=dict(type='dict'),
     wait_timeout=dict(type='int', default=300),
