@@ -6,7 +6,8 @@
 
 """Planning a file transfer: pure logic, no API call (``cloud_assistant_file``).
 
-- ``plan_payload(data)``: what goes on the wire. Up to ``PART_BYTES`` (24 KB, 32 KB after Base64: one SendFile)
+- ``plan_payload(data)``: what goes on the wire. Up to ``PART_BYTES`` (24,000 bytes, 32,000 after Base64: one
+  SendFile, below its limit of 32 KB)
   the file is sent as it is, straight to ``dest``. Above that it is gzip-compressed when that saves at least
   10%, and cut into parts of ``PART_BYTES``; the parts go to a staging directory beside ``dest`` and the
   finalize script assembles them.
@@ -19,7 +20,8 @@
 - ``finalize_script`` / ``parse_error``: the command that assembles the parts, checks the checksum, sets mode
   and owner, renames into place, and removes the parts whatever happens; or, where only mode or owner differ,
   sets them.
-- ``min_send_calls``: the fewest SendFile calls the 24 KB limit allows, for the benchmark's check.
+- ``min_send_calls``: the fewest SendFile calls the 24 KB limit (``LIMIT_BYTES``) allows, for the benchmark's
+  check.
 """
 
 from __future__ import annotations
@@ -31,10 +33,13 @@ import hashlib
 import re
 from shlex import quote as shell_quote
 
-# SendFile takes at most 32 KB of Content after Base64 (reference 2.10, 7): 24 KB of data.
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batching import BATCH_LIMITS
+
+# SendFile takes at most 32 KB of Content after Base64 (reference 2.10, 7): 24 KB of data. Parts keep a margin
+# below it (24,000 bytes: 32,000 characters), and still need at most 1.03x the fewest calls the limit allows.
 SEND_LIMIT_B64 = 32768
-PART_BYTES = SEND_LIMIT_B64 // 4 * 3
-SEND_BATCH = 50               # instances per SendFile call (reference 7)
+LIMIT_BYTES = SEND_LIMIT_B64 // 4 * 3
+PART_BYTES = 24000
 COMPRESS_GAIN = 0.9           # compress only when the result is at most 90% of the file
 DIFF_LIMIT = 16384            # largest file shown in a diff (its Base64 fits in the 24 KB of output kept)
 STALE_MINUTES = 60            # parts older than this, of any run, are removed by the compare step
@@ -76,9 +81,10 @@ def plan_payload(original, compress=True):
 
 
 def min_send_calls(size, instances):
-    """The fewest SendFile calls that can deliver ``size`` bytes to ``instances`` instances."""
-    parts = max(1, -(-size // PART_BYTES))
-    return parts * -(-instances // SEND_BATCH)
+    """The fewest SendFile calls that can deliver ``size`` bytes to ``instances`` instances (parts of the full
+    ``LIMIT_BYTES``, which ``PART_BYTES`` keeps a margin below)."""
+    parts = max(1, -(-size // LIMIT_BYTES))
+    return parts * -(-instances // BATCH_LIMITS['SendFile'])
 
 
 def split_dest(dest):
