@@ -17,10 +17,17 @@ description:
     missing); where only mode, owner or group differ they are set by a command, without sending the file. The
     task reports C(changed) only for those instances; an unchanged re-send costs that one command and no
     C(SendFile).
-  - Files up to 24 KB (32 KB after Base64, the limit of one C(SendFile) call) are sent with one C(SendFile) per
-    50 instances straight to O(dest).
+  - Files up to 24,000 bytes that are new on every instance (O(dest) missing), with O(owner) and O(group) given as
+    names or not at all, are sent with one C(SendFile) per 50 instances straight to O(dest); the agent writes
+    them and checks nothing more. Replacing an existing O(dest), or a numeric O(owner) or O(group) (which the
+    agent may look up as a name), goes through the staged path below whatever the size, so the checksum is
+    checked and the rename is atomic.
+  - Before anything is sent, the agent version of every instance that needs the file is checked against the
+    version C(SendFile) needs (Linux newer than 1.0.2.569); an older agent fails with C(ClientNeedUpgrade)
+    there, an unknown version is not held back.
   - Larger files are gzip-compressed when that saves at least 10% (and every instance has C(gzip)), cut into
-    parts of 24 KB and sent concurrently (16 calls at a time, 50 instances per call) into a staging directory
+    parts of 24,000 bytes (32,000 characters after Base64, below the limit of 32 KB of one C(SendFile) call) and
+    sent concurrently (16 calls at a time, 50 instances per call) into a staging directory
     beside O(dest). One command then assembles the parts into a temporary file inside that staging directory
     (created with C(umask 077), refused when it is a symbolic link or not owned by the agent's user, so the content
     is never readable by others and nothing is written through a link), checks its SHA-256 and only then sets
@@ -73,6 +80,10 @@ options:
       - Use O(src) for binary files. Mutually exclusive with O(src).
       - Treated as a secret (C(no_log)), as in M(ansible.builtin.copy). Like copy's, the action plugin hands it
         over as a temporary file, so the diff (when asked for) shows it.
+      - C(no_log) only covers Ansible's output. The service keeps what passes through it - the content of every
+        C(SendFile) task (readable with C(DescribeSendFileResults)) and, with diff mode, the old content of
+        O(dest) in Base64 in the compare command's output (C(DescribeInvocationResults)) - for as long as it
+        keeps those records.
     type: str
   dest:
     description:
@@ -80,7 +91,9 @@ options:
       - Its directory may be at most 200 characters long (C(SendFile) takes a C(TargetDir) of at most 255
         characters, and files over 24 KB are staged in a subdirectory with a name of 47 characters), and the file
         name at most 255 characters.
-      - A symbolic link at O(dest) is replaced by a regular file when the content changes.
+      - A symbolic link at O(dest) is replaced by a regular file when the content changes and the file goes
+        through the staged path (replacements always do). When only mode, owner or group differ, they are set on
+        the file the link points to, and a link is never replaced.
     type: str
     required: true
   mode:
@@ -131,8 +144,8 @@ options:
     description:
       - How long the whole task may take, in seconds, from its start - the compare command, the transfer and the
         assembly.
-      - The transfer stops starting new C(SendFile) calls a quarter of this (at most 30 seconds) before the end,
-        so the assembly step still runs and removes what arrived.
+      - The transfer stops starting new C(SendFile) calls, and stops waiting for them, a quarter of this (at most
+        30 seconds) before the end, so the assembly step still runs and removes what arrived.
       - API calls are retried (throttling, server errors, lost connections) only within this deadline.
     type: int
     default: 300
@@ -142,8 +155,11 @@ notes:
   - Every C(SendFile) carries a ClientToken derived from the transfer, the part and the instances, so a retried
     call never writes twice; two overlapping runs to the same O(dest) stage their parts apart and each renames
     a complete, checked file into place (the last one wins).
-  - The C(SendFile) tasks of a transfer are tagged C(ansible:cloud-assistant:file) and awaited with
-    C(DescribeSendFileResults); each poll asks only for tasks still C(Pending) or C(Running).
+  - The C(SendFile) tasks of a transfer are tagged C(ansible:cloud-assistant:file) (one tag value per 1,000 tasks,
+    the most one tag filter covers) and awaited with C(DescribeSendFileResults); each poll asks for the count of
+    tasks listed and the tasks still C(Pending) or C(Running), and the wait ends only when every task created is
+    listed. Files sent straight to O(dest) are then read task by task, by ID; an instance a task does not list
+    fails with C(SendFileUnknown).
   - Bad input fails the task before any API call, with the option and the limit in the message.
   - C(async) is not supported (the action plugin hands O(src) over in the task's temporary directory); long
     transfers are bounded by O(wait_timeout) instead.
@@ -241,13 +257,15 @@ compressed:
   sample: false
 parts:
   description:
-    - How many parts of at most 24 KB the file was cut into for C(SendFile) (V(1) for a file sent straight to
+    - How many parts of at most 24,000 bytes the file was cut into for C(SendFile) (V(1) for a file sent straight to
       O(dest), V(0) for an empty file or when nothing had to be sent).
   returned: always
   type: int
   sample: 214
 send_calls:
-  description: How many C(SendFile) calls the task made (one per part and batch of 50 instances).
+  description:
+    - How many C(SendFile) calls the task made (one per part and batch of 50 instances), refused ones included;
+      calls not made because O(wait_timeout) ran out are not counted.
   returned: always
   type: int
   sample: 214
@@ -319,7 +337,10 @@ instances:
           commands, or the module's own code from the compare or assembly step - C(AccountNotExists),
           C(UserGroupNotExists), C(FilePathInvalid) (O(dest) is a directory), C(FileAlreadyExists),
           C(PartsMissing), C(ChecksumMismatch), C(FileAuthorityInvalid), C(ChecksumToolMissing),
-          C(StagingInvalid) (the staging directory is a symbolic link or not owned by the agent's user).
+          C(StagingInvalid) (the staging directory is a symbolic link or not owned by the agent's user),
+          C(ClientNeedUpgrade) (the agent is too old for C(SendFile)), C(SendFileUnknown) (the C(SendFile) task
+          does not list the instance, or its results could not be read), C(NotSent) (O(wait_timeout) ran out
+          before the call).
         - V(null) when there was no error.
       type: str
       sample: FileAlreadyExists
@@ -387,11 +408,13 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._file
     split_dest,
     staging,
 )
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import invoke_instances
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._files import (
     SendJob,
     failed_sends,
     send_files,
     send_results,
+    tag_counts,
     wait_for_sends,
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limits import (
@@ -412,7 +435,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._stat
     SKIPPED,
     SUCCESS,
 )
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._targets import resolve_targets
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._targets import agent_status, resolve_targets
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._tokens import client_token, new_salt
 
 ARGUMENT_SPEC = dict(
@@ -438,7 +461,7 @@ ACCOUNT_LIMIT = 64        # FileOwner, FileGroup
 MIN_WAIT = 10
 RETRY_GRACE = 5
 COMMAND_TIMEOUT = 60      # the compare command's own timeout on the instance
-SEND_RESERVE = 30         # the transfer stops starting SendFile calls this long (at most) before the deadline
+SEND_RESERVE = 30         # the transfer stops sending and waiting for SendFile this long (at most) before the deadline
 
 
 class CloudAssistantFile(object):
@@ -583,17 +606,14 @@ class CloudAssistantFile(object):
     # -- the transfer ---------------------------------------------------------------------------------------------
     def transfer(self, runner, data, todo, states, actions, entries, result):
         p = self.params
-        content_ids = [i for i in todo if actions[i] != 'attributes']
+        content_ids = self.drop_old_agents([i for i in todo if actions[i] != 'attributes'], entries)
         payload = plan_payload(data, compress=all(states[i]['gzip'] for i in content_ids))
-        direct = payload.direct
+        direct = self.is_direct(payload, [actions[i] for i in content_ids])
         jobs = []
         if content_ids and direct:
             directory, name = split_dest(p['dest'])
-            groups = {}
-            for iid in content_ids:
-                groups.setdefault(self.effective(states[iid]), []).append(iid)
-            jobs = [SendJob(name, directory, payload.data, ids, mode=key[0], owner=key[1], group=key[2],
-                            overwrite=p['overwrite']) for key, ids in sorted(groups.items(), key=lambda kv: kv[1][0])]
+            jobs = [SendJob(name, directory, payload.data, content_ids, mode=self.mode, owner=p.get('owner'),
+                            group=p.get('group'), overwrite=p['overwrite'])]
         elif content_ids:
             stage_dir = staging(p['dest'], self.transfer_id)
             jobs = [SendJob(part_name(n), stage_dir, part, content_ids, mode='0600', overwrite=True)
@@ -601,17 +621,19 @@ class CloudAssistantFile(object):
         result.update(compressed=payload.compressed, parts=payload.part_count if content_ids else 0)
         failures = {}
         if jobs:
+            # SendFile calls and their wait end this reserve before the deadline, so the assembly still runs
             reserve = min(SEND_RESERVE, (self.deadline - self.started) / 4.0)
             sent = send_files(self.api, jobs, self.transfer_id, self.salt, self.deadline - reserve, clock=self.clock,
                               max_workers=self.send_workers)
-            result['send_calls'] = len(sent)
+            result['send_calls'] = sum(1 for s in sent if s.made)
             self.invoke_ids.extend(s.invoke_id for s in sent if s.invoke_id)
             for s in sent:
                 for iid in s.job.instance_ids if s.error is not None else ():
-                    failures.setdefault(iid, instance_entry(iid, status=REJECTED, error_code=s.error.code,
-                                                            error_info=s.error.msg))
+                    failures.setdefault(iid, instance_entry(iid, status=REJECTED,
+                                                            error_code=s.error.code, error_info=s.error.msg))
             if any(s.invoke_id for s in sent):
-                failures.update(self.await_sends(direct, entries, failures))
+                for iid, failure in self.await_sends(direct, sent, entries, failures, self.deadline - reserve).items():
+                    failures.setdefault(iid, failure)   # a refused call is the first reason
         finalize_ids = [i for i in todo if actions[i] == 'attributes' or (i in content_ids and not direct)]
         final = None
         if finalize_ids:
@@ -647,33 +669,56 @@ class CloudAssistantFile(object):
             entries[iid].update((k, failure[k]) for k in ('invoke_id', 'invocation_status', 'exit_code',
                                                           'error_code', 'error_info', 'start_time', 'finish_time'))
 
-    def effective(self, state):
-        """(mode, owner, group) SendFile writes for an instance: as asked, else as the file has them, else the
-        API's defaults (None)."""
+    def is_direct(self, payload, actions):
+        """One SendFile straight to ``dest`` only for a small file that is new on every instance, with owner and
+        group as names (or not set): replacing an existing file, and numeric owners (which the agent may look up
+        as names), go through the staged path, whose assembly checks the checksum and renames atomically."""
         p = self.params
-        if state['exists']:
-            owner = state['owner'] if state['owner'] != 'UNKNOWN' else state['uid']
-            group = state['group'] if state['group'] != 'UNKNOWN' else state['gid']
-            return (self.mode or state['mode'], p.get('owner') or owner, p.get('group') or group)
-        return (self.mode, p.get('owner'), p.get('group'))
+        numeric = any((p.get(k) or '').isdigit() for k in ('owner', 'group'))
+        return payload.direct and not numeric and all(a == 'created' for a in actions)
 
-    def await_sends(self, direct, entries, refused):
-        """Wait for the SendFile tasks; {instance_id: entry} of the instances where a task did not succeed (for a
-        direct send, every instance's entry comes from its task)."""
+    def drop_old_agents(self, ids, entries):
+        """``ids`` without the instances whose agent is too old for SendFile (``_agent.AGENT_FEATURES``); those
+        fail with ClientNeedUpgrade before anything is sent. An unknown version does not hold a send back."""
+        if not ids:
+            return ids
+        status = agent_status(self.api, ids, max_workers=self.max_workers)
+        keep = []
+        for iid in ids:
+            if status[iid].supports().get('send_file') is False:
+                entries[iid].update(invocation_status='Failed', error_code='ClientNeedUpgrade',
+                                    error_info='the Cloud Assistant agent %s is too old for SendFile; upgrade it'
+                                               % status[iid].version)
+            else:
+                keep.append(iid)
+        return keep
+
+    def await_sends(self, direct, sent, entries, refused, deadline):
+        """Wait (until ``deadline``) for the SendFile tasks; {instance_id: entry} of the instances where a task did
+        not succeed. For a direct send every instance's entry comes from its own task, read by its ID; an
+        instance the task does not list fails with SendFileUnknown."""
         out = {}
+        counts = tag_counts(sent)
         try:
-            waited = wait_for_sends(self.api, self.transfer_id, self.deadline, schedule=self.schedule,
-                                    clock=self.clock, sleep=self.sleep)
+            waited = wait_for_sends(self.api, counts, deadline, schedule=self.schedule, clock=self.clock,
+                                    sleep=self.sleep)
             if waited.error is not None:
                 raise waited.error
             if direct:
-                for invocation in send_results(self.api, self.transfer_id):
-                    for item in invocation.invoke_instances.invoke_instance:
-                        if item.instance_id in entries and item.instance_id not in refused:
-                            out[item.instance_id] = instance_entry(item.instance_id, invoke_id=invocation.invoke_id,
-                                                                   model=item)
+                created = [s for s in sent if s.invoke_id]
+                models = send_results(self.api, [s.invoke_id for s in created], max_workers=self.max_workers)
+                for s in created:
+                    items = dict((item.instance_id, item) for item in invoke_instances(models.get(s.invoke_id)))
+                    for iid in s.job.instance_ids:
+                        if iid in items:
+                            out[iid] = instance_entry(iid, invoke_id=s.invoke_id, model=items[iid])
+                        else:
+                            out[iid] = instance_entry(iid, invoke_id=s.invoke_id, status='Error',
+                                                      error_code='SendFileUnknown',
+                                                      error_info='SendFile task %s has no result for this instance'
+                                                                 % s.invoke_id)
             else:
-                for iid, (invoke_id, item) in failed_sends(self.api, self.transfer_id).items():
+                for iid, (invoke_id, item) in failed_sends(self.api, counts).items():
                     out[iid] = instance_entry(iid, invoke_id=invoke_id, model=item)
         except CloudAssistantError as exc:
             for iid in entries:
