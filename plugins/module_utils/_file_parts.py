@@ -136,7 +136,7 @@ if [ "$clean" = 1 ] && [ -d "$dir" ]; then
   find "$dir" -maxdepth 1 -name "$stale" -mmin +"$age" -exec rm -rf {} + 2>/dev/null
 fi
 if [ -n "$o" ] && ! id -u "$o" >/dev/null 2>&1; then echo "CAFILE error AccountNotExists owner $o does not exist"; exit 3; fi
-if [ -n "$g" ] && ! getent group "$g" >/dev/null 2>&1 && ! grep -q "^$g:" /etc/group 2>/dev/null; then
+if [ -n "$g" ] && ! getent group "$g" >/dev/null 2>&1 && ! awk -F: -v g="$g" '$1 == g { f = 1 } END { exit !f }' /etc/group 2>/dev/null; then
   echo "CAFILE error UserGroupNotExists group $g does not exist"; exit 3
 fi
 command -v sha256sum >/dev/null 2>&1 || { echo "CAFILE error ChecksumToolMissing sha256sum is not installed"; exit 3; }

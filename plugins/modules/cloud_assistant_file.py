@@ -107,14 +107,14 @@ options:
       - The user that owns the file (a name or a numeric ID). It must exist on every instance; an instance where it
         does not fails with C(AccountNotExists) before anything is sent there.
       - If not set, a new file belongs to V(root) and an existing file keeps its owner.
-      - At most 64 characters.
+      - At most 64 characters, without spaces or colons, not starting with C(-).
     type: str
   group:
     description:
       - The group of the file (a name or a numeric ID). It must exist on every instance; an instance where it does
         not fails with C(UserGroupNotExists) before anything is sent there.
       - If not set, a new file gets the group V(root) and an existing file keeps its group.
-      - At most 64 characters.
+      - At most 64 characters, without spaces or colons, not starting with C(-).
     type: str
   overwrite:
     description:
@@ -509,9 +509,9 @@ class CloudAssistantFile(object):
         for option in ('owner', 'group'):
             value = p.get(option)
             if value is not None and (not value.strip() or len(value) > ACCOUNT_LIMIT or ':' in value
-                                      or any(c.isspace() for c in value)):
+                                      or value.startswith('-') or any(c.isspace() for c in value)):
                 raise invalid('%s must be a user or group name or ID of at most %d characters without spaces or '
-                              'colons, got %r' % (option, ACCOUNT_LIMIT, value))
+                              'colons, not starting with -, got %r' % (option, ACCOUNT_LIMIT, value))
         if p.get('instance_ids') is not None:
             if not p['instance_ids'] or any(not i or not str(i).strip() for i in p['instance_ids']):
                 raise invalid('instance_ids must be a non-empty list without empty entries')

@@ -171,6 +171,15 @@ def test_compare_refuses_unknown_owner_group_and_directory(tmp_path):
     assert rc == 3 and parse_error(out)[0] == 'FilePathInvalid'
 
 
+
+def test_compare_matches_the_group_name_exactly_not_as_a_pattern(tmp_path):
+    """Review finding 11: r..t is not the group root."""
+    rc, out = sh(compare_script(str(tmp_path / 'f'), 'x' * 64, group='r..t'))
+    assert rc == 3 and parse_error(out)[0] == 'UserGroupNotExists'
+    rc, out = sh(compare_script(str(tmp_path / 'f'), 'x' * 64, group='root'))
+    assert rc == 0 and parse_compare(out)['exists'] is False
+
+
 @pytest.mark.parametrize('data', [os.urandom(3 * PART_BYTES + 17), b'compress me\n' * 10000])
 def test_finalize_assembles_checks_and_renames(tmp_path, data):
     dest = str(tmp_path / 'sub' / 'f.bin')

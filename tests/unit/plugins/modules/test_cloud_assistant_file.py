@@ -39,6 +39,8 @@ class Module:
     (dict(mode='u+x'), 'mode'),
     (dict(owner='a:b'), 'owner'),
     (dict(group='x' * 65), 'group'),
+    (dict(owner='-1'), 'owner'),
+    (dict(group='--help'), 'group'),
     (dict(instance_ids=['']), 'instance_ids'),
     (dict(instance_tags={}, instance_ids=None), 'instance_tags'),
     (dict(wait_timeout=5), 'wait_timeout'),
