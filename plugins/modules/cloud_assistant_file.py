@@ -391,6 +391,7 @@ error:
     action: SendFile
 '''
 
+import hashlib
 import time
 
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
@@ -543,11 +544,11 @@ class CloudAssistantFile(object):
         targets = resolve_targets(self.api, p.get('instance_ids'), p.get('instance_tags'), os_type='linux',
                                   os_reason='cloud_assistant_file (it compares and assembles files with shell '
                                             'commands)', warn=self.module.warn, max_workers=self.max_workers).ids
-        payload = plan_payload(data)
-        result = {'changed': False, 'dest': p['dest'], 'checksum': payload.checksum, 'size': payload.size,
+        checksum = hashlib.sha256(data).hexdigest()   # the payload (gzip) is planned only when something is sent
+        result = {'changed': False, 'dest': p['dest'], 'checksum': checksum, 'size': len(data),
                   'compressed': False, 'parts': 0, 'send_calls': 0}
         diff_limit = DIFF_LIMIT if self.diff and is_text(data) and len(data) <= DIFF_LIMIT else 0
-        compare = runner.run(CommandSpec(content=compare_script(p['dest'], payload.checksum, p.get('owner'),
+        compare = runner.run(CommandSpec(content=compare_script(p['dest'], checksum, p.get('owner'),
                                                                 p.get('group'), diff_limit, clean=not self.check_mode),
                                          timeout=COMMAND_TIMEOUT, description='ansible cloud_assistant_file compare'),
                              targets, self.deadline)
@@ -569,7 +570,7 @@ class CloudAssistantFile(object):
                     entries[iid]['invocation_status'] = 'Error'
                 continue
             states[iid] = state
-            actions[iid] = self.decide(state, payload.checksum)
+            actions[iid] = self.decide(state, checksum)
             entries[iid] = self.entry(entry, actions[iid])
         if self.diff:
             result['diff'] = self.diffs(data, states, actions)
@@ -607,7 +608,7 @@ class CloudAssistantFile(object):
     def transfer(self, runner, data, todo, states, actions, entries, result):
         p = self.params
         content_ids = self.drop_old_agents([i for i in todo if actions[i] != 'attributes'], entries)
-        payload = plan_payload(data, compress=all(states[i]['gzip'] for i in content_ids))
+        payload = plan_payload(data, compress=bool(content_ids) and all(states[i]['gzip'] for i in content_ids))
         direct = self.is_direct(payload, [actions[i] for i in content_ids])
         jobs = []
         if content_ids and direct:

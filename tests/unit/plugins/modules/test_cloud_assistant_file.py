@@ -208,3 +208,36 @@ def test_calls_never_made_are_not_counted():
 
 def test_two_runs_to_the_same_dest_use_different_transfer_ids():
     assert CloudAssistantFile(Module()).transfer_id != CloudAssistantFile(Module()).transfer_id
+
+
+@pytest.mark.parametrize('action', ['unchanged', 'attributes'])
+def test_a_run_that_sends_nothing_does_not_gzip_the_file(monkeypatch, tmp_path, action):
+    """Review finding 13: only the checksum is needed when no content is sent."""
+    import gzip
+    from ansible_collections.alicloud_ops.cloud_assistant.plugins.modules import cloud_assistant_file as mod
+
+    data = b'compressible line\n' * 10000
+    src = tmp_path / 'big.txt'
+    src.write_bytes(data)
+    line = 'CAFILE file %s %s root root %d 0 0\n' % (__import__('hashlib').sha256(data).hexdigest(),
+                                                     '644' if action == 'unchanged' else '600', len(data))
+
+    class CompareRunner(Runner):
+        def __init__(self, *args, **kwargs):
+            Runner.__init__(self)
+
+        def run(self, spec, ids, deadline):
+            done = Runner.run(self, spec, ids, deadline)
+            for entry in done.instances:
+                entry['output'] = line
+            return done
+
+    monkeypatch.setattr(mod, 'CommandRunner', CompareRunner)
+    monkeypatch.setattr(mod, 'resolve_targets', lambda *args, **kwargs: NS(ids=['i-1']))
+    monkeypatch.setattr(gzip, 'compress', lambda *args, **kwargs: pytest.fail('gzip.compress called'))
+    module = Module(src=str(src), content=None, mode='0644')
+    module.api = lambda deadline: FakeSendApi()
+    module.warn = lambda msg: None
+    result = CloudAssistantFile(module).run()
+    assert result['instances'][0]['action'] == action and not result['failed']
+    assert result['send_calls'] == 0 and result['checksum'] == __import__('hashlib').sha256(data).hexdigest()
