@@ -144,9 +144,11 @@ command -v gzip >/dev/null 2>&1 && echo "CAFILE gzip"
 if [ -d "$d" ]; then echo "CAFILE error FilePathInvalid dest is a directory"; exit 3; fi
 if [ -e "$d" ]; then
   sum=$(sha256sum <"$d" | cut -c1-64) || { echo "CAFILE error FileCreateFail cannot read dest"; exit 3; }
-  set -- $(stat -L -c '%a %U %G %s %u %g' "$d")
-  echo "CAFILE file $sum $1 $2 $3 $4 $5 $6"
-  if [ "$lim" -gt 0 ] && [ "$sum" != "$want" ] && [ "$4" -le "$lim" ]; then echo "CAFILE-CONTENT"; base64 <"$d"; fi
+  set -- $(stat -L -c '%a %s %u %g' "$d")
+  echo "CAFILE file $sum $1 $2 $3 $4"
+  echo "CAFILE owner $(stat -L -c %U "$d")"
+  echo "CAFILE group $(stat -L -c %G "$d")"
+  if [ "$lim" -gt 0 ] && [ "$sum" != "$want" ] && [ "$2" -le "$lim" ]; then echo "CAFILE-CONTENT"; base64 <"$d"; fi
 else
   echo "CAFILE missing"
 fi
@@ -190,9 +192,13 @@ def parse_compare(output):
             state['gzip'] = True
         elif fields[1] == 'missing':
             state['exists'] = False
-        elif fields[1] == 'file' and len(fields) == 9 and _CHECKSUM.match(fields[2]):
-            state.update(exists=True, checksum=fields[2], mode='%04o' % int(fields[3], 8), owner=fields[4],
-                         group=fields[5], size=int(fields[6]), uid=fields[7], gid=fields[8])
+        elif fields[1] == 'file' and len(fields) == 7 and _CHECKSUM.match(fields[2]):
+            state.update(exists=True, checksum=fields[2], mode='%04o' % int(fields[3], 8), size=int(fields[4]),
+                         uid=fields[5], gid=fields[6])
+            state.setdefault('owner', fields[5])
+            state.setdefault('group', fields[6])
+        elif fields[1] in ('owner', 'group'):   # the name is the rest of the line (it may hold spaces)
+            state[fields[1]] = line.split(' ', 2)[2] if len(fields) > 2 else ''
     return state if state['exists'] is not None else None
 
 

@@ -101,8 +101,15 @@ def test_staging_is_beside_dest_and_names_do_not_collide():
 
 def test_parse_compare_and_error():
     assert parse_compare('CAFILE gzip\nCAFILE missing\n') == {'exists': False, 'gzip': True, 'content': None}
-    state = parse_compare('CAFILE file %s 644 root root 5 0 0\nCAFILE-CONTENT\naGVsbG8=\n' % ('a' * 64))
+    state = parse_compare('CAFILE file %s 644 5 0 0\nCAFILE owner root\nCAFILE group root\nCAFILE-CONTENT\naGVsbG8=\n'
+                          % ('a' * 64))
     assert state['exists'] and state['mode'] == '0644' and state['content'] == b'hello' and not state['gzip']
+    assert (state['owner'], state['group'], state['uid'], state['gid'], state['size']) == ('root', 'root', '0', '0', 5)
+    # review finding 15: names with spaces (directory services) do not shift the other fields
+    state = parse_compare('CAFILE file %s 640 7 1000 1001\nCAFILE owner John Smith\nCAFILE group domain users\n'
+                          % ('b' * 64))
+    assert (state['mode'], state['size'], state['owner'], state['group'], state['uid']) == (
+        '0640', 7, 'John Smith', 'domain users', '1000')
     assert parse_compare('garbage') is None
     assert parse_error('x\nCAFILE error UserGroupNotExists group web does not exist\n') == (
         'UserGroupNotExists', 'group web does not exist')

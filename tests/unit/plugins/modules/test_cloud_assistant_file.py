@@ -219,8 +219,8 @@ def test_a_run_that_sends_nothing_does_not_gzip_the_file(monkeypatch, tmp_path, 
     data = b'compressible line\n' * 10000
     src = tmp_path / 'big.txt'
     src.write_bytes(data)
-    line = 'CAFILE file %s %s root root %d 0 0\n' % (__import__('hashlib').sha256(data).hexdigest(),
-                                                     '644' if action == 'unchanged' else '600', len(data))
+    line = 'CAFILE file %s %s %d 0 0\nCAFILE owner root\nCAFILE group root\n' % (
+        __import__('hashlib').sha256(data).hexdigest(), '644' if action == 'unchanged' else '600', len(data))
 
     class CompareRunner(Runner):
         def __init__(self, *args, **kwargs):
