@@ -722,8 +722,8 @@ class CloudAssistantFile(object):
                 for iid, (invoke_id, item) in failed_sends(self.api, counts).items():
                     out[iid] = instance_entry(iid, invoke_id=invoke_id, model=item)
         except CloudAssistantError as exc:
-            for iid in entries:
-                if iid not in refused and entries[iid]['changed']:
+            for iid in sorted(set(i for s in sent if s.invoke_id for i in s.job.instance_ids)):
+                if iid not in refused:
                     out[iid] = instance_entry(iid, status='Error', error_code=exc.code or 'SendFileUnknown',
                                               error_info='the SendFile results could not be read: %s' % exc.msg)
         return out

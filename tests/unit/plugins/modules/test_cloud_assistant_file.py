@@ -241,3 +241,16 @@ def test_a_run_that_sends_nothing_does_not_gzip_the_file(monkeypatch, tmp_path, 
     result = CloudAssistantFile(module).run()
     assert result['instances'][0]['action'] == action and not result['failed']
     assert result['send_calls'] == 0 and result['checksum'] == __import__('hashlib').sha256(data).hexdigest()
+
+
+def test_unreadable_results_fail_only_the_instances_sent_to():
+    class Broken(FakeSendApi):
+        def DescribeSendFileResults(self, request):
+            raise CloudAssistantError('boom', action='DescribeSendFileResults', code='InternalError')
+
+    api = Broken(versions={'i-1': '1.0.2.500'})
+    resource, entries, result, runner = transfer(api, b'small\n', {'i-1': 'created', 'i-2': 'created',
+                                                                   'i-3': 'attributes'})
+    assert entries['i-1']['error_code'] == 'ClientNeedUpgrade'
+    assert (entries['i-2']['invocation_status'], entries['i-2']['error_code']) == ('Error', 'InternalError')
+    assert entries['i-3']['invocation_status'] == 'Success' and runner.ran == [['i-3']]
