@@ -25,15 +25,17 @@ description:
   - Before anything is sent, the agent version of every instance that needs the file is checked against the
     version C(SendFile) needs (Linux newer than 1.0.2.569); an older agent fails with C(ClientNeedUpgrade)
     there, an unknown version is not held back.
-  - Larger files are gzip-compressed when that saves at least 10% (and every instance has C(gzip)), cut into
-    parts of 24,000 bytes (32,000 characters after Base64, below the limit of 32 KB of one C(SendFile) call) and
-    sent concurrently (16 calls at a time, 50 instances per call) into a staging directory
-    beside O(dest). One command then assembles the parts into a temporary file inside that staging directory
-    (created with C(umask 077), refused when it is a symbolic link or not owned by the agent's user, so the content
-    is never readable by others and nothing is written through a link), checks its SHA-256 and only then sets
-    mode and owner and renames it into place (an atomic rename on the same file system). A failed or partial transfer never leaves a truncated or mixed file at O(dest), and the parts
-    and the temporary file are removed whatever happens. Parts that could not be removed (an agent stopped
-    mid-transfer) are removed by the first run of the module for the same O(dest) more than an hour later.
+  - Everything else (larger files, replacements, numeric owners) takes the staged path. The file is
+    gzip-compressed when that saves at least 10% (and every instance has C(gzip)), cut into parts of 24,000
+    bytes (32,000 characters after Base64, below the limit of 32 KB of one C(SendFile) call) and sent
+    concurrently (16 calls at a time, 50 instances per call) into a staging directory beside O(dest). One
+    command then assembles the parts into a temporary file inside that staging directory (with C(umask 077);
+    refused when the directory is a symbolic link or not owned by the agent's user, so the content is never
+    readable by others and nothing is written through a link), checks its SHA-256 and only then sets mode and
+    owner and renames it into place (an atomic rename on the same file system). A failed or partial transfer
+    never leaves a truncated or mixed file at O(dest), and the parts and the temporary file are removed whatever
+    happens. Parts that could not be removed (an agent stopped mid-transfer) are removed by the first run of the
+    module for the same O(dest) more than an hour later.
   - The task fails when any instance did not get the file, naming those instances and the service's error code
     (for example C(FileAlreadyExists), C(UserGroupNotExists), C(FileCreateFail)); RV(instances) has the result
     of every instance either way.
@@ -89,7 +91,7 @@ options:
     description:
       - The full path of the file on the instances. Its directory is created when it is missing.
       - Its directory may be at most 200 characters long (C(SendFile) takes a C(TargetDir) of at most 255
-        characters, and files over 24 KB are staged in a subdirectory with a name of 47 characters), and the file
+        characters, and files sent in parts are staged in a subdirectory with a name of 47 characters), and the file
         name at most 255 characters.
       - A symbolic link at O(dest) is replaced by a regular file when the content changes and the file goes
         through the staged path (replacements always do). When only mode, owner or group differ, they are set on
