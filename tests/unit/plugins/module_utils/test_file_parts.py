@@ -178,7 +178,6 @@ def test_compare_refuses_unknown_owner_group_and_directory(tmp_path):
     assert rc == 3 and parse_error(out)[0] == 'FilePathInvalid'
 
 
-
 def test_compare_matches_the_group_name_exactly_not_as_a_pattern(tmp_path):
     """Review finding 11: r..t is not the group root."""
     rc, out = sh(compare_script(str(tmp_path / 'f'), 'x' * 64, group='r..t'))
@@ -309,8 +308,8 @@ def test_the_assembled_file_is_private_until_renamed(tmp_path):
     payload = plan_payload(os.urandom(2 * PART_BYTES))
     stage(str(dest), 't11', payload)
     uid, gid = me()
-    script = 'PATH=%s:$PATH\n' % tools + finalize_script(str(dest), 't11', payload.part_count, False, payload.checksum,
-                                                          '0644', uid, gid)
+    assemble = finalize_script(str(dest), 't11', payload.part_count, False, payload.checksum, '0644', uid, gid)
+    script = 'PATH=%s:$PATH\n' % tools + assemble
     rc, out = sh(script)
     assert rc == 0, out
     assert log.read_text().split() == ['600', '700']
