@@ -5,7 +5,9 @@
 """Action plugin of cloud_assistant_file: reads ``src`` (or ``content``) on the controller, as ansible.builtin.copy
 does.
 
-``src`` is looked up like copy's (the ``files`` directory of the role or playbook, then as given); ``content`` is
+``src`` is looked up like copy's (the ``files`` directory of the role or playbook, then as given) and, when it is
+vault-encrypted, decrypted to a local temporary file unless ``decrypt`` is false (``DataLoader.get_real_file``,
+removed in every case); ``content`` is
 written to a local temporary file, as copy does. Either is then copied with the connection's ``put_file`` into
 the task's temporary directory on the host that runs the module (with ``delegate_to`` that host, normally the
 controller itself) and handed to the module as ``src``. The file's bytes never pass through the module's
@@ -23,6 +25,7 @@ import tempfile
 from ansible import constants as C
 from ansible.errors import AnsibleError, AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_bytes
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 MODULE = 'alicloud_ops.cloud_assistant.cloud_assistant_file'
@@ -33,7 +36,7 @@ class ActionModule(ActionBase):
     TRANSFERS_FILES = True
 
     def _source(self, args):
-        """(local path, is a temporary file) of what to send."""
+        """(local path, is a temporary file of ours, is the loader's temporary file) of what to send."""
         if args.get('src') is not None and args.get('content') is not None:
             raise AnsibleActionFail('parameters are mutually exclusive: src|content')
         if args.get('content') is not None:
@@ -43,24 +46,29 @@ class ActionModule(ActionBase):
             fd, path = tempfile.mkstemp(dir=C.DEFAULT_LOCAL_TMP)
             with os.fdopen(fd, 'wb') as handle:
                 handle.write(to_bytes(content, errors='surrogate_or_strict'))
-            return path, True
+            return path, True, False
         try:
             source = self._find_needle('files', args['src'])
         except AnsibleError as exc:
             raise AnsibleActionFail('src: %s' % exc)
         if os.path.isdir(source):
             raise AnsibleActionFail('src: %s is a directory; cloud_assistant_file sends one file' % source)
-        return source, False
+        try:
+            real = self._loader.get_real_file(source, decrypt=boolean(args.get('decrypt', True), strict=False))
+        except AnsibleError as exc:
+            raise AnsibleActionFail('src: %s' % exc)
+        return real, False, real != source
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp  # tmp no longer has any effect
         args = dict(self._task.args)
-        local = None
+        local = loaded = None
         try:
             if args.get('src') is not None or args.get('content') is not None:
-                source, is_temporary = self._source(args)
+                source, is_temporary, is_loaded = self._source(args)
                 local = source if is_temporary else None
+                loaded = source if is_loaded else None
                 if self._connection._shell.tmpdir is None:
                     self._make_tmp_path()
                 remote = self._connection._shell.join_path(self._connection._shell.tmpdir, 'source')
@@ -71,5 +79,7 @@ class ActionModule(ActionBase):
         finally:
             if local:
                 os.remove(local)
+            if loaded:
+                self._loader.cleanup_tmp_file(loaded)
             self._remove_tmp_path(self._connection._shell.tmpdir)
         return result

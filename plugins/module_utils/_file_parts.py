@@ -6,18 +6,22 @@
 
 """Planning a file transfer: pure logic, no API call (``cloud_assistant_file``).
 
-- ``plan_payload(data)``: what goes on the wire. Up to ``PART_BYTES`` (24 KB, 32 KB after Base64: one SendFile)
+- ``plan_payload(data)``: what goes on the wire. Up to ``PART_BYTES`` (24,000 bytes, 32,000 after Base64: one
+  SendFile, below its limit of 32 KB)
   the file is sent as it is, straight to ``dest``. Above that it is gzip-compressed when that saves at least
   10%, and cut into parts of ``PART_BYTES``; the parts go to a staging directory beside ``dest`` and the
   finalize script assembles them.
-- ``staging(dest, transfer_id)``: the staging directory and the temporary file, both in the directory of
-  ``dest`` (so the final rename is atomic, on one file system), named after a digest of ``dest``.
+- ``staging(dest, transfer_id)``: the staging directory, in the directory of ``dest`` (so the final rename is
+  atomic, on one file system), named after a digest of ``dest``. The assembly happens inside it (``umask 077``,
+  a directory that must be a real directory owned by the user running the script, never a symbolic link), so
+  nobody else can see the content before the rename or make the script write through a link.
 - ``compare_script`` / ``parse_compare``: the one command that reads checksum, mode, owner and group of ``dest``
   on every instance (and, for ``diff``, a small text file's content).
 - ``finalize_script`` / ``parse_error``: the command that assembles the parts, checks the checksum, sets mode
   and owner, renames into place, and removes the parts whatever happens; or, where only mode or owner differ,
   sets them.
-- ``min_send_calls``: the fewest SendFile calls the 24 KB limit allows, for the benchmark's check.
+- ``min_send_calls``: the fewest SendFile calls the 24 KB limit (``LIMIT_BYTES``) allows, for the benchmark's
+  check.
 """
 
 from __future__ import annotations
@@ -29,10 +33,13 @@ import hashlib
 import re
 from shlex import quote as shell_quote
 
-# SendFile takes at most 32 KB of Content after Base64 (reference 2.10, 7): 24 KB of data.
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batching import BATCH_LIMITS
+
+# SendFile takes at most 32 KB of Content after Base64 (reference 2.10, 7): 24 KB of data. Parts keep a margin
+# below it (24,000 bytes: 32,000 characters), and still need at most 1.03x the fewest calls the limit allows.
 SEND_LIMIT_B64 = 32768
-PART_BYTES = SEND_LIMIT_B64 // 4 * 3
-SEND_BATCH = 50               # instances per SendFile call (reference 7)
+LIMIT_BYTES = SEND_LIMIT_B64 // 4 * 3
+PART_BYTES = 24000
 COMPRESS_GAIN = 0.9           # compress only when the result is at most 90% of the file
 DIFF_LIMIT = 16384            # largest file shown in a diff (its Base64 fits in the 24 KB of output kept)
 STALE_MINUTES = 60            # parts older than this, of any run, are removed by the compare step
@@ -74,9 +81,10 @@ def plan_payload(original, compress=True):
 
 
 def min_send_calls(size, instances):
-    """The fewest SendFile calls that can deliver ``size`` bytes to ``instances`` instances."""
-    parts = max(1, -(-size // PART_BYTES))
-    return parts * -(-instances // SEND_BATCH)
+    """The fewest SendFile calls that can deliver ``size`` bytes to ``instances`` instances (parts of the full
+    ``LIMIT_BYTES``, which ``PART_BYTES`` keeps a margin below)."""
+    parts = max(1, -(-size // LIMIT_BYTES))
+    return parts * -(-instances // BATCH_LIMITS['SendFile'])
 
 
 def split_dest(dest):
@@ -90,11 +98,10 @@ def part_name(index):
 
 
 def staging(dest, transfer_id):
-    """(staging directory, temporary file) of one transfer to ``dest``."""
+    """The staging directory of one transfer to ``dest``: the parts arrive there and are assembled there."""
     directory, _name = split_dest(dest)
     stem = '%s%s-%s' % (NAME_PREFIX, hashlib.sha256(dest.encode('utf-8')).hexdigest()[:12], transfer_id)
-    base = directory.rstrip('/')
-    return '%s/%s.parts' % (base, stem), '%s/%s.tmp' % (base, stem)
+    return '%s/%s.parts' % (directory.rstrip('/'), stem)
 
 
 def stale_pattern(dest):
@@ -129,7 +136,7 @@ if [ "$clean" = 1 ] && [ -d "$dir" ]; then
   find "$dir" -maxdepth 1 -name "$stale" -mmin +"$age" -exec rm -rf {} + 2>/dev/null
 fi
 if [ -n "$o" ] && ! id -u "$o" >/dev/null 2>&1; then echo "CAFILE error AccountNotExists owner $o does not exist"; exit 3; fi
-if [ -n "$g" ] && ! getent group "$g" >/dev/null 2>&1 && ! grep -q "^$g:" /etc/group 2>/dev/null; then
+if [ -n "$g" ] && ! getent group "$g" >/dev/null 2>&1 && ! awk -F: -v g="$g" '$1 == g { f = 1 } END { exit !f }' /etc/group 2>/dev/null; then
   echo "CAFILE error UserGroupNotExists group $g does not exist"; exit 3
 fi
 command -v sha256sum >/dev/null 2>&1 || { echo "CAFILE error ChecksumToolMissing sha256sum is not installed"; exit 3; }
@@ -137,9 +144,11 @@ command -v gzip >/dev/null 2>&1 && echo "CAFILE gzip"
 if [ -d "$d" ]; then echo "CAFILE error FilePathInvalid dest is a directory"; exit 3; fi
 if [ -e "$d" ]; then
   sum=$(sha256sum <"$d" | cut -c1-64) || { echo "CAFILE error FileCreateFail cannot read dest"; exit 3; }
-  set -- $(stat -L -c '%a %U %G %s %u %g' "$d")
-  echo "CAFILE file $sum $1 $2 $3 $4 $5 $6"
-  if [ "$lim" -gt 0 ] && [ "$sum" != "$want" ] && [ "$4" -le "$lim" ]; then echo "CAFILE-CONTENT"; base64 <"$d"; fi
+  set -- $(stat -L -c '%a %s %u %g' "$d")
+  echo "CAFILE file $sum $1 $2 $3 $4"
+  echo "CAFILE owner $(stat -L -c %U "$d")"
+  echo "CAFILE group $(stat -L -c %G "$d")"
+  if [ "$lim" -gt 0 ] && [ "$sum" != "$want" ] && [ "$2" -le "$lim" ]; then echo "CAFILE-CONTENT"; base64 <"$d"; fi
 else
   echo "CAFILE missing"
 fi
@@ -183,9 +192,13 @@ def parse_compare(output):
             state['gzip'] = True
         elif fields[1] == 'missing':
             state['exists'] = False
-        elif fields[1] == 'file' and len(fields) == 9 and _CHECKSUM.match(fields[2]):
-            state.update(exists=True, checksum=fields[2], mode='%04o' % int(fields[3], 8), owner=fields[4],
-                         group=fields[5], size=int(fields[6]), uid=fields[7], gid=fields[8])
+        elif fields[1] == 'file' and len(fields) == 7 and _CHECKSUM.match(fields[2]):
+            state.update(exists=True, checksum=fields[2], mode='%04o' % int(fields[3], 8), size=int(fields[4]),
+                         uid=fields[5], gid=fields[6])
+            state.setdefault('owner', fields[5])
+            state.setdefault('group', fields[6])
+        elif fields[1] in ('owner', 'group'):   # the name is the rest of the line (it may hold spaces)
+            state[fields[1]] = line.split(' ', 2)[2] if len(fields) > 2 else ''
     return state if state['exists'] is not None else None
 
 
@@ -202,23 +215,31 @@ def attributes_differ(state, mode=None, owner=None, group=None):
 
 
 _FINALIZE = r'''
+umask 077
 dir=${d%/*}; [ -n "$dir" ] || dir=/
-cleanup() { rm -rf "$st"; rm -f "$tmp"; }
+mine=0
+cleanup() { if [ "$mine" = 1 ]; then cd / && rm -rf "$st"; fi; }
 fail() { cleanup; echo "CAFILE error $*"; exit 3; }
 trap cleanup EXIT
 trap 'cleanup; exit 143' TERM INT HUP
-if [ -d "$st" ] || [ "$n" = 0 ]; then
+if [ -e "$st" ] || [ -L "$st" ] || [ "$n" = 0 ]; then
   mkdir -p "$dir" 2>/dev/null && [ -d "$dir" ] || fail FilePathInvalid cannot create "$dir"
   if [ "$n" = 0 ]; then
-    : >"$tmp" || fail FileCreateFail cannot write "$tmp"
+    mkdir "$st" || fail StagingInvalid cannot create "$st"
   else
-    set -- "$st"/p[0-9]*
-    [ -f "$1" ] || set --
-    [ "$#" = "$n" ] || fail PartsMissing "$# of $n parts arrived"
-    if [ "$z" = 1 ]; then cat "$@" | gzip -dc >"$tmp"; else cat "$@" >"$tmp"; fi || fail FileCreateFail cannot assemble the parts
+    [ -d "$st" ] && [ ! -L "$st" ] && [ -O "$st" ] || fail StagingInvalid "$st" is not a directory owned by this user
   fi
-  [ "$(sha256sum <"$tmp" | cut -c1-64)" = "$want" ] || fail ChecksumMismatch the assembled file does not have the expected SHA-256
-  src=$tmp
+  mine=1
+  cd "$st" && [ -O . ] && chmod 700 . || fail StagingInvalid cannot use "$st"
+  set -- p[0-9]*
+  [ -f "$1" ] || set --
+  [ "$#" = "$n" ] || fail PartsMissing "$# of $n parts arrived"
+  if [ "$n" = 0 ]; then : >.assembled
+  elif [ "$z" = 1 ]; then cat "$@" | gzip -dc >.assembled
+  else cat "$@" >.assembled
+  fi || fail FileCreateFail cannot assemble the parts
+  [ "$(sha256sum <.assembled | cut -c1-64)" = "$want" ] || fail ChecksumMismatch the assembled file does not have the expected SHA-256
+  src=.assembled
 elif [ -e "$d" ] && [ "$(sha256sum <"$d" | cut -c1-64)" = "$want" ]; then
   src=$d
 else
@@ -229,11 +250,11 @@ if [ -e "$d" ]; then
 fi
 chown "${o:-0}:${g:-0}" "$src" || fail FileAuthorityInvalid cannot set the owner
 chmod "${m:-0644}" "$src" || fail FileAuthorityInvalid cannot set the mode
-if [ "$src" = "$tmp" ]; then
+if [ "$src" = .assembled ]; then
   if [ "$ow" = 1 ]; then
-    mv -f "$tmp" "$d" || fail FileCreateFail cannot rename into place
+    mv -fT .assembled "$d" || fail FileCreateFail cannot rename into place
   else
-    ln "$tmp" "$d" 2>/dev/null || fail FileAlreadyExists "$d" exists and overwrite is false
+    ln -T .assembled "$d" 2>/dev/null || fail FileAlreadyExists "$d" exists and overwrite is false
   fi
 fi
 echo "CAFILE done"
@@ -246,8 +267,8 @@ def finalize_script(dest, transfer_id, part_count, compressed, checksum, mode=No
     (an instance whose content is already right), only mode and owner are set; an instance with missing or
     corrupt parts fails (``PartsMissing``, ``ChecksumMismatch``) and keeps ``dest`` as it was. The parts and the
     temporary file are removed in every case."""
-    stage_dir, tmp = staging(dest, transfer_id)
-    return _vars(d=dest, st=stage_dir, tmp=tmp, n=int(part_count), z=1 if compressed else 0, want=checksum,
+    stage_dir = staging(dest, transfer_id)
+    return _vars(d=dest, st=stage_dir, n=int(part_count), z=1 if compressed else 0, want=checksum,
                  m=mode or '', o=owner or '', g=group or '', ow=1 if overwrite else 0) + _FINALIZE
 
 

@@ -17,15 +17,25 @@ description:
     missing); where only mode, owner or group differ they are set by a command, without sending the file. The
     task reports C(changed) only for those instances; an unchanged re-send costs that one command and no
     C(SendFile).
-  - Files up to 24 KB (32 KB after Base64, the limit of one C(SendFile) call) are sent with one C(SendFile) per
-    50 instances straight to O(dest).
-  - Larger files are gzip-compressed when that saves at least 10% (and every instance has C(gzip)), cut into
-    parts of 24 KB and sent concurrently (16 calls at a time, 50 instances per call) into a staging directory
-    beside O(dest). One command then assembles the parts into a temporary file in the directory of O(dest),
-    checks its SHA-256 and only then sets mode and owner and renames it into place (an atomic rename on the same
-    file system). A failed or partial transfer never leaves a truncated or mixed file at O(dest), and the parts
-    and the temporary file are removed whatever happens. Parts that could not be removed (an agent stopped
-    mid-transfer) are removed by the first run of the module for the same O(dest) more than an hour later.
+  - Files up to 24,000 bytes that are new on every instance (O(dest) missing), with O(owner) and O(group) given as
+    names or not at all, are sent with one C(SendFile) per 50 instances straight to O(dest); the agent writes
+    them and checks nothing more. Replacing an existing O(dest), or a numeric O(owner) or O(group) (which the
+    agent may look up as a name), goes through the staged path below whatever the size, so the checksum is
+    checked and the rename is atomic.
+  - Before anything is sent, the agent version of every instance that needs the file is checked against the
+    version C(SendFile) needs (Linux newer than 1.0.2.569); an older agent fails with C(ClientNeedUpgrade)
+    there, an unknown version is not held back.
+  - Everything else (larger files, replacements, numeric owners) takes the staged path. The file is
+    gzip-compressed when that saves at least 10% (and every instance has C(gzip)), cut into parts of 24,000
+    bytes (32,000 characters after Base64, below the limit of 32 KB of one C(SendFile) call) and sent
+    concurrently (16 calls at a time, 50 instances per call) into a staging directory beside O(dest). One
+    command then assembles the parts into a temporary file inside that staging directory (with C(umask 077);
+    refused when the directory is a symbolic link or not owned by the agent's user, so the content is never
+    readable by others and nothing is written through a link), checks its SHA-256 and only then sets mode and
+    owner and renames it into place (an atomic rename on the same file system). A failed or partial transfer
+    never leaves a truncated or mixed file at O(dest), and the parts and the temporary file are removed whatever
+    happens. Parts that could not be removed (an agent stopped mid-transfer) are removed by the first run of the
+    module for the same O(dest) more than an hour later.
   - The task fails when any instance did not get the file, naming those instances and the service's error code
     (for example C(FileAlreadyExists), C(UserGroupNotExists), C(FileCreateFail)); RV(instances) has the result
     of every instance either way.
@@ -58,21 +68,34 @@ options:
         controller itself) and the module reads it from there, so large files never pass through the module's
         arguments. The whole file is held in memory.
       - Any size and any content (binary too). Mutually exclusive with O(content).
+      - A vault-encrypted file is decrypted on the controller before it is sent (see O(decrypt)).
     type: path
+  decrypt:
+    description:
+      - Decrypt O(src) when it is vault-encrypted, as M(ansible.builtin.copy) does. With V(false) the encrypted
+        file is sent as it is.
+    type: bool
+    default: true
   content:
     description:
       - The file's content as text (written as UTF-8), instead of O(src). May be empty.
       - Use O(src) for binary files. Mutually exclusive with O(src).
       - Treated as a secret (C(no_log)), as in M(ansible.builtin.copy). Like copy's, the action plugin hands it
         over as a temporary file, so the diff (when asked for) shows it.
+      - C(no_log) only covers Ansible's output. The service keeps what passes through it - the content of every
+        C(SendFile) task (readable with C(DescribeSendFileResults)) and, with diff mode, the old content of
+        O(dest) in Base64 in the compare command's output (C(DescribeInvocationResults)) - for as long as it
+        keeps those records.
     type: str
   dest:
     description:
       - The full path of the file on the instances. Its directory is created when it is missing.
       - Its directory may be at most 200 characters long (C(SendFile) takes a C(TargetDir) of at most 255
-        characters, and files over 24 KB are staged in a subdirectory with a name of 47 characters), and the file
+        characters, and files sent in parts are staged in a subdirectory with a name of 47 characters), and the file
         name at most 255 characters.
-      - A symbolic link at O(dest) is replaced by a regular file when the content changes.
+      - A symbolic link at O(dest) is replaced by a regular file when the content changes and the file goes
+        through the staged path (replacements always do). When only mode, owner or group differ, they are set on
+        the file the link points to, and a link is never replaced.
     type: str
     required: true
   mode:
@@ -86,14 +109,14 @@ options:
       - The user that owns the file (a name or a numeric ID). It must exist on every instance; an instance where it
         does not fails with C(AccountNotExists) before anything is sent there.
       - If not set, a new file belongs to V(root) and an existing file keeps its owner.
-      - At most 64 characters.
+      - At most 64 characters, without spaces or colons, not starting with C(-).
     type: str
   group:
     description:
       - The group of the file (a name or a numeric ID). It must exist on every instance; an instance where it does
         not fails with C(UserGroupNotExists) before anything is sent there.
       - If not set, a new file gets the group V(root) and an existing file keeps its group.
-      - At most 64 characters.
+      - At most 64 characters, without spaces or colons, not starting with C(-).
     type: str
   overwrite:
     description:
@@ -123,8 +146,8 @@ options:
     description:
       - How long the whole task may take, in seconds, from its start - the compare command, the transfer and the
         assembly.
-      - The transfer stops starting new C(SendFile) calls a quarter of this (at most 30 seconds) before the end,
-        so the assembly step still runs and removes what arrived.
+      - The transfer stops starting new C(SendFile) calls, and stops waiting for them, a quarter of this (at most
+        30 seconds) before the end, so the assembly step still runs and removes what arrived.
       - API calls are retried (throttling, server errors, lost connections) only within this deadline.
     type: int
     default: 300
@@ -134,8 +157,11 @@ notes:
   - Every C(SendFile) carries a ClientToken derived from the transfer, the part and the instances, so a retried
     call never writes twice; two overlapping runs to the same O(dest) stage their parts apart and each renames
     a complete, checked file into place (the last one wins).
-  - The C(SendFile) tasks of a transfer are tagged C(ansible:cloud-assistant:file) and awaited with
-    C(DescribeSendFileResults); each poll asks only for tasks still C(Pending) or C(Running).
+  - The C(SendFile) tasks of a transfer are tagged C(ansible:cloud-assistant:file) (one tag value per 1,000 tasks,
+    the most one tag filter covers) and awaited with C(DescribeSendFileResults); each poll asks for the count of
+    tasks listed and the tasks still C(Pending) or C(Running), and the wait ends only when every task created is
+    listed. Files sent straight to O(dest) are then read task by task, by ID; an instance a task does not list
+    fails with C(SendFileUnknown).
   - Bad input fails the task before any API call, with the option and the limit in the message.
   - C(async) is not supported (the action plugin hands O(src) over in the task's temporary directory); long
     transfers are bounded by O(wait_timeout) instead.
@@ -233,13 +259,15 @@ compressed:
   sample: false
 parts:
   description:
-    - How many parts of at most 24 KB the file was cut into for C(SendFile) (V(1) for a file sent straight to
+    - How many parts of at most 24,000 bytes the file was cut into for C(SendFile) (V(1) for a file sent straight to
       O(dest), V(0) for an empty file or when nothing had to be sent).
   returned: always
   type: int
   sample: 214
 send_calls:
-  description: How many C(SendFile) calls the task made (one per part and batch of 50 instances).
+  description:
+    - How many C(SendFile) calls the task made (one per part and batch of 50 instances), refused ones included;
+      calls not made because O(wait_timeout) ran out are not counted.
   returned: always
   type: int
   sample: 214
@@ -310,7 +338,11 @@ instances:
           C(FileAlreadyExists), C(UserGroupNotExists), C(FileCreateFail), C(ClientNotRunning)) or for the
           commands, or the module's own code from the compare or assembly step - C(AccountNotExists),
           C(UserGroupNotExists), C(FilePathInvalid) (O(dest) is a directory), C(FileAlreadyExists),
-          C(PartsMissing), C(ChecksumMismatch), C(FileAuthorityInvalid), C(ChecksumToolMissing).
+          C(PartsMissing), C(ChecksumMismatch), C(FileAuthorityInvalid), C(ChecksumToolMissing),
+          C(StagingInvalid) (the staging directory is a symbolic link or not owned by the agent's user),
+          C(ClientNeedUpgrade) (the agent is too old for C(SendFile)), C(SendFileUnknown) (the C(SendFile) task
+          does not list the instance, or its results could not be read), C(NotSent) (O(wait_timeout) ran out
+          before the call).
         - V(null) when there was no error.
       type: str
       sample: FileAlreadyExists
@@ -361,6 +393,7 @@ error:
     action: SendFile
 '''
 
+import hashlib
 import time
 
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
@@ -378,11 +411,13 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._file
     split_dest,
     staging,
 )
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import invoke_instances
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._files import (
     SendJob,
     failed_sends,
     send_files,
     send_results,
+    tag_counts,
     wait_for_sends,
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limits import (
@@ -403,7 +438,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._stat
     SKIPPED,
     SUCCESS,
 )
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._targets import resolve_targets
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._targets import agent_status, resolve_targets
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._tokens import client_token, new_salt
 
 ARGUMENT_SPEC = dict(
@@ -414,6 +449,7 @@ ARGUMENT_SPEC = dict(
     owner=dict(type='str'),
     group=dict(type='str'),
     overwrite=dict(type='bool', default=True, aliases=['force']),
+    decrypt=dict(type='bool', default=True),
     instance_ids=dict(type='list', elements='str'),
     instance_tags=dict(type='dict'),
     wait_timeout=dict(type='int', default=300),
@@ -428,7 +464,7 @@ ACCOUNT_LIMIT = 64        # FileOwner, FileGroup
 MIN_WAIT = 10
 RETRY_GRACE = 5
 COMMAND_TIMEOUT = 60      # the compare command's own timeout on the instance
-SEND_RESERVE = 30         # the transfer stops starting SendFile calls this long (at most) before the deadline
+SEND_RESERVE = 30         # the transfer stops sending and waiting for SendFile this long (at most) before the deadline
 
 
 class CloudAssistantFile(object):
@@ -476,9 +512,9 @@ class CloudAssistantFile(object):
         for option in ('owner', 'group'):
             value = p.get(option)
             if value is not None and (not value.strip() or len(value) > ACCOUNT_LIMIT or ':' in value
-                                      or any(c.isspace() for c in value)):
+                                      or value.startswith('-') or any(c.isspace() for c in value)):
                 raise invalid('%s must be a user or group name or ID of at most %d characters without spaces or '
-                              'colons, got %r' % (option, ACCOUNT_LIMIT, value))
+                              'colons, not starting with -, got %r' % (option, ACCOUNT_LIMIT, value))
         if p.get('instance_ids') is not None:
             if not p['instance_ids'] or any(not i or not str(i).strip() for i in p['instance_ids']):
                 raise invalid('instance_ids must be a non-empty list without empty entries')
@@ -510,11 +546,11 @@ class CloudAssistantFile(object):
         targets = resolve_targets(self.api, p.get('instance_ids'), p.get('instance_tags'), os_type='linux',
                                   os_reason='cloud_assistant_file (it compares and assembles files with shell '
                                             'commands)', warn=self.module.warn, max_workers=self.max_workers).ids
-        payload = plan_payload(data)
-        result = {'changed': False, 'dest': p['dest'], 'checksum': payload.checksum, 'size': payload.size,
+        checksum = hashlib.sha256(data).hexdigest()   # the payload (gzip) is planned only when something is sent
+        result = {'changed': False, 'dest': p['dest'], 'checksum': checksum, 'size': len(data),
                   'compressed': False, 'parts': 0, 'send_calls': 0}
         diff_limit = DIFF_LIMIT if self.diff and is_text(data) and len(data) <= DIFF_LIMIT else 0
-        compare = runner.run(CommandSpec(content=compare_script(p['dest'], payload.checksum, p.get('owner'),
+        compare = runner.run(CommandSpec(content=compare_script(p['dest'], checksum, p.get('owner'),
                                                                 p.get('group'), diff_limit, clean=not self.check_mode),
                                          timeout=COMMAND_TIMEOUT, description='ansible cloud_assistant_file compare'),
                              targets, self.deadline)
@@ -536,7 +572,7 @@ class CloudAssistantFile(object):
                     entries[iid]['invocation_status'] = 'Error'
                 continue
             states[iid] = state
-            actions[iid] = self.decide(state, payload.checksum)
+            actions[iid] = self.decide(state, checksum)
             entries[iid] = self.entry(entry, actions[iid])
         if self.diff:
             result['diff'] = self.diffs(data, states, actions)
@@ -573,35 +609,34 @@ class CloudAssistantFile(object):
     # -- the transfer ---------------------------------------------------------------------------------------------
     def transfer(self, runner, data, todo, states, actions, entries, result):
         p = self.params
-        content_ids = [i for i in todo if actions[i] != 'attributes']
-        payload = plan_payload(data, compress=all(states[i]['gzip'] for i in content_ids))
-        direct = payload.direct
+        content_ids = self.drop_old_agents([i for i in todo if actions[i] != 'attributes'], entries)
+        payload = plan_payload(data, compress=bool(content_ids) and all(states[i]['gzip'] for i in content_ids))
+        direct = self.is_direct(payload, [actions[i] for i in content_ids])
         jobs = []
         if content_ids and direct:
             directory, name = split_dest(p['dest'])
-            groups = {}
-            for iid in content_ids:
-                groups.setdefault(self.effective(states[iid]), []).append(iid)
-            jobs = [SendJob(name, directory, payload.data, ids, mode=key[0], owner=key[1], group=key[2],
-                            overwrite=p['overwrite']) for key, ids in sorted(groups.items(), key=lambda kv: kv[1][0])]
+            jobs = [SendJob(name, directory, payload.data, content_ids, mode=self.mode, owner=p.get('owner'),
+                            group=p.get('group'), overwrite=p['overwrite'])]
         elif content_ids:
-            stage_dir = staging(p['dest'], self.transfer_id)[0]
+            stage_dir = staging(p['dest'], self.transfer_id)
             jobs = [SendJob(part_name(n), stage_dir, part, content_ids, mode='0600', overwrite=True)
                     for n, part in enumerate(payload.parts)]
         result.update(compressed=payload.compressed, parts=payload.part_count if content_ids else 0)
         failures = {}
         if jobs:
+            # SendFile calls and their wait end this reserve before the deadline, so the assembly still runs
             reserve = min(SEND_RESERVE, (self.deadline - self.started) / 4.0)
             sent = send_files(self.api, jobs, self.transfer_id, self.salt, self.deadline - reserve, clock=self.clock,
                               max_workers=self.send_workers)
-            result['send_calls'] = len(sent)
+            result['send_calls'] = sum(1 for s in sent if s.made)
             self.invoke_ids.extend(s.invoke_id for s in sent if s.invoke_id)
             for s in sent:
                 for iid in s.job.instance_ids if s.error is not None else ():
-                    failures.setdefault(iid, instance_entry(iid, status=REJECTED, error_code=s.error.code,
-                                                            error_info=s.error.msg))
+                    failures.setdefault(iid, instance_entry(iid, status=REJECTED,
+                                                            error_code=s.error.code, error_info=s.error.msg))
             if any(s.invoke_id for s in sent):
-                failures.update(self.await_sends(direct, entries, failures))
+                for iid, failure in self.await_sends(direct, sent, entries, failures, self.deadline - reserve).items():
+                    failures.setdefault(iid, failure)   # a refused call is the first reason
         finalize_ids = [i for i in todo if actions[i] == 'attributes' or (i in content_ids and not direct)]
         final = None
         if finalize_ids:
@@ -637,37 +672,60 @@ class CloudAssistantFile(object):
             entries[iid].update((k, failure[k]) for k in ('invoke_id', 'invocation_status', 'exit_code',
                                                           'error_code', 'error_info', 'start_time', 'finish_time'))
 
-    def effective(self, state):
-        """(mode, owner, group) SendFile writes for an instance: as asked, else as the file has them, else the
-        API's defaults (None)."""
+    def is_direct(self, payload, actions):
+        """One SendFile straight to ``dest`` only for a small file that is new on every instance, with owner and
+        group as names (or not set): replacing an existing file, and numeric owners (which the agent may look up
+        as names), go through the staged path, whose assembly checks the checksum and renames atomically."""
         p = self.params
-        if state['exists']:
-            owner = state['owner'] if state['owner'] != 'UNKNOWN' else state['uid']
-            group = state['group'] if state['group'] != 'UNKNOWN' else state['gid']
-            return (self.mode or state['mode'], p.get('owner') or owner, p.get('group') or group)
-        return (self.mode, p.get('owner'), p.get('group'))
+        numeric = any((p.get(k) or '').isdigit() for k in ('owner', 'group'))
+        return payload.direct and not numeric and all(a == 'created' for a in actions)
 
-    def await_sends(self, direct, entries, refused):
-        """Wait for the SendFile tasks; {instance_id: entry} of the instances where a task did not succeed (for a
-        direct send, every instance's entry comes from its task)."""
+    def drop_old_agents(self, ids, entries):
+        """``ids`` without the instances whose agent is too old for SendFile (``_agent.AGENT_FEATURES``); those
+        fail with ClientNeedUpgrade before anything is sent. An unknown version does not hold a send back."""
+        if not ids:
+            return ids
+        status = agent_status(self.api, ids, max_workers=self.max_workers)
+        keep = []
+        for iid in ids:
+            if status[iid].supports().get('send_file') is False:
+                entries[iid].update(invocation_status='Failed', error_code='ClientNeedUpgrade',
+                                    error_info='the Cloud Assistant agent %s is too old for SendFile; upgrade it'
+                                               % status[iid].version)
+            else:
+                keep.append(iid)
+        return keep
+
+    def await_sends(self, direct, sent, entries, refused, deadline):
+        """Wait (until ``deadline``) for the SendFile tasks; {instance_id: entry} of the instances where a task did
+        not succeed. For a direct send every instance's entry comes from its own task, read by its ID; an
+        instance the task does not list fails with SendFileUnknown."""
         out = {}
+        counts = tag_counts(sent)
         try:
-            waited = wait_for_sends(self.api, self.transfer_id, self.deadline, schedule=self.schedule,
-                                    clock=self.clock, sleep=self.sleep)
+            waited = wait_for_sends(self.api, counts, deadline, schedule=self.schedule, clock=self.clock,
+                                    sleep=self.sleep)
             if waited.error is not None:
                 raise waited.error
             if direct:
-                for invocation in send_results(self.api, self.transfer_id):
-                    for item in invocation.invoke_instances.invoke_instance:
-                        if item.instance_id in entries and item.instance_id not in refused:
-                            out[item.instance_id] = instance_entry(item.instance_id, invoke_id=invocation.invoke_id,
-                                                                   model=item)
+                created = [s for s in sent if s.invoke_id]
+                models = send_results(self.api, [s.invoke_id for s in created], max_workers=self.max_workers)
+                for s in created:
+                    items = dict((item.instance_id, item) for item in invoke_instances(models.get(s.invoke_id)))
+                    for iid in s.job.instance_ids:
+                        if iid in items:
+                            out[iid] = instance_entry(iid, invoke_id=s.invoke_id, model=items[iid])
+                        else:
+                            out[iid] = instance_entry(iid, invoke_id=s.invoke_id, status='Error',
+                                                      error_code='SendFileUnknown',
+                                                      error_info='SendFile task %s has no result for this instance'
+                                                                 % s.invoke_id)
             else:
-                for iid, (invoke_id, item) in failed_sends(self.api, self.transfer_id).items():
+                for iid, (invoke_id, item) in failed_sends(self.api, counts).items():
                     out[iid] = instance_entry(iid, invoke_id=invoke_id, model=item)
         except CloudAssistantError as exc:
-            for iid in entries:
-                if iid not in refused and entries[iid]['changed']:
+            for iid in sorted(set(i for s in sent if s.invoke_id for i in s.job.instance_ids)):
+                if iid not in refused:
                     out[iid] = instance_entry(iid, status='Error', error_code=exc.code or 'SendFileUnknown',
                                               error_info='the SendFile results could not be read: %s' % exc.msg)
         return out

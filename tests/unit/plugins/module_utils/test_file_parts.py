@@ -14,6 +14,7 @@ import subprocess
 import pytest
 
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._file_parts import (
+    LIMIT_BYTES,
     PART_BYTES,
     SEND_LIMIT_B64,
     attributes_differ,
@@ -35,9 +36,10 @@ def sha(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def test_part_size_is_the_most_one_call_takes():
-    assert PART_BYTES == 24576
-    assert len(__import__('base64').b64encode(b'x' * PART_BYTES)) == SEND_LIMIT_B64
+def test_part_size_keeps_a_margin_below_the_limit_of_one_call():
+    assert PART_BYTES == 24000 and LIMIT_BYTES == 24576
+    assert len(__import__('base64').b64encode(b'x' * PART_BYTES)) == 32000 < SEND_LIMIT_B64
+    assert len(__import__('base64').b64encode(b'x' * LIMIT_BYTES)) == SEND_LIMIT_B64
 
 
 def test_small_file_is_sent_directly_and_uncompressed():
@@ -55,7 +57,8 @@ def test_random_data_is_not_compressed_and_cut_into_minimal_parts():
     data = os.urandom(5 * 1024 * 1024)
     payload = plan_payload(data)
     assert not payload.compressed
-    assert payload.part_count == min_send_calls(len(data), 1) == 214
+    assert payload.part_count == 219 and min_send_calls(len(data), 1) == 214
+    assert payload.part_count <= 1.03 * min_send_calls(len(data), 1)
     assert all(len(p) == PART_BYTES for p in payload.parts[:-1])
     assert b''.join(payload.parts) == data
 
@@ -69,8 +72,8 @@ def test_compressible_data_is_gzipped_and_checksum_stays_the_original():
     assert not plan_payload(data, compress=False).compressed
 
 
-@pytest.mark.parametrize('size, instances, calls', [(1, 1, 1), (0, 3, 1), (PART_BYTES, 50, 1), (PART_BYTES + 1, 50, 2),
-                                                    (PART_BYTES, 51, 2), (1024 * 1024, 20, 43)])
+@pytest.mark.parametrize('size, instances, calls', [(1, 1, 1), (0, 3, 1), (LIMIT_BYTES, 50, 1), (LIMIT_BYTES + 1, 50, 2),
+                                                    (LIMIT_BYTES, 51, 2), (1024 * 1024, 20, 43)])
 def test_min_send_calls(size, instances, calls):
     assert min_send_calls(size, instances) == calls
 
@@ -88,19 +91,25 @@ def test_normalize_mode_refuses(value):
 
 
 def test_staging_is_beside_dest_and_names_do_not_collide():
-    stage, tmp = staging('/etc/app/app.conf', 'abc')
+    stage = staging('/etc/app/app.conf', 'abc')
     assert stage.startswith('/etc/app/.ansible-ca-') and stage.endswith('-abc.parts')
-    assert tmp.startswith('/etc/app/.ansible-ca-') and tmp.endswith('-abc.tmp')
-    assert staging('/etc/app/other.conf', 'abc')[0] != stage
-    assert staging('/top', 'x')[0].startswith('/.ansible-ca-')
+    assert staging('/etc/app/other.conf', 'abc') != stage
+    assert staging('/top', 'x').startswith('/.ansible-ca-')
     assert split_dest('/top') == ('/', 'top')
     assert part_name(7) == 'p000007'
 
 
 def test_parse_compare_and_error():
     assert parse_compare('CAFILE gzip\nCAFILE missing\n') == {'exists': False, 'gzip': True, 'content': None}
-    state = parse_compare('CAFILE file %s 644 root root 5 0 0\nCAFILE-CONTENT\naGVsbG8=\n' % ('a' * 64))
+    state = parse_compare('CAFILE file %s 644 5 0 0\nCAFILE owner root\nCAFILE group root\nCAFILE-CONTENT\naGVsbG8=\n'
+                          % ('a' * 64))
     assert state['exists'] and state['mode'] == '0644' and state['content'] == b'hello' and not state['gzip']
+    assert (state['owner'], state['group'], state['uid'], state['gid'], state['size']) == ('root', 'root', '0', '0', 5)
+    # review finding 15: names with spaces (directory services) do not shift the other fields
+    state = parse_compare('CAFILE file %s 640 7 1000 1001\nCAFILE owner John Smith\nCAFILE group domain users\n'
+                          % ('b' * 64))
+    assert (state['mode'], state['size'], state['owner'], state['group'], state['uid']) == (
+        '0640', 7, 'John Smith', 'domain users', '1000')
     assert parse_compare('garbage') is None
     assert parse_error('x\nCAFILE error UserGroupNotExists group web does not exist\n') == (
         'UserGroupNotExists', 'group web does not exist')
@@ -130,7 +139,7 @@ def me():
 
 
 def stage(dest, transfer_id, payload, count=None):
-    stage_dir = staging(dest, transfer_id)[0]
+    stage_dir = staging(dest, transfer_id)
     os.makedirs(stage_dir)
     for n, part in enumerate(payload.parts[:count]):
         with open(os.path.join(stage_dir, part_name(n)), 'wb') as handle:
@@ -167,6 +176,14 @@ def test_compare_refuses_unknown_owner_group_and_directory(tmp_path):
     assert rc == 3 and parse_error(out)[0] == 'UserGroupNotExists'
     rc, out = sh(compare_script(str(tmp_path), 'x' * 64))
     assert rc == 3 and parse_error(out)[0] == 'FilePathInvalid'
+
+
+def test_compare_matches_the_group_name_exactly_not_as_a_pattern(tmp_path):
+    """Review finding 11: r..t is not the group root."""
+    rc, out = sh(compare_script(str(tmp_path / 'f'), 'x' * 64, group='r..t'))
+    assert rc == 3 and parse_error(out)[0] == 'UserGroupNotExists'
+    rc, out = sh(compare_script(str(tmp_path / 'f'), 'x' * 64, group='root'))
+    assert rc == 0 and parse_compare(out)['exists'] is False
 
 
 @pytest.mark.parametrize('data', [os.urandom(3 * PART_BYTES + 17), b'compress me\n' * 10000])
@@ -233,3 +250,67 @@ def test_content_differs_without_parts_fails(tmp_path):
     dest.write_bytes(b'other')
     rc, out = finalize(str(dest), 't7', plan_payload(os.urandom(2 * PART_BYTES)))
     assert rc == 3 and parse_error(out)[0] == 'PartsMissing' and dest.read_bytes() == b'other'
+
+
+# -- links and modes an attacker who can write to dest's directory could use (review findings 1, 2) -------------------
+def test_a_link_at_the_old_temporary_name_is_not_followed(tmp_path):
+    victim = tmp_path / 'victim'
+    victim.write_bytes(b'precious')
+    dest = tmp_path / 'f.bin'
+    payload = plan_payload(os.urandom(2 * PART_BYTES))
+    stage(str(dest), 't8', payload)
+    link = staging(str(dest), 't8')[:-len('.parts')] + '.tmp'
+    os.symlink(str(victim), link)
+    rc, out = finalize(str(dest), 't8', payload, mode='0644')
+    assert rc == 0, out
+    assert victim.read_bytes() == b'precious'
+    assert not os.path.islink(str(dest)) and dest.read_bytes() == b''.join(payload.parts)
+
+
+@pytest.mark.parametrize('empty', [False, True])
+def test_a_link_at_the_staging_directory_is_refused(tmp_path, empty):
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    victim = elsewhere / '.assembled'
+    victim.write_bytes(b'precious')
+    dest = tmp_path / 'f.bin'
+    payload = plan_payload(b'' if empty else os.urandom(2 * PART_BYTES))
+    for n, part in enumerate(payload.parts):
+        (elsewhere / part_name(n)).write_bytes(part)
+    os.symlink(str(elsewhere), staging(str(dest), 't9'))
+    rc, out = finalize(str(dest), 't9', payload)
+    assert rc == 3 and parse_error(out)[0] == 'StagingInvalid', out
+    assert victim.read_bytes() == b'precious' and not dest.exists()
+    assert sorted(os.listdir(str(elsewhere))) == sorted(['.assembled'] + [part_name(n) for n in range(payload.part_count)])
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason='needs root to give the staging directory to another user')
+def test_a_staging_directory_of_another_user_is_refused(tmp_path):
+    dest = tmp_path / 'f.bin'
+    payload = plan_payload(os.urandom(2 * PART_BYTES))
+    stage_dir = stage(str(dest), 't10', payload)
+    os.chown(stage_dir, 65534, 65534)
+    rc, out = finalize(str(dest), 't10', payload)
+    assert rc == 3 and parse_error(out)[0] == 'StagingInvalid', out
+    assert not dest.exists() and os.path.isdir(stage_dir)
+
+
+def test_the_assembled_file_is_private_until_renamed(tmp_path):
+    """A sha256sum on PATH that records the mode of the file it checks (its stdin) and of the directory."""
+    log = tmp_path / 'modes'
+    tools = tmp_path / 'bin'
+    tools.mkdir()
+    real = subprocess.run(['/bin/sh', '-c', 'command -v sha256sum'], capture_output=True, text=True, check=True).stdout.strip()
+    (tools / 'sha256sum').write_text('#!/bin/sh\nstat -L -c %%a /dev/stdin . >>%s\nexec %s "$@"\n' % (log, real))
+    os.chmod(str(tools / 'sha256sum'), 0o755)
+    dest = tmp_path / 'd' / 'f.bin'
+    (tmp_path / 'd').mkdir()
+    payload = plan_payload(os.urandom(2 * PART_BYTES))
+    stage(str(dest), 't11', payload)
+    uid, gid = me()
+    assemble = finalize_script(str(dest), 't11', payload.part_count, False, payload.checksum, '0644', uid, gid)
+    script = 'PATH=%s:$PATH\n' % tools + assemble
+    rc, out = sh(script)
+    assert rc == 0, out
+    assert log.read_text().split() == ['600', '700']
+    assert oct(os.stat(str(dest)).st_mode & 0o7777) == '0o644'
