@@ -40,7 +40,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks.sandbox_fanout import stop_sandbox
+from benchmarks.sandbox_fanout import start_sandbox, stop_sandbox
 from benchmarks.task_timing import _counters, _environment, _link_collection
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,20 +56,6 @@ GOAL_CALLS = 110
 GOAL_LISTING_VS_VENDOR = 0.4
 GOAL_CACHED_VS_STATIC = 1.2  # reported, not gated (see the module docstring)
 WINDOWS_SHARE = 5  # one instance in this many is Windows
-
-
-def start_sandbox(state_dir: Path, regions: list[str]) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "serve", "--state-dir", str(state_dir), "--instances", "0",
-         "--regions", ",".join(regions), "--isolation", "process"],
-        stdout=subprocess.PIPE, text=True, start_new_session=True, cwd=REPO,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        proc.kill()
-        raise SystemExit("sandbox did not start (see its state dir for server.log/agent.log)")
-    return proc, json.loads(line)
 
 
 def add_fleet(state_dir: Path, regions: list[str], instances: int) -> None:
@@ -143,7 +129,7 @@ def measure(instances: int, trials: int, regions: list[str], warmup: bool = True
         _link_collection(tmp, collection)
         state_dir = tmp / "state"
         os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
-        proc, info = start_sandbox(state_dir, regions)
+        proc, info = start_sandbox(state_dir, 0, "process", ("--regions", ",".join(regions)))
         try:
             started = time.monotonic()
             add_fleet(state_dir, regions, instances)

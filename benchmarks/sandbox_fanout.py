@@ -27,11 +27,13 @@ from typing import Any
 POLL_SECONDS = 0.1
 
 
-def start_sandbox(state_dir: Path, instances: int, isolation: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+def start_sandbox(state_dir: Path, instances: int, isolation: str,
+                  extra_args: tuple[str, ...] = ()) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """`python -m sandbox serve` from the repository root; `extra_args` go to `serve` (for example `--regions`)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "sandbox", "serve", "--state-dir", str(state_dir), "--instances", str(instances),
-         "--isolation", isolation],
-        stdout=subprocess.PIPE, text=True, start_new_session=True,
+         "--isolation", isolation, *extra_args],
+        stdout=subprocess.PIPE, text=True, start_new_session=True, cwd=Path(__file__).resolve().parent.parent,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
