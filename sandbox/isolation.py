@@ -81,7 +81,8 @@ exec 3>&-
 exec "$@"
 """
 
-# Writes one file (SendFile). Arguments: dir name owner group mode overwrite(0/1). stdin: the content.
+# Writes one file (SendFile) where the agent host cannot write it itself (sandbox/filewrite.py needs openat2; see
+# INTERNALS.md "File writes"). Arguments: dir name owner group mode overwrite(0/1). stdin: the content.
 # fd 3: "OK" or "E <ErrorCode>". Like RUN_WRAPPER, it starts no process it can do without: a parts transfer writes
 # thousands of files on two cores (root needs no lookup, an existing directory no mkdir, a file mktemp made 0600
 # and root:root no chmod or chown), so the common write is mktemp, cat and mv.

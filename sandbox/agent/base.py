@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sandbox import isolation
+from sandbox import filewrite, isolation
 from sandbox.agent.db import Db
 from sandbox.agent.model import INSTANCES_DIR, Instance, Job, Result, log
 
@@ -21,6 +21,9 @@ class HostBase:
         self.dir = state_dir
         self.mode = mode
         self.tools = isolation.find_tools()
+        # SendFile writes from this process through the instance's root (filewrite.py), or, where openat2 is missing
+        # or SANDBOX_FILE_WRITES=wrapper asks for it, with isolation.FILE_WRAPPER run inside the instance.
+        self.direct_files = os.environ.get("SANDBOX_FILE_WRITES", "") != "wrapper" and filewrite.available()
         self.db = Db(state_dir)
         self.instances: dict[str, Instance] = {}
         self.jobs: dict[tuple[str, str], Job] = {}

@@ -9,7 +9,7 @@ import os
 import signal
 import time
 
-from sandbox import isolation
+from sandbox import filewrite, isolation
 from sandbox.agent.jobs import JobsMixin
 from sandbox.agent.model import INIT_MAX_FAILURES, INIT_READY_TIMEOUT, InitProc, Instance, log, tail_text
 
@@ -126,6 +126,8 @@ class InitsMixin(JobsMixin):
             return None
         init.init_pid = int(words[1])
         init.ready = True
+        with contextlib.suppress(OSError):
+            init.root_id = filewrite.root_identity(init.init_pid)
         info = isolation.read_stat(init.init_pid)
         unshare_info = isolation.read_stat(pid)
         with contextlib.suppress(OSError):

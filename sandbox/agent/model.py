@@ -70,6 +70,7 @@ class InitProc:
     ready: bool = False
     exited: asyncio.Future[int] | None = None
     expected_exit: bool = False
+    root_id: tuple[int, int] | None = None  # (st_dev, st_ino) of its root once ready: file writes check it
 
 
 @dataclass
