@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The connection plugin end to end: setup.yml adds three sandbox instances and writes an inventory that reaches them
-# over alicloud_ops.cloud_assistant.cloud_assistant; play.yml runs modules over it; teardown.yml starts again the
-# agent play.yml stopped, whatever happened. "$@" carries -e @integration_config.yml (and -v) from ansible-test.
+# The connection plugin end to end. setup.yml adds two sandbox instances and writes two inventories of them: a static
+# one with ansible_connection set to alicloud_ops.cloud_assistant.cloud_assistant, and an ECS inventory plugin
+# configuration with use_cloud_assistant_connection. inventory_plugin.yml runs a command on the plugin's hosts;
+# play.yml runs modules over the connection; teardown.yml starts again the agent play.yml stopped, whatever happened.
+# "$@" carries -e @integration_config.yml (and -v) from ansible-test.
 set -eu
 export ALIBABA_CLOUD_ECS_METADATA_DISABLED=true
-export ANSIBLE_ROLES_PATH=..
 work=$(mktemp -d)
 cleanup() {
     ansible-playbook teardown.yml -e "connection_work_dir=$work" "$@" || true
@@ -12,4 +13,5 @@ cleanup() {
 }
 trap 'cleanup "$@"' EXIT
 ansible-playbook setup.yml -e "connection_work_dir=$work" "$@"
+ansible-playbook -i "$work/fleet.ecs.yml" inventory_plugin.yml "$@"
 ansible-playbook -i "$work/inventory.yml" play.yml -e "connection_work_dir=$work" "$@"
