@@ -443,6 +443,9 @@ class Connection(ConnectionBase):
         plan = ansiballz_plan(payload)
         script = exec_script(cmd, payload=(plan, payload.interpreter))
         if len(script) > SCRIPT_BUDGET:
+            plan = ansiballz_plan(payload, inline_module=False)
+            script = exec_script(cmd, payload=(plan, payload.interpreter))
+        if len(script) > SCRIPT_BUDGET:
             display.vvv(u'CLOUD ASSISTANT: module arguments too large for one command, sending the payload', host=self._instance)
             return self._frame(self._run_with_parts(cmd, in_data))
         frame = self._frame(self._run(script))

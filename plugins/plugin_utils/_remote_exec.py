@@ -46,7 +46,7 @@ SCRIPT_BUDGET = 18000
 # The service keeps the last 24,576 bytes of output; a frame holds at most this many characters of Base64.
 OUTPUT_BUDGET = 23500
 CHUNK_BYTES = 17000            # bytes of a stream read by one chunk command (22,668 characters of Base64)
-INLINE_MEMBER_BYTES = 8192     # the module's own file travels in the script when it is at most this big
+INLINE_MEMBER_BYTES = 65536    # the module's own file travels in the script when it is at most this big (and fits)
 DIGEST_CHARS = 40              # 160 bits of SHA-256: the name of a cached file
 WAIT_PARTS_SECONDS = 120       # how long a script waits for SendFile parts before giving up
 CACHE_DIR = '/var/tmp/.ansible-cloud-assistant'
@@ -139,10 +139,10 @@ class PayloadPlan(object):
         self.blob = blob
 
 
-def ansiballz_plan(payload, send=()):
-    """The ``PayloadPlan`` for an ``AnsiballZ``: the call (arguments) and the module's own file inline, every other
-    file by digest. ``send``: digests the instance reported missing; they go into the blob (sent with SendFile
-    before the run)."""
+def ansiballz_plan(payload, send=(), inline_module=True):
+    """The ``PayloadPlan`` for an ``AnsiballZ``: the call (arguments) and, with ``inline_module``, the module's own
+    file inline (compressed with the recipe, so a new module needs no second round), every other file by digest.
+    ``send``: digests the instance reported missing; they go into the blob (sent with SendFile before the run)."""
     send = set(send)
     entries = []
     sizes = {}
@@ -151,7 +151,7 @@ def ansiballz_plan(payload, send=()):
         key = digest(data)
         sizes[key] = len(data)
         inline = None
-        if name == payload.module_path and len(data) <= INLINE_MEMBER_BYTES:
+        if inline_module and name == payload.module_path and len(data) <= INLINE_MEMBER_BYTES:
             inline = data.decode('latin-1')
         elif key in send:
             blob_members.append((key, data))
