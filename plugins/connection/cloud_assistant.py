@@ -610,5 +610,9 @@ class Connection(ConnectionBase):
         self.close()
 
     def close(self):
+        if self._api is not None and self._api.calls:
+            display.vvvv(u'CLOUD ASSISTANT: %d API calls for this task (%s)' % (
+                self._api.total_calls, ', '.join('%s %d' % item for item in sorted(self._api.calls.items()))),
+                host=self._instance)
         self._connected = False
 
