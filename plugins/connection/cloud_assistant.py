@@ -199,6 +199,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._remo
     ansiballz_plan,
     chunk_count,
     chunk_script,
+    digest,
     cleanup_script,
     exec_script,
     fetch_script,
@@ -215,6 +216,7 @@ display = Display()
 API_SLACK = 60                 # seconds allowed beyond command_timeout for the API to report the end
 SEND_SLACK = 180               # seconds a file transfer may take beyond its parts' own SendFile timeout
 COMMAND_LIMIT_B64 = 24 * 1024  # RunCommand's CommandContent, after Base64 (reference 2.1)
+INPUT_STAGING = '/tmp/.ansible-ca-in-'  # + a transfer ID: SendFile parts a command waits for
 CHUNK_WORKERS = 4              # pieces of a large output or file read at once
 # Why a run did not happen on the instance, as the service reports it: the host is unreachable.
 UNREACHABLE_CODES = frozenset(['ClientNotRunning', 'ClientNotOnline', 'ClientNetworkBlocked', 'ClientNotResponse',
@@ -440,27 +442,42 @@ class Connection(ConnectionBase):
 
     def _exec_module(self, cmd, payload, in_data):
         """Run a module payload: first naming the cached files; when some are missing, send them and run again."""
-        plan = ansiballz_plan(payload)
-        script = exec_script(cmd, payload=(plan, payload.interpreter))
-        if len(script) > SCRIPT_BUDGET:
-            plan = ansiballz_plan(payload, inline_module=False)
-            script = exec_script(cmd, payload=(plan, payload.interpreter))
-        if len(script) > SCRIPT_BUDGET:
+        script = self._module_script(cmd, payload)
+        if script is None:
             display.vvv(u'CLOUD ASSISTANT: module arguments too large for one command, sending the payload', host=self._instance)
             return self._frame(self._run_with_parts(cmd, in_data))
         frame = self._frame(self._run(script))
         if frame.kind != 'X':
             return frame
         display.vvv(u'CLOUD ASSISTANT: sending %d module files missing from the cache' % len(frame.missing), host=self._instance)
-        plan = ansiballz_plan(payload, send=frame.missing)
-        if plan.blob is None:
-            raise AnsibleError('the module cache on %s reported files missing that this payload does not have' % self._instance)
-        sent = self._send_blob(plan.blob)
-        frame = self._frame(self._run(exec_script(cmd, payload=(plan, payload.interpreter), parts=sent)))
+        script = self._module_script(cmd, payload, missing=frame.missing)
+        if script is None:
+            return self._frame(self._run_with_parts(cmd, in_data))
+        frame = self._frame(self._run(script))
         if frame.kind == 'X':
             raise AnsibleError('the module cache on %s cannot be used (files sent but not found: %s)'
                                % (self._instance, ' '.join(frame.missing[:3])))
         return frame
+
+    def _module_script(self, cmd, payload, missing=None):
+        """The script that runs ``payload`` from the cache, with the module's own file inline when it fits; with
+        ``missing`` (digests the instance lacks), those files are sent first and the script waits for them. None
+        when even the arguments alone do not fit."""
+        module_digests = [digest(data) for name, data in payload.members if name == payload.module_path]
+        for inline in (True, False):
+            send = set(missing or ()) | (set() if inline else set(module_digests))
+            plan = ansiballz_plan(payload, send=send if missing is not None else (), inline_module=inline)
+            parts = None
+            if plan.blob is not None:
+                parts = (INPUT_STAGING + '0' * 16, len(plan.blob), '0' * 64)  # as long as the real line
+            script = exec_script(cmd, payload=(plan, payload.interpreter), parts=parts)
+            if len(script) > SCRIPT_BUDGET:
+                continue
+            if plan.blob is not None:
+                parts = self._send_blob(plan.blob)
+                script = exec_script(cmd, payload=(plan, payload.interpreter), parts=parts)
+            return script
+        return None
 
     def _run_with_parts(self, cmd, data):
         return self._run(exec_script(cmd, parts=self._send_blob(data)))
@@ -470,7 +487,7 @@ class Connection(ConnectionBase):
         (staging dir, size, sha256). The parts are not awaited here: the command that uses them waits for them."""
         import hashlib
         transfer = new_salt()[:16]
-        stage = '/tmp/.ansible-ca-in-%s' % transfer
+        stage = INPUT_STAGING + transfer
         parts = [data[i:i + 24000] for i in range(0, len(data), 24000)] or [b'']
         jobs = [SendJob(part_name(i), stage, part, [self._instance], mode='0600', owner=self._username())
                 for i, part in enumerate(parts)]
