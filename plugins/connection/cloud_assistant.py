@@ -632,4 +632,3 @@ class Connection(ConnectionBase):
                 self._api.total_calls, ', '.join('%s %d' % item for item in sorted(self._api.calls.items()))),
                 host=self._instance)
         self._connected = False
-

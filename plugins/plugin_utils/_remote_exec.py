@@ -411,7 +411,8 @@ umask 077
 w=$(mktemp -d "${TMPDIR:-/tmp}/%(prefix)sXXXXXXXX") || { echo "ACA1 E WorkDir cannot create a temporary directory"; exit 0; }
 sum=$(sha256sum <"$f" | cut -c1-64)
 z=0
-if command -v gzip >/dev/null 2>&1 && gzip -c <"$f" >"$w/o"; then z=1; else cat <"$f" >"$w/o" || { rm -rf "$w"; echo "ACA1 E NotReadable cannot read $f"; exit 0; }; fi
+if command -v gzip >/dev/null 2>&1 && gzip -c <"$f" >"$w/o"; then z=1
+else cat <"$f" >"$w/o" || { rm -rf "$w"; echo "ACA1 E NotReadable cannot read $f"; exit 0; }; fi
 lo=$(wc -c <"$w/o")
 echo "ACA1 F $sum $z $lo $w"
 if [ $(( (lo + 2) / 3 * 4 )) -le %(budget)d ]; then base64 <"$w/o" | tr -d '\n'; echo; rm -rf "$w"; fi
