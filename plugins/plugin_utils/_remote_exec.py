@@ -10,7 +10,7 @@ Cloud Assistant returns one combined stream of at most 24 KB (its tail) and a st
 and the exit code apart, completely, and binary-safe. So every command runs inside a wrapper script that:
 
 - makes a private work directory (``umask 077``, ``mktemp -d``);
-- gives the command its standard input: nothing, bytes carried in the script itself (gzip + Base64), bytes
+- gives the command its standard input: nothing, bytes carried in the script itself (Base64), bytes
   assembled from ``SendFile`` parts the script waits for, or a module payload rebuilt by ``LOADER`` from a
   content-addressed cache of the modules' files on the instance (see ``ansiballz_plan``);
 - runs the command with ``/bin/sh -c``, stdout and stderr into two files;
@@ -53,7 +53,7 @@ CACHE_DIR = '/var/tmp/.ansible-cloud-assistant'
 WORK_PREFIX = '.ansible-ca-'
 
 _ZIP_DATA = re.compile(br"\nzip_data='([A-Za-z0-9+/=]+)',?\n")
-_INSTANCE_ID = re.compile(r'^i-[a-z0-9]{2,}$')
+_INSTANCE_ID = re.compile(r'^i-[a-z0-9]{2,}\Z')
 
 
 def looks_like_instance_id(value):
@@ -67,12 +67,6 @@ def digest(data):
 def _b64z(data):
     """Base64 of zlib-compressed bytes (what the loader reads)."""
     return base64.b64encode(zlib.compress(data, 6)).decode('ascii')
-
-
-def _b64gz(data):
-    """Base64 of gzip-compressed bytes (what ``gzip -dc`` reads)."""
-    import gzip
-    return base64.b64encode(gzip.compress(data, 6, mtime=0)).decode('ascii')
 
 
 def _wrap(text, width=76):
@@ -147,13 +141,15 @@ def ansiballz_plan(payload, send=(), inline_module=True):
     entries = []
     sizes = {}
     blob_members = []
+    blobbed = set()
     for name, data in [('', payload.head)] + list(payload.members):
         key = digest(data)
         sizes[key] = len(data)
         inline = None
         if inline_module and name == payload.module_path and len(data) <= INLINE_MEMBER_BYTES:
             inline = data.decode('latin-1')
-        elif key in send:
+        elif key in send and key not in blobbed:
+            blobbed.add(key)
             blob_members.append((key, data))
         entries.append([name, key, inline])
     recipe = _b64z(json.dumps({'f': entries, 'c': payload.call.decode('latin-1'), 't': payload.tail.decode('latin-1')},
@@ -302,8 +298,9 @@ def exec_script(command, stdin=None, payload=None, parts=None, cache_dir=CACHE_D
                      '*) echo "ACA1 E LoaderFailed $(printf %s "$r" | head -c 300)"; rm -rf "$w"; exit 0;; esac')
         lines.append('in=$w/in')
     elif stdin is not None:
-        lines.append("base64 -d <<'ACA_EOF' | gzip -dc >\"$w/in\" || { echo \"ACA1 E Input cannot decode the input\"; "
-                     "rm -rf \"$w\"; exit 0; }\n%s\nACA_EOF" % _wrap(_b64gz(stdin)))
+        # not compressed: the instance may have no gzip (then only the output goes uncompressed)
+        lines.append("base64 -d <<'ACA_EOF' >\"$w/in\" || { echo \"ACA1 E Input cannot decode the input\"; "
+                     "rm -rf \"$w\"; exit 0; }\n%s\nACA_EOF" % _wrap(base64.b64encode(stdin).decode('ascii')))
         lines.append('in=$w/in')
     elif parts is not None:
         lines.append('ap "$w/in" || { rm -rf "$w"; exit 0; }')
@@ -322,7 +319,9 @@ def chunk_script(work_dir, stream, index):
 
 
 def cleanup_script(work_dir):
-    return 'case %s in */%s*) rm -rf -- %s;; esac\n' % (shell_quote(work_dir), WORK_PREFIX, shell_quote(work_dir))
+    """Remove a work directory: only a path whose last component is one of ours, never one that climbs with ``..``."""
+    return ('case %s in */..|*/../*|*/%s*/*) ;; */%s?*) rm -rf -- %s;; esac\n'
+            % (shell_quote(work_dir), WORK_PREFIX, WORK_PREFIX, shell_quote(work_dir)))
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -347,6 +346,10 @@ class Frame(object):
         self.chunk = chunk
 
 
+def _b64decode(line):
+    return base64.b64decode(line, validate=True)
+
+
 def parse_frame(output):
     """The ``Frame`` in the raw output of a wrapper script (bytes)."""
     lines = (output or b'').split(b'\n')
@@ -357,8 +360,10 @@ def parse_frame(output):
         kind = fields[1] if len(fields) > 1 else ''
         try:
             if kind == 'R' and len(fields) >= 6:
-                out = base64.b64decode(lines[pos + 1]) if pos + 1 < len(lines) else b''
-                err = base64.b64decode(lines[pos + 2]) if pos + 2 < len(lines) else b''
+                out = _b64decode(lines[pos + 1]) if pos + 1 < len(lines) else b''
+                err = _b64decode(lines[pos + 2]) if pos + 2 < len(lines) else b''
+                if len(out) != int(fields[4]) or len(err) != int(fields[5]):
+                    return Frame(None)      # cut short: not the whole result
                 return Frame('R', int(fields[2]), fields[3] == '1', int(fields[4]), int(fields[5]), out=out, err=err)
             if kind == 'M' and len(fields) >= 7:
                 return Frame('M', int(fields[2]), fields[3] == '1', int(fields[4]), int(fields[5]),
@@ -366,7 +371,7 @@ def parse_frame(output):
             if kind == 'X':
                 return Frame('X', missing=fields[2:])
             if kind == 'C':
-                return Frame('C', chunk=base64.b64decode(lines[pos + 1]) if pos + 1 < len(lines) else b'')
+                return Frame('C', chunk=_b64decode(lines[pos + 1]) if pos + 1 < len(lines) else b'')
             if kind == 'E':
                 return Frame('E', error=' '.join(fields[2:]))
         except (ValueError, TypeError, IndexError):
@@ -432,8 +437,12 @@ def parse_fetch(output):
             fields = line.decode('utf-8', 'replace').split(' ')
             if len(fields) < 6:
                 break
-            inline = None
-            if pos + 1 < len(lines) and (lines[pos + 1] or int(fields[4]) == 0):
-                inline = base64.b64decode(lines[pos + 1])
-            return fields[2], fields[3] == '1', int(fields[4]), ' '.join(fields[5:]), inline
+            try:
+                length = int(fields[4])
+                inline = None
+                if pos + 1 < len(lines) and (lines[pos + 1] or length == 0):
+                    inline = _b64decode(lines[pos + 1])
+            except (ValueError, TypeError):
+                break
+            return fields[2], fields[3] == '1', length, ' '.join(fields[5:]), inline
     return parse_frame(output)
