@@ -13,7 +13,8 @@ and the exit code apart, completely, and binary-safe. So every command runs insi
 - gives the command its standard input: nothing, bytes carried in the script itself (Base64), bytes
   assembled from ``SendFile`` parts the script waits for, or a module payload rebuilt by ``LOADER`` from a
   content-addressed cache of the modules' files on the instance (see ``ansiballz_plan``);
-- runs the command with ``/bin/sh -c``, stdout and stderr into two files;
+- runs the command with ``/bin/sh -c`` in the user's home directory (``/`` when it has none), as over SSH, stdout
+  and stderr into two files;
 - prints one frame: ``ACA1 R <rc> <gzip> <len out> <len err>`` and both streams Base64-encoded (gzip-compressed when
   the instance has gzip) when they fit in the output the service keeps, and removes the directory; otherwise
   ``ACA1 M ...`` with the directory, whose files the connection then reads in pieces (``chunk_script``) and removes
@@ -252,7 +253,7 @@ ap() {
 
 _HEAD = r'''umask 077
 w=$(mktemp -d "${TMPDIR:-/tmp}/%(prefix)sXXXXXXXX") || { echo "ACA1 E WorkDir cannot create a temporary directory"; exit 0; }
-cd / || exit 0
+cd "${HOME:-/}" 2>/dev/null || cd / || exit 0
 '''
 
 _RUN = r'''
