@@ -46,6 +46,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._remo
     strip_become_success,
     unpack,
 )
+from ansible_collections.alicloud_ops.cloud_assistant.tests.unit.plugins.ansiballz_payload import PING_DATA, build_ping_payload
 
 
 def b64(data):
@@ -163,30 +164,9 @@ def test_parse_fetch():
 # ----------------------------------------------------------------------------------------------------------------
 # A real AnsiballZ payload (built once, in a child process, by Ansible's own module_common)
 
-BUILD = r'''
-import sys
-from ansible.plugins.loader import init_plugin_loader
-init_plugin_loader()
-from ansible.executor.module_common import modify_module
-from ansible.parsing.dataloader import DataLoader
-from ansible.template import Templar
-import ansible.modules.ping as ping
-built = modify_module(module_name='ping', module_path=ping.__file__, module_args={'data': 'caf\u00e9 \'quoted\' "x"'},
-                      templar=Templar(loader=DataLoader()), task_vars={'ansible_python_interpreter': sys.executable},
-                      module_compression='ZIP_DEFLATED')
-sys.stdout.buffer.write(built.b_module_data)
-'''
-
-
 @pytest.fixture(scope='module')
 def payload_bytes(tmp_path_factory):
-    work = tmp_path_factory.mktemp('ansiballz')
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), ANSIBLE_LOCAL_TEMP=str(work),
-               ANSIBLE_HOME=str(work))
-    done = subprocess.run([sys.executable, '-c', BUILD], capture_output=True, env=env, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr.decode('utf-8', 'replace')[-2000:]
-    assert done.stdout.startswith(b'#!') and b'_ANSIBALLZ_WRAPPER = True' in done.stdout
-    return done.stdout
+    return build_ping_payload(tmp_path_factory.mktemp('ansiballz'))
 
 
 def run_module(data, tmp_path):
@@ -328,11 +308,22 @@ def test_exec_without_stdin_keeps_streams_and_exit_code_apart(sandbox):
     assert work_dirs(sandbox['tmp']) == []
 
 
-def test_exec_quotes_the_command_and_runs_it_in_root(sandbox):
-    command = 'printf "%s|" "it\'s" "$HOME" \'$x\' "a  b"; pwd'
+def test_exec_quotes_the_command(sandbox):
+    command = 'printf "%s|" "it\'s" "$TMPDIR" \'$x\' "a  b"'
     frame = parse_frame(sh(exec_script(command)))
-    home = os.environ.get('HOME', '')
-    assert streams(frame)[0] == ("it's|%s|$x|a  b|/\n" % home).encode()
+    assert streams(frame)[0] == ("it's|%s|$x|a  b|" % sandbox['tmp']).encode()
+
+
+def test_exec_runs_in_the_home_directory_as_over_ssh(sandbox):
+    home = sandbox['root'] / 'home'
+    home.mkdir()
+    env = dict(os.environ, HOME=str(home))
+    assert streams(parse_frame(sh(exec_script('pwd'), env)))[0] == ('%s\n' % home).encode()
+    # no home, or one that cannot be entered: /
+    env['HOME'] = str(sandbox['root'] / 'missing')
+    assert streams(parse_frame(sh(exec_script('pwd'), env)))[0] == b'/\n'
+    env.pop('HOME')
+    assert streams(parse_frame(sh(exec_script('pwd'), env)))[0] == b'/\n'
 
 
 def test_exec_with_inline_stdin(sandbox):
@@ -469,7 +460,7 @@ def test_loader_rebuilds_the_payload_from_sent_parts_then_from_the_cache(sandbox
     frame = parse_frame(sh(exec_script(payload.interpreter, payload=(plan, payload.interpreter), cache_dir=cache)))
     assert (frame.kind, frame.rc) == ('R', 0), frame.__dict__
     answer = json.loads(streams(frame)[0])
-    assert answer['ping'] == 'caf\u00e9 \'quoted\' "x"'
+    assert answer['ping'] == PING_DATA
     assert work_dirs(sandbox['tmp']) == []
 
 
