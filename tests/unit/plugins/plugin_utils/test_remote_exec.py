@@ -244,6 +244,15 @@ def test_plan_blob_holds_exactly_the_digests_to_send(payload_bytes):
     assert ansiballz_plan(payload, send=['f' * 40]).blob is None
 
 
+def test_inline_module_false_names_the_module_file_by_digest_too(payload_bytes):
+    payload = split_ansiballz(payload_bytes)
+    entries = recipe_of(ansiballz_plan(payload, inline_module=False))['f']
+    assert all(inline is None for _name, _key, inline in entries)
+    module = dict(payload.members)['ansible/modules/ping.py']
+    plan = ansiballz_plan(payload, send=[digest(module)], inline_module=False)
+    assert zipfile.ZipFile(io.BytesIO(plan.blob)).namelist() == [digest(module)]
+
+
 def test_a_large_module_file_is_not_inline():
     big = b'# big\n' * (INLINE_MEMBER_BYTES // 6 + 10)
     payload = AnsiballZ('/usr/bin/python3', b'#!/usr/bin/python3\nhead\n', b'call', b'tail', [('a/m.py', big)], 'a/m.py')
