@@ -25,7 +25,12 @@ from ansible.playbook.play_context import PlayContext
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.connection import cloud_assistant
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.connection.cloud_assistant import Connection
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._remote_exec import WORK_PREFIX, exec_script
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._remote_exec import (
+    WORK_PREFIX,
+    ansiballz_plan,
+    exec_script,
+    split_ansiballz,
+)
 from ansible_collections.alicloud_ops.cloud_assistant.tests.unit.plugins.ansiballz_payload import PING_DATA, build_ping_payload
 from ansible_collections.alicloud_ops.cloud_assistant.tests.unit.plugins.fake_sendfile import FakeSendApi  # noqa: E402
 
@@ -47,6 +52,7 @@ class FakeInstanceApi(FakeSendApi):
         self.results = {}
         self.verdicts = []
         self.scripts = []
+        self.limit = None           # the longest script RunCommand takes (the service's is 18 KB)
 
     def with_deadline(self, deadline):
         return self
@@ -54,6 +60,8 @@ class FakeInstanceApi(FakeSendApi):
     def RunCommand(self, request):
         assert request.content_encoding == 'Base64' and request.instance_id == [INSTANCE]
         script = base64.b64decode(request.command_content).decode('utf-8')
+        if self.limit is not None and len(script) > self.limit:
+            raise CloudAssistantError('RunCommand failed: CmdContent.ExceedLimit', code='CmdContent.ExceedLimit', kind='api')
         self.scripts.append(script)
         invoke_id = 't-%04d' % (len(self.scripts))
         if request.username not in self.users:
@@ -348,6 +356,36 @@ def test_a_module_sends_its_files_once_then_runs_from_the_cache(instance, payloa
     assert json.loads(out)['ping'] == PING_DATA
     assert len(api.actions('RunCommand')) == first_runs + 1 and len(api.actions('SendFile')) == first_sends
     assert work_dirs(instance['tmp']) == []
+
+
+def script_sizes(payload):
+    """Lengths of the first module command with the module's file inline and without, and of the wait for parts."""
+    split = split_ansiballz(payload)
+    inline = cloud_assistant.exec_script(sys.executable, payload=(ansiballz_plan(split), split.interpreter))
+    plain = cloud_assistant.exec_script(sys.executable, payload=(ansiballz_plan(split, inline_module=False), split.interpreter))
+    waiting = cloud_assistant.exec_script(sys.executable, payload=(ansiballz_plan(split, inline_module=False), split.interpreter),
+                                          parts=(cloud_assistant.INPUT_STAGING + '0' * 16, 999999, '0' * 64))
+    return len(inline), len(plain), len(waiting) - len(plain)
+
+
+def test_a_module_whose_inline_file_fits_only_without_the_wait_for_parts(instance, payload, monkeypatch):
+    inline, plain, wait = script_sizes(payload)
+    assert plain + wait <= inline < inline + wait
+    monkeypatch.setattr(cloud_assistant, 'SCRIPT_BUDGET', inline)
+    instance['api'].limit = inline
+    rc, out, err = instance['connection'].exec_command(sys.executable, in_data=payload)
+    assert (rc, err) == (0, b'') and json.loads(out)['ping'] == PING_DATA
+    assert len(instance['api'].actions('RunCommand')) == 2
+
+
+def test_a_module_too_large_to_carry_inline_keeps_it_out_when_sending_parts(instance, payload, monkeypatch):
+    inline, plain, wait = script_sizes(payload)
+    assert plain + wait < inline
+    monkeypatch.setattr(cloud_assistant, 'SCRIPT_BUDGET', inline - 1)
+    instance['api'].limit = inline - 1
+    rc, out, err = instance['connection'].exec_command(sys.executable, in_data=payload)
+    assert (rc, err) == (0, b'') and json.loads(out)['ping'] == PING_DATA
+    assert len(instance['api'].actions('RunCommand')) == 2
 
 
 def test_without_module_cache_the_payload_travels_whole(instance, payload):
