@@ -3,8 +3,10 @@
 # one with ansible_connection set to alicloud_ops.cloud_assistant.cloud_assistant, and an ECS inventory plugin
 # configuration with use_cloud_assistant_connection. inventory_plugin.yml runs a command on the plugin's hosts;
 # play.yml runs modules over the connection; teardown.yml starts again the agent play.yml stopped, whatever happened.
-# "$@" carries -e @integration_config.yml (and -v) from ansible-test.
+# "$@" carries -v from ansible-test, which passes no variables to a script target: the extra vars of
+# tests/integration/integration_config.yml (copied by ansible-test to ../../ of this directory) are added here.
 set -eu
+if [ -f ../../integration_config.yml ]; then set -- -e @../../integration_config.yml "$@"; fi
 export ALIBABA_CLOUD_ECS_METADATA_DISABLED=true
 work=$(mktemp -d)
 cleanup() {
