@@ -117,8 +117,9 @@ def instance(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cloud_assistant, 'build_api', build_api)
     monkeypatch.setattr(cloud_assistant, 'resolved_credentials', lambda opts: opts)
-    # the module cache in tmp_path, not in /var/tmp
+    # the module cache and the parts sent in tmp_path, not in /var/tmp and /tmp
     monkeypatch.setattr(cloud_assistant, 'exec_script', functools.partial(exec_script, cache_dir=str(tmp_path / 'cache')))
+    monkeypatch.setattr(cloud_assistant, 'INPUT_STAGING', str(tmp_path / 'stage-'))
     return {'connection': connection(), 'api': api, 'tmp': tmp, 'root': tmp_path, 'built': built}
 
 
@@ -307,7 +308,9 @@ def test_exec_command_with_stdin_too_large_for_one_command(instance):
     data = os.urandom(40000)
     rc, out, err = instance['connection'].exec_command('cat', in_data=data)
     assert (rc, out, err) == (0, data, b'')
-    assert len(instance['api'].actions('SendFile')) == 2 and len(instance['api'].actions('RunCommand')) >= 2
+    sent = instance['api'].actions('SendFile')
+    assert len(sent) == 2 and sent[0].target_dir.startswith(str(instance['root'] / 'stage-'))
+    assert not os.path.exists(sent[0].target_dir)          # the parts are removed once read
 
 
 def test_output_beyond_what_the_service_keeps_is_read_in_pieces(instance):
