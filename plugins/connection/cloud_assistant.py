@@ -83,6 +83,7 @@ options:
       - While a command has not finished, every this many seconds the agent's heartbeat is read
         (C(DescribeCloudAssistantStatus)); an agent that went offline makes the host unreachable instead of
         waiting for O(command_timeout). V(0) turns the check off.
+      - Between 0 and 3600.
     type: int
     default: 30
     vars:
