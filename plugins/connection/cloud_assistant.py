@@ -218,6 +218,7 @@ API_SLACK = 60                 # seconds allowed beyond command_timeout for the 
 SEND_SLACK = 180               # seconds a file transfer may take beyond its parts' own SendFile timeout
 COMMAND_LIMIT_B64 = 24 * 1024  # RunCommand's CommandContent, after Base64 (reference 2.1)
 INPUT_STAGING = '/tmp/.ansible-ca-in-'  # + a transfer ID: SendFile parts a command waits for
+PARTS_SHAPE = (INPUT_STAGING + 'x' * 16, 10 ** 10, '0' * 64)   # the longest parts argument of exec_script, for sizing
 CHUNK_WORKERS = 4              # pieces of a large output or file read at once
 # Why a run did not happen on the instance, as the service reports it: the host is unreachable.
 UNREACHABLE_CODES = frozenset(['ClientNotRunning', 'ClientNotOnline', 'ClientNetworkBlocked', 'ClientNotResponse',
@@ -241,6 +242,7 @@ class Connection(ConnectionBase):
         self._instance = None
         self._salt = new_salt()
         self._serial = 0
+        self._stages = []
 
     # -- settings ---------------------------------------------------------------------------------------------------
     def is_pipelining_enabled(self, wrap_async=False):
@@ -312,14 +314,14 @@ class Connection(ConnectionBase):
         self._serial += 1
         return client_token([self._instance, self._serial] + list(parts), self._salt)
 
-    def _run(self, script, timeout=None, wait=True):
+    def _run(self, script, timeout=None, wait=True, username=None):
         """Run ``script`` on the instance; the raw output (bytes) once it has finished. Raises for a run that did not
         happen or did not end (unreachable host, timeout, stopped)."""
         timeout = int(timeout or self._timeout)
         size = len(script.encode('utf-8'))
         if (size + 2) // 3 * 4 > COMMAND_LIMIT_B64:
             raise AnsibleError('internal error: a command of %d bytes does not fit in RunCommand' % size)
-        spec = CommandSpec(content=script, username=self._username(), timeout=timeout,
+        spec = CommandSpec(content=script, username=username or self._username(), timeout=timeout,
                            description='ansible connection')
         api = self._api_for(timeout + API_SLACK)
         try:
@@ -405,7 +407,10 @@ class Connection(ConnectionBase):
         super(Connection, self).exec_command(cmd, in_data=in_data, sudoable=sudoable)
         self._refuse_become_password(sudoable)
         display.vvv(u'CLOUD ASSISTANT: EXEC %s' % to_native(cmd), host=self._instance)
-        frame = self._exec(to_native(cmd), in_data)
+        try:
+            frame = self._exec(to_native(cmd), in_data)
+        finally:
+            self._remove_stages()
         out, err = self._streams(frame)
         if sudoable and self.become is not None and getattr(self.become, 'success', None):
             out = strip_become_success(out, self.become.success)
@@ -432,8 +437,15 @@ class Connection(ConnectionBase):
             script = exec_script(cmd, stdin=in_data)
             if len(script) <= SCRIPT_BUDGET:
                 return self._frame(self._run(script))
+            if len(exec_script(cmd, parts=PARTS_SHAPE)) > SCRIPT_BUDGET:
+                raise AnsibleError('a command of %d bytes with input is too long for Cloud Assistant (RunCommand takes '
+                                   'at most 24 KB after Base64); pass the long part as a file' % len(cmd))
             return self._frame(self._run_with_parts(cmd, in_data))
-        return self._frame(self._run(exec_script(cmd)))
+        script = exec_script(cmd)
+        if len(script) <= SCRIPT_BUDGET:
+            return self._frame(self._run(script))
+        # A command too long for RunCommand travels as a file, and a shell reads it from its standard input.
+        return self._frame(self._run_with_parts('/bin/sh', to_bytes(cmd, errors='surrogate_or_strict')))
 
     def _module_cache(self):
         try:
@@ -470,7 +482,7 @@ class Connection(ConnectionBase):
             plan = ansiballz_plan(payload, send=send if missing is not None else (), inline_module=inline)
             parts = None
             if plan.blob is not None:
-                parts = (INPUT_STAGING + '0' * 16, len(plan.blob), '0' * 64)  # as long as the real line
+                parts = PARTS_SHAPE
             script = exec_script(cmd, payload=(plan, payload.interpreter), parts=parts)
             if len(script) > SCRIPT_BUDGET:
                 continue
@@ -493,11 +505,23 @@ class Connection(ConnectionBase):
         jobs = [SendJob(part_name(i), stage, part, [self._instance], mode='0600', owner=self._username())
                 for i, part in enumerate(parts)]
         api = self._api_for(SEND_SLACK)
+        if self._username() not in (None, 'root'):
+            self._stages.append(stage)
         sent = send_files(api, jobs, transfer, self._salt, time.monotonic() + SEND_SLACK)
         failed = [s for s in sent if s.invoke_id is None]
         if failed:
             self._unreachable('SendFile failed', failed[0].error)
         return stage, len(data), hashlib.sha256(data).hexdigest()
+
+    def _remove_stages(self):
+        """SendFile creates a missing directory as root, so a command run as another user empties its staging
+        directory but cannot remove it: one more command, as root and not awaited, does."""
+        stages, self._stages = self._stages, []
+        for stage in stages:
+            try:
+                self._run(cleanup_script(stage), timeout=60, wait=False, username='root')
+            except AnsibleError as exc:
+                display.warning(u'could not remove %s on %s: %s' % (stage, self._instance, to_native(exc)))
 
     def _frame(self, output):
         frame = parse_frame(output)

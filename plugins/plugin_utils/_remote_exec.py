@@ -239,7 +239,7 @@ _PARTS = r'''
 ap() {
   i=0
   while [ "$i" -lt "$wmax" ]; do
-    if [ -d "$st" ] && [ "$(cat "$st"/p[0-9]* 2>/dev/null | wc -c)" -eq "$plen" ]; then
+    if [ -d "$st" ] && [ "$(($(cat "$st"/p[0-9]* 2>/dev/null | wc -c)))" -eq "$plen" ]; then
       cat "$st"/p[0-9]* >"$1" 2>/dev/null; rm -rf "$st"
       [ "$(sha256sum <"$1" | cut -c1-64)" = "$psum" ] && return 0
       echo "ACA1 E PartsCorrupt the parts sent do not have the expected SHA-256"; return 1
@@ -264,7 +264,7 @@ if command -v gzip >/dev/null 2>&1; then
   z=1; gzip -c <"$w/out" >"$w/o" && gzip -c <"$w/err" >"$w/e" || z=0
 fi
 if [ "$z" = 0 ]; then mv -f "$w/out" "$w/o"; mv -f "$w/err" "$w/e"; fi
-lo=$(wc -c <"$w/o"); le=$(wc -c <"$w/e")
+lo=$(($(wc -c <"$w/o"))); le=$(($(wc -c <"$w/e")))
 if [ $(( (lo + le + 6) / 3 * 4 )) -le %(budget)d ]; then
   echo "ACA1 R $rc $z $lo $le"; base64 <"$w/o" | tr -d '\n'; echo; base64 <"$w/e" | tr -d '\n'; echo
   rm -rf "$w"
@@ -419,7 +419,7 @@ sum=$(sha256sum <"$f" | cut -c1-64)
 z=0
 if command -v gzip >/dev/null 2>&1 && gzip -c <"$f" >"$w/o"; then z=1
 else cat <"$f" >"$w/o" || { rm -rf "$w"; echo "ACA1 E NotReadable cannot read $f"; exit 0; }; fi
-lo=$(wc -c <"$w/o")
+lo=$(($(wc -c <"$w/o")))
 echo "ACA1 F $sum $z $lo $w"
 if [ $(( (lo + 2) / 3 * 4 )) -le %(budget)d ]; then base64 <"$w/o" | tr -d '\n'; echo; rm -rf "$w"; fi
 '''

@@ -427,3 +427,39 @@ def test_fetch_file_of_a_missing_file(instance):
     with pytest.raises(AnsibleFileNotFound, match='file not found on %s' % INSTANCE):
         instance['connection'].fetch_file(str(instance['root'] / 'nope'), str(instance['root'] / 'back'))
     assert not (instance['root'] / 'back').exists()
+
+
+# -- commands too long for RunCommand, and staging directories of other users ------------------------------------
+def test_a_command_too_long_for_runcommand_travels_as_a_file_read_by_a_shell(instance):
+    conn, api = instance['connection'], instance['api']
+    long_command = 'echo start; : ' + 'x' * 30000 + '; echo end >&2; exit 4'
+    rc, out, err = conn.exec_command(long_command)
+    assert (rc, out, err) == (4, b'start\n', b'end\n')
+    assert len(api.tasks) == 2                # 30 KB of command: two SendFile parts
+    assert all(len(script) <= 18432 for script in api.scripts)
+
+
+def test_parts_staged_for_another_user_are_removed_as_root(instance):
+    conn, api = instance['connection'], instance['api']
+    api.users.add('causer')
+    conn._options['remote_user'] = 'causer'
+    usernames = []
+    original = api.RunCommand
+
+    def record(request):
+        usernames.append(request.username)
+        return original(request)
+
+    api.RunCommand = record
+    data = os.urandom(30000)
+    rc, out, dummy = conn.exec_command('wc -c', in_data=data)
+    assert (rc, out.strip()) == (0, b'30000')
+    assert usernames == ['causer', 'root']      # the run, then the removal of its staging directory as root
+    assert 'rm -rf --' in api.scripts[-1] and str(instance['root'] / 'stage-') in api.scripts[-1]
+
+
+def test_parts_staged_for_root_need_no_second_command(instance):
+    conn, api = instance['connection'], instance['api']
+    rc, out, dummy = conn.exec_command('wc -c', in_data=os.urandom(30000))
+    assert (rc, out.strip()) == (0, b'30000')
+    assert len(api.scripts) == 1
