@@ -197,6 +197,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._targ
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._tokens import client_token, new_salt
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._remote_exec import (
     SCRIPT_BUDGET,
+    WAIT_FILES_SECONDS,
     ansiballz_plan,
     chunk_count,
     chunk_script,
@@ -243,6 +244,7 @@ class Connection(ConnectionBase):
         self._salt = new_salt()
         self._serial = 0
         self._stages = []
+        self._pending_files = []     # (SendFile IDs, path, size, sha256) put_file sent and no command awaited yet
 
     # -- settings ---------------------------------------------------------------------------------------------------
     def is_pipelining_enabled(self, wrap_async=False):
@@ -411,6 +413,7 @@ class Connection(ConnectionBase):
             frame = self._exec(to_native(cmd), in_data)
         finally:
             self._remove_stages()
+        self._pending_files = []      # the command found them (it would not have run otherwise)
         out, err = self._streams(frame)
         if sudoable and self.become is not None and getattr(self.become, 'success', None):
             out = strip_become_success(out, self.become.success)
@@ -434,14 +437,14 @@ class Connection(ConnectionBase):
         if payload is not None:
             return self._exec_module(cmd, payload, in_data)
         if in_data:
-            script = exec_script(cmd, stdin=in_data)
+            script = self._script(cmd, stdin=in_data)
             if len(script) <= SCRIPT_BUDGET:
                 return self._frame(self._run(script))
-            if len(exec_script(cmd, parts=PARTS_SHAPE)) > SCRIPT_BUDGET:
+            if len(self._script(cmd, parts=PARTS_SHAPE)) > SCRIPT_BUDGET:
                 raise AnsibleError('a command of %d bytes with input is too long for Cloud Assistant (RunCommand takes '
                                    'at most 24 KB after Base64); pass the long part as a file' % len(cmd))
             return self._frame(self._run_with_parts(cmd, in_data))
-        script = exec_script(cmd)
+        script = self._script(cmd)
         if len(script) <= SCRIPT_BUDGET:
             return self._frame(self._run(script))
         # A command too long for RunCommand travels as a file, and a shell reads it from its standard input.
@@ -483,17 +486,22 @@ class Connection(ConnectionBase):
             parts = None
             if plan.blob is not None:
                 parts = PARTS_SHAPE
-            script = exec_script(cmd, payload=(plan, payload.interpreter), parts=parts)
+            script = self._script(cmd, payload=(plan, payload.interpreter), parts=parts)
             if len(script) > SCRIPT_BUDGET:
                 continue
             if plan.blob is not None:
                 parts = self._send_blob(plan.blob)
-                script = exec_script(cmd, payload=(plan, payload.interpreter), parts=parts)
+                script = self._script(cmd, payload=(plan, payload.interpreter), parts=parts)
             return script
         return None
 
+    def _script(self, cmd, **kwargs):
+        """``exec_script`` for this connection: the command waits first for the files put_file sent."""
+        files = [(path, size, checksum) for _ids, path, size, checksum in self._pending_files]
+        return exec_script(cmd, files=files, **kwargs)
+
     def _run_with_parts(self, cmd, data):
-        return self._run(exec_script(cmd, parts=self._send_blob(data)))
+        return self._run(self._script(cmd, parts=self._send_blob(data)))
 
     def _send_blob(self, data):
         """Send ``data`` with SendFile, in parts, to a staging directory the next command waits for; returns
@@ -525,6 +533,10 @@ class Connection(ConnectionBase):
 
     def _frame(self, output):
         frame = parse_frame(output)
+        if frame.kind == 'E' and frame.error.startswith('FileNotArrived'):
+            self._flush_files()      # raises with the reason SendFile gives
+            raise AnsibleError('a file sent to %s did not arrive within %d s (%s)'
+                               % (self._instance, WAIT_FILES_SECONDS, frame.error))
         if frame.kind == 'E':
             raise AnsibleError('Cloud Assistant on %s: %s' % (self._instance, frame.error))
         if frame.kind is None:
@@ -581,10 +593,16 @@ class Connection(ConnectionBase):
             jobs = [SendJob(part_name(i), stage, part, [self._instance], mode='0600', owner=user)
                     for i, part in enumerate(plan.parts)]
         api = self._api_for(SEND_SLACK)
+        self._flush_files()
         sent = send_files(api, jobs, transfer, self._salt, time.monotonic() + SEND_SLACK)
         failed = [s for s in sent if s.invoke_id is None]
         if failed:
             self._unreachable('SendFile of %s failed' % out_path, failed[0].error)
+        if plan.direct:
+            # Not awaited here: the next command waits for the file on the instance (saving the polls); only when
+            # it does not arrive are the SendFile results read, for the reason.
+            self._pending_files.append(([s.invoke_id for s in sent], out_path, len(data), plan.checksum))
+            return
         self._await_sends(api, [s.invoke_id for s in sent], out_path)
         if not plan.direct:
             output = self._run(finalize_script(out_path, transfer, plan.part_count, plan.compressed, plan.checksum,
@@ -592,6 +610,12 @@ class Connection(ConnectionBase):
             if b'CAFILE done' not in output:
                 raise AnsibleError('copying %s to %s on %s failed: %s'
                                    % (in_path, out_path, self._instance, to_native(output[-300:])))
+
+    def _flush_files(self):
+        """Await the files put_file sent and no command has waited for yet (raises for one that failed)."""
+        pending, self._pending_files = self._pending_files, []
+        for invoke_ids, out_path, _size, _checksum in pending:
+            self._await_sends(self._api_for(SEND_SLACK), invoke_ids, out_path)
 
     def _await_sends(self, api, invoke_ids, out_path):
         pending = set(invoke_ids)
@@ -623,6 +647,7 @@ class Connection(ConnectionBase):
         super(Connection, self).fetch_file(in_path, out_path)
         display.vvv(u'CLOUD ASSISTANT: FETCH %s TO %s' % (in_path, out_path), host=self._instance)
         import hashlib
+        self._flush_files()
         answer = parse_fetch(self._run(fetch_script(self._remote_path(in_path)), timeout=600))
         if not isinstance(answer, tuple):
             if answer.kind == 'E' and answer.error and answer.error.startswith('NotFound'):
@@ -652,6 +677,11 @@ class Connection(ConnectionBase):
         self.close()
 
     def close(self):
+        if self._pending_files and self._api is not None:
+            try:
+                self._flush_files()
+            except AnsibleError as exc:
+                display.warning(u'%s' % to_native(exc))
         if self._api is not None and self._api.calls:
             display.vvvv(u'CLOUD ASSISTANT: %d API calls for this task (%s)' % (
                 self._api.total_calls, ', '.join('%s %d' % item for item in sorted(self._api.calls.items()))),

@@ -50,6 +50,7 @@ CHUNK_BYTES = 17000            # bytes of a stream read by one chunk command (22
 INLINE_MEMBER_BYTES = 65536    # the module's own file travels in the script when it is at most this big (and fits)
 DIGEST_CHARS = 40              # 160 bits of SHA-256: the name of a cached file
 WAIT_PARTS_SECONDS = 120       # how long a script waits for SendFile parts before giving up
+WAIT_FILES_SECONDS = 60        # how long a script waits for a file put_file sent
 CACHE_DIR = '/var/tmp/.ansible-cloud-assistant'
 WORK_PREFIX = '.ansible-ca-'
 
@@ -274,15 +275,33 @@ fi
 '''
 
 
-def exec_script(command, stdin=None, payload=None, parts=None, cache_dir=CACHE_DIR):
+_FILES = r'''
+wf() {
+  i=0
+  while [ "$i" -lt %(tries)d ]; do
+    if [ -f "$1" ] && [ "$(($(wc -c <"$1")))" -eq "$2" ] && [ "$(sha256sum <"$1" | cut -c1-64)" = "$3" ]; then return 0; fi
+    sleep 0.05; i=$((i + 1))
+  done
+  echo "ACA1 E FileNotArrived $1"; exit 0
+}
+'''
+
+
+def exec_script(command, stdin=None, payload=None, parts=None, cache_dir=CACHE_DIR, files=()):
     """The wrapper script for one ``exec_command``.
 
     ``stdin``: bytes carried in the script (None: no input); ``payload``: a ``PayloadPlan`` with the interpreter
     (``(plan, interpreter)``) rebuilt by the loader; ``parts``: ``(staging dir, total bytes, sha256 hex)`` of a
     blob sent with SendFile that the script waits for (the module files of ``payload``, or the input itself when
-    neither ``stdin`` nor ``payload`` is given).
+    neither ``stdin`` nor ``payload`` is given); ``files``: ``(path, bytes, sha256 hex)`` of files sent with
+    SendFile just before, which the command may use: the script waits until each is there, whole
+    (``ACA1 E FileNotArrived <path>`` after ``WAIT_FILES_SECONDS``).
     """
-    lines = [_HEAD % {'prefix': WORK_PREFIX}, 'c=%s' % shell_quote(command)]
+    lines = []
+    if files:
+        lines.append(_FILES % {'tries': WAIT_FILES_SECONDS * 20})
+        lines.extend('wf %s %d %s' % (shell_quote(path), size, checksum) for path, size, checksum in files)
+    lines += [_HEAD % {'prefix': WORK_PREFIX}, 'c=%s' % shell_quote(command)]
     if parts is not None:
         staging, size, checksum = parts
         lines.append('st=%s plen=%d psum=%s wmax=%d' % (shell_quote(staging), size, checksum, WAIT_PARTS_SECONDS * 10))

@@ -463,3 +463,44 @@ def test_parts_staged_for_root_need_no_second_command(instance):
     rc, out, dummy = conn.exec_command('wc -c', in_data=os.urandom(30000))
     assert (rc, out.strip()) == (0, b'30000')
     assert len(api.scripts) == 1
+
+
+# -- put_file is awaited by the next command, not by polling ---------------------------------------------------------
+def test_the_command_after_put_file_waits_for_the_file_instead_of_polling(instance):
+    conn, api = instance['connection'], instance['api']
+    data = b'small file\n'
+    source = instance['root'] / 'small.txt'
+    source.write_bytes(data)
+    remote = instance['root'] / 'small-remote.txt'
+    conn.put_file(str(source), str(remote))
+    rc, out, dummy = conn.exec_command('cat %s' % remote)
+    assert (rc, out) == (0, data)
+    assert api.actions('DescribeSendFileResults') == []
+    assert api.scripts[-1].lstrip().startswith('wf() {') and ('wf %s %d ' % (remote, len(data))) in api.scripts[-1]
+    conn.exec_command('true')                      # the next command no longer waits for it
+    assert 'wf ' not in api.scripts[-1]
+
+
+def test_a_file_that_never_arrives_fails_the_next_command_with_the_reason(instance, monkeypatch):
+    from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils import _remote_exec
+    monkeypatch.setattr(_remote_exec, 'WAIT_FILES_SECONDS', 1)
+    conn, api = instance['connection'], instance['api']
+    api.fail[INSTANCE] = 'FileCreateFail'           # the task fails and writes nothing
+    api.SendFile = functools.partial(FakeSendApi.SendFile, api)
+    source = instance['root'] / 'small.txt'
+    source.write_bytes(b'x')
+    conn.put_file(str(source), str(instance['root'] / 'never.txt'))
+    with pytest.raises(AnsibleError, match='never.txt .*FileCreateFail'):
+        conn.exec_command('true', sudoable=False)
+    assert len(api.actions('DescribeSendFileResults')) >= 1
+
+
+def test_fetch_file_after_put_file_awaits_the_send_first(instance):
+    conn, api = instance['connection'], instance['api']
+    source = instance['root'] / 'small.txt'
+    source.write_bytes(b'abc')
+    remote = instance['root'] / 'small-remote.txt'
+    conn.put_file(str(source), str(remote))
+    conn.fetch_file(str(remote), str(instance['root'] / 'back.txt'))
+    assert (instance['root'] / 'back.txt').read_bytes() == b'abc'
+    assert len(api.actions('DescribeSendFileResults')) >= 1
