@@ -136,10 +136,11 @@ options:
     default: false
   use_cloud_assistant_connection:
     description:
-      - Reserved for the connection plugin C(alicloud_ops.cloud_assistant.cloud_assistant), which is not part of
-        this collection yet. Setting it to V(true) fails with a message saying so.
-      - When that plugin lands, this will set C(ansible_connection) to it, and C(ansible_alicloud_instance_id) and
-        C(ansible_alicloud_region_id) (the variables it reads) on every host.
+      - Reach the Linux instances through Cloud Assistant with the connection plugin
+        C(alicloud_ops.cloud_assistant.cloud_assistant) (no SSH). Sets C(ansible_connection) to it, and
+        C(ansible_alicloud_instance_id) and C(ansible_alicloud_region_id) (the variables it reads) on every Linux
+        host; Windows hosts are left as they are (the connection runs shell scripts only).
+      - These are set before O(compose), which can override them for some hosts.
     type: bool
     default: false
   timeout:
@@ -270,7 +271,7 @@ except ImportError:  # ansible-core < 2.19: every string from the configuration 
     def trust_as_template(value):
         return value
 
-# use_cloud_assistant_connection is reserved for this connection plugin, which is not in the collection yet.
+# use_cloud_assistant_connection: the connection plugin set on Linux hosts.
 CONNECTION_PLUGIN = 'alicloud_ops.cloud_assistant.cloud_assistant'
 DEFAULT_DISCOVERY_REGION = 'cn-hangzhou'
 ONLINE_GROUP = 'cloud_assistant_online'
@@ -494,6 +495,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         self.inventory.add_host(name)
         for key, value in variables.items():
             self.inventory.set_variable(name, key, value)
+        if self.get_option('use_cloud_assistant_connection') and hostvars.get('os_type') != 'windows':
+            for key, value in (('ansible_connection', CONNECTION_PLUGIN), ('ansible_alicloud_instance_id', hostvars['instance_id']),
+                               ('ansible_alicloud_region_id', region_id)):
+                self.inventory.set_variable(name, key, value)
         if default_groups:
             for kind, value in (('region', region_id), ('zone', hostvars['zone_id']), ('os', hostvars['os_type']),
                                 ('status', (hostvars['status'] or '').lower())):
@@ -515,10 +520,6 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         config = self._read_config_data(path)
         self._check_unknown_options(config, path)
         try:
-            if self.get_option('use_cloud_assistant_connection'):
-                raise invalid('use_cloud_assistant_connection: the connection plugin %s is not part of this '
-                              'collection yet; leave the option off (run commands on the hosts with '
-                              'alicloud_ops.cloud_assistant.cloud_assistant_command)' % CONNECTION_PLUGIN)
             hostnames = self.get_option('hostnames')
             check_hostnames(hostnames)
             includes, excludes = self._queries()

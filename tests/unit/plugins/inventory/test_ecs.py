@@ -390,12 +390,20 @@ def test_timeout_is_checked(value):
 
 
 # -- review findings 7, 8, 9 ------------------------------------------------------------------------------------------
-def test_use_cloud_assistant_connection_fails_until_the_connection_plugin_exists(fleet):
-    with pytest.raises(AnsibleParserError) as info:
-        parsed(fleet, RecordingCache(), regions=['cn-hangzhou'], use_cloud_assistant_connection=True)
-    assert 'use_cloud_assistant_connection: the connection plugin alicloud_ops.cloud_assistant.cloud_assistant ' \
-           'is not part of this collection yet' in str(info.value)
-    assert not fleet['calls']
+def test_use_cloud_assistant_connection_sets_the_connection_on_linux_hosts(fleet):
+    module = parsed(fleet, RecordingCache(), regions=['cn-hangzhou', 'cn-beijing'], use_cloud_assistant_connection=True)
+    hosts = module.inventory.hosts
+    linux = hosts['i-2'].vars
+    assert linux['ansible_connection'] == 'alicloud_ops.cloud_assistant.cloud_assistant'
+    assert linux['ansible_alicloud_instance_id'] == 'i-2'
+    assert linux['ansible_alicloud_region_id'] == 'cn-hangzhou'
+    windows = hosts['i-3'].vars
+    assert 'ansible_connection' not in windows and 'ansible_alicloud_instance_id' not in windows
+
+
+def test_without_use_cloud_assistant_connection_no_connection_is_set(fleet):
+    module = parsed(fleet, RecordingCache(), regions=['cn-hangzhou'])
+    assert 'ansible_connection' not in module.inventory.hosts['i-2'].vars
 
 
 def test_agent_status_denied_keeps_the_instances_with_a_warning(fleet):

@@ -1,0 +1,689 @@
+# Copyright (c) alicloud_ops.cloud_assistant contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+name: cloud_assistant
+short_description: Run Ansible modules on ECS instances through Cloud Assistant, without SSH
+version_added: 0.2.0
+description:
+  - Runs every task of a host on an Alibaba Cloud ECS instance through the Cloud Assistant API (C(RunCommand),
+    C(SendFile)), with no SSH, open port, key, bastion host, local binary or bucket.
+  - Every module runs as over SSH with pipelining. The module is sent with the command; the files it is made of
+    (C(basic.py), C(module_utils)) are kept on the instance under their SHA-256 in a directory only the user
+    running the command can use (C(/var/tmp/.ansible-cloud-assistant-UID)), so after the first task a module
+    usually travels in the one C(RunCommand) that runs it. Missing files are sent once with C(SendFile).
+  - Standard output, standard error and the exit code are kept apart and complete (output larger than the 24 KB
+    the service keeps is read in pieces). Files are copied with C(SendFile) (parts assembled atomically and
+    checked with SHA-256) and fetched through command output in pieces (checked with SHA-256); both are
+    binary-safe.
+  - Linux instances only (C(RunShellScript)); the instance needs C(/bin/sh), C(base64), C(sha256sum) and
+    C(mktemp), and Python for modules, as over SSH.
+author:
+  - alicloud_ops maintainers (@alicloud-ops)
+extends_documentation_fragment:
+  - alicloud_ops.cloud_assistant.common.plugins
+options:
+  instance_id:
+    description:
+      - The ID of the ECS instance to run on.
+      - When not set, O(host) is used when it looks like an instance ID (C(i-) followed by letters and digits),
+        so an inventory whose host names or C(ansible_host) are instance IDs needs nothing more.
+    type: str
+    vars:
+      - name: ansible_cloud_assistant_instance_id
+      - name: ansible_alicloud_instance_id
+  host:
+    description:
+      - The host address Ansible knows the host by; used as the instance ID when O(instance_id) is not set.
+    type: str
+    default: inventory_hostname
+    vars:
+      - name: inventory_hostname
+      - name: ansible_host
+  remote_user:
+    description:
+      - The user commands run as on the instance (the C(Username) of C(RunCommand)). Not set, the agent's default
+        (C(root)).
+      - The user must exist on the instance; otherwise the host is unreachable with a message naming the user.
+    type: str
+    vars:
+      - name: ansible_user
+    env:
+      - name: ANSIBLE_REMOTE_USER
+    ini:
+      - section: defaults
+        key: remote_user
+    keyword:
+      - name: remote_user
+  command_timeout:
+    description:
+      - Seconds one command (one module run) may take on the instance. Cloud Assistant stops it (the whole process
+        tree) when this time is over, and the task fails naming this option.
+      - Between 10 and 86400.
+    type: int
+    default: 3600
+    vars:
+      - name: ansible_cloud_assistant_command_timeout
+    env:
+      - name: ANSIBLE_CLOUD_ASSISTANT_COMMAND_TIMEOUT
+  poll_interval:
+    description:
+      - The shortest time in seconds between two requests for the result of a command. The wait grows with the
+        command's run time (a tenth of it, at most 5 seconds between two requests).
+      - Between 0.1 and 5.
+    type: float
+    default: 0.2
+    vars:
+      - name: ansible_cloud_assistant_poll_interval
+  agent_check_interval:
+    description:
+      - While a command has not finished, every this many seconds the agent's heartbeat is read
+        (C(DescribeCloudAssistantStatus)); an agent that went offline makes the host unreachable instead of
+        waiting for O(command_timeout). V(0) turns the check off.
+      - Between 0 and 3600.
+    type: int
+    default: 30
+    vars:
+      - name: ansible_cloud_assistant_agent_check_interval
+  module_cache:
+    description:
+      - Keep the files modules are made of on the instance, under their SHA-256, and send only what is missing.
+      - V(false), every module payload is sent whole with C(SendFile) for every task (slower, more API calls).
+    type: bool
+    default: true
+    vars:
+      - name: ansible_cloud_assistant_module_cache
+  pipelining:
+    description:
+      - Send modules with the command that runs them, as the SSH connection does with pipelining. On by default
+        here (it saves several API calls per task); V(false) makes Ansible copy each module to a temporary
+        directory first.
+    type: bool
+    default: true
+    vars:
+      - name: ansible_pipelining
+      - name: ansible_cloud_assistant_pipelining
+notes:
+  - Credentials, region and endpoint are the same options and environment variables as the modules and the
+    inventory plugin of this collection. The inventory plugin C(alicloud_ops.cloud_assistant.ecs) with
+    C(use_cloud_assistant_connection=true) sets O(instance_id), O(region_id) and this connection for every host.
+  - C(become) works through the command (C(sudo), C(su), C(runuser)) without a password; a become password cannot be
+    sent safely through Cloud Assistant (the service keeps command content and the instance can read it), so a
+    task with one fails with a message saying so. To run everything as another user, set O(remote_user).
+  - Every command, and the content of every file sent, is recorded by Cloud Assistant (visible with
+    C(DescribeInvocations) and C(DescribeSendFileResults) to whoever may call them); module arguments marked
+    C(no_log) are part of the module's command. Do not send secrets you would not put in a Cloud Assistant command.
+  - Each task makes at least two API calls (C(RunCommand) and one or more C(DescribeInvocationResults)); the
+    account's API rate limits apply.
+seealso:
+  - plugin: alicloud_ops.cloud_assistant.ecs
+    plugin_type: inventory
+'''
+
+EXAMPLES = r'''
+# inventory.yml: hosts named by instance ID, the connection for all of them
+# all:
+#   vars:
+#     ansible_connection: alicloud_ops.cloud_assistant.cloud_assistant
+#     ansible_alicloud_region_id: cn-hangzhou
+#   hosts:
+#     i-bp1abcdefghijklmnopq:
+#     web1:
+#       ansible_cloud_assistant_instance_id: i-bp1bcdefghijklmnopqr
+#       ansible_user: ecs-user
+
+# Or from the ECS inventory plugin (ecs.yml):
+# plugin: alicloud_ops.cloud_assistant.ecs
+# regions: [cn-hangzhou]
+# use_cloud_assistant_connection: true
+
+- name: Configure web servers over Cloud Assistant
+  hosts: web
+  tasks:
+    - name: Install nginx
+      ansible.builtin.package:
+        name: nginx
+        state: present
+      become: true
+
+    - name: Deploy the site configuration
+      ansible.builtin.template:
+        src: site.conf.j2
+        dest: /etc/nginx/conf.d/site.conf
+        mode: "0644"
+
+    - name: Bring the access log back
+      ansible.builtin.fetch:
+        src: /var/log/nginx/access.log
+        dest: logs/
+'''
+
+import os
+import time
+
+from ansible.errors import AnsibleConnectionFailure, AnsibleError, AnsibleFileNotFound
+from ansible.module_utils.common.text.converters import to_bytes, to_native
+from ansible.plugins.connection import ConnectionBase
+from ansible.utils.display import Display
+
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import (
+    build_api,
+    invocation_results_of,
+    make_request,
+)
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batching import run_concurrently
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._client import resolved_credentials
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._file_parts import (
+    finalize_script,
+    part_name,
+    plan_payload,
+    staging,
+)
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._files import (
+    SendJob,
+    send_files,
+    send_results,
+)
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._options import OptionAdapter
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._poller import PollSchedule, poll
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._retry import RetryPolicy
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._runner import CommandSpec
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._status import SUCCESS, is_terminal
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._targets import agent_status
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._tokens import client_token, new_salt
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._remote_exec import (
+    SCRIPT_BUDGET,
+    WAIT_FILES_SECONDS,
+    ansiballz_plan,
+    chunk_count,
+    chunk_script,
+    digest,
+    cleanup_script,
+    exec_script,
+    fetch_script,
+    looks_like_instance_id,
+    parse_fetch,
+    parse_frame,
+    split_ansiballz,
+    strip_become_success,
+    unpack,
+)
+
+display = Display()
+
+API_SLACK = 60                 # seconds allowed beyond command_timeout for the API to report the end
+SEND_SLACK = 180               # seconds a file transfer may take beyond its parts' own SendFile timeout
+COMMAND_LIMIT_B64 = 24 * 1024  # RunCommand's CommandContent, after Base64 (reference 2.1)
+INPUT_STAGING = '/tmp/.ansible-ca-in-'  # + a transfer ID: SendFile parts a command waits for
+PARTS_SHAPE = (INPUT_STAGING + 'x' * 16, 10 ** 10, '0' * 64)   # the longest parts argument of exec_script, for sizing
+CHUNK_WORKERS = 4              # pieces of a large output or file read at once
+# Why a run did not happen on the instance, as the service reports it: the host is unreachable.
+UNREACHABLE_CODES = frozenset(['ClientNotRunning', 'ClientNotOnline', 'ClientNetworkBlocked', 'ClientNotResponse',
+                               'ClientIsUpgrading', 'ClientNeedUpgrade', 'InstanceNotRunning', 'InstanceRestarted',
+                               'AccountNotExists', 'DeliveryTimeout'])
+UNREACHABLE_API_CODES = ('InvalidInstance', 'InstanceNotRunning', 'IncorrectInstanceStatus', 'InvalidInstanceId',
+                         'Forbidden', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidSecurityToken')
+
+
+class Connection(ConnectionBase):
+    """One ECS instance, reached through the Cloud Assistant API."""
+
+    transport = 'alicloud_ops.cloud_assistant.cloud_assistant'
+    has_pipelining = True
+    has_tty = False
+    allow_executable = True
+
+    def __init__(self, *args, **kwargs):
+        super(Connection, self).__init__(*args, **kwargs)
+        self._api = None
+        self._instance = None
+        self._salt = new_salt()
+        self._serial = 0
+        self._stages = []
+        self._pending_files = []     # (SendFile IDs, path, size, sha256) put_file sent and no command awaited yet
+
+    # -- settings ---------------------------------------------------------------------------------------------------
+    def is_pipelining_enabled(self, wrap_async=False):
+        if wrap_async:
+            return False
+        try:
+            return bool(self.get_option('pipelining')) and super(Connection, self).is_pipelining_enabled(wrap_async)
+        except KeyError:
+            return True
+
+    def _instance_id(self):
+        value = self.get_option('instance_id')
+        if value:
+            if not looks_like_instance_id(value):
+                raise AnsibleConnectionFailure('instance_id must be an ECS instance ID such as i-bp1abc..., not %r' % value)
+            return value
+        host = self.get_option('host') or self._play_context.remote_addr
+        if looks_like_instance_id(host):
+            return host
+        raise AnsibleConnectionFailure(
+            'no instance ID for host %r: set ansible_cloud_assistant_instance_id, or name the host (or its ansible_host) '
+            'after the instance (i-...)' % (host,))
+
+    def _int_option(self, name, low, high):
+        value = self.get_option(name)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise AnsibleError('%s must be a number between %s and %s, not %r' % (name, low, high, value))
+        if not low <= number <= high:
+            raise AnsibleError('%s must be between %s and %s, not %s' % (name, low, high, value))
+        return number
+
+    def _username(self):
+        try:
+            user = self.get_option('remote_user')
+        except KeyError:
+            user = None
+        return user or self._play_context.remote_user or None
+
+    # -- connecting -------------------------------------------------------------------------------------------------
+    def _connect(self):
+        if self._connected:
+            return self
+        self._instance = self._instance_id()
+        self._timeout = int(self._int_option('command_timeout', 10, 86400))
+        self._poll_floor = self._int_option('poll_interval', 0.1, 5)
+        self._agent_every = int(self._int_option('agent_check_interval', 0, 3600))
+        try:
+            opts = resolved_credentials(OptionAdapter.from_plugin(self).connection_options())
+            self._api = build_api(opts, RetryPolicy())
+        except CloudAssistantError as exc:
+            raise AnsibleConnectionFailure('cannot set up the Cloud Assistant API: %s' % to_native(exc))
+        display.vvv(u'CLOUD ASSISTANT: instance %s in %s' % (self._instance, self._api.region_id), host=self._instance)
+        self._connected = True
+        return self
+
+    def _api_for(self, seconds):
+        return self._api.with_deadline(time.monotonic() + seconds)
+
+    def _unreachable(self, what, exc):
+        code = getattr(exc, 'code', None) or ''
+        if code.startswith(UNREACHABLE_API_CODES) or getattr(exc, 'kind', None) in ('transport', 'credentials', 'config'):
+            raise AnsibleConnectionFailure('%s on %s: %s' % (what, self._instance, to_native(exc)))
+        raise AnsibleError('%s on %s: %s' % (what, self._instance, to_native(exc)))
+
+    # -- one command ------------------------------------------------------------------------------------------------
+    def _token(self, *parts):
+        self._serial += 1
+        return client_token([self._instance, self._serial] + list(parts), self._salt)
+
+    def _run(self, script, timeout=None, wait=True, username=None):
+        """Run ``script`` on the instance; the raw output (bytes) once it has finished. Raises for a run that did not
+        happen or did not end (unreachable host, timeout, stopped)."""
+        timeout = int(timeout or self._timeout)
+        size = len(script.encode('utf-8'))
+        if (size + 2) // 3 * 4 > COMMAND_LIMIT_B64:
+            raise AnsibleError('internal error: a command of %d bytes does not fit in RunCommand' % size)
+        spec = CommandSpec(content=script, username=username or self._username(), timeout=timeout,
+                           description='ansible connection')
+        api = self._api_for(timeout + API_SLACK)
+        try:
+            body = api.call('RunCommand', spec.request([self._instance], self._token('run', script)))
+        except CloudAssistantError as exc:
+            self._unreachable('RunCommand failed', exc)
+        invoke_id = body.invoke_id
+        display.vvvv(u'CLOUD ASSISTANT: RunCommand %s' % invoke_id, host=self._instance)
+        if not wait:
+            return invoke_id
+        return self._result(api, invoke_id, timeout)
+
+    def _describe(self, api, invoke_id):
+        request = make_request('DescribeInvocationResultsRequest', invoke_id=invoke_id, instance_id=self._instance,
+                               content_encoding='Base64')
+        results = invocation_results_of(api.call('DescribeInvocationResults', request))
+        return results[0] if results else None
+
+    def _result(self, api, invoke_id, timeout):
+        started = time.monotonic()
+        deadline = started + timeout + API_SLACK
+        state = {'agent_checked': started}
+
+        def fetch():
+            found = self._describe(api, invoke_id)
+            status = getattr(found, 'invocation_status', None)
+            now = time.monotonic()
+            if (self._agent_every and status not in (None, SUCCESS) and not is_terminal(status)
+                    and now - state['agent_checked'] >= self._agent_every):
+                state['agent_checked'] = now
+                self._check_agent(api, invoke_id)
+            return found
+
+        outcome = poll(fetch, lambda r: r is not None and is_terminal(getattr(r, 'invocation_status', None)),
+                       deadline, schedule=PollSchedule(floor=self._poll_floor), started=started)
+        if outcome.error is not None:
+            self._unreachable('reading the result of %s failed' % invoke_id, outcome.error)
+        result = outcome.value
+        if not outcome.done:
+            self._stop(invoke_id)
+            raise AnsibleError('the command %s on %s did not finish within command_timeout (%d s) and the service did not '
+                               'report its end; it was stopped' % (invoke_id, self._instance, timeout))
+        return self._output_of(result, invoke_id, timeout)
+
+    def _check_agent(self, api, invoke_id):
+        try:
+            status = agent_status(api, [self._instance]).get(self._instance)
+        except CloudAssistantError:
+            return
+        if status is not None and status.known and not status.online:
+            self._stop(invoke_id)
+            raise AnsibleConnectionFailure('the Cloud Assistant agent of %s went offline while %s was running'
+                                           % (self._instance, invoke_id))
+
+    def _stop(self, invoke_id):
+        try:
+            self._api_for(30).call('StopInvocation', make_request('StopInvocationRequest', invoke_id=invoke_id,
+                                                                  instance_id=[self._instance]))
+        except CloudAssistantError as exc:
+            display.warning(u'could not stop %s on %s: %s' % (invoke_id, self._instance, to_native(exc)))
+
+    def _output_of(self, result, invoke_id, timeout):
+        status = result.invocation_status
+        code = getattr(result, 'error_code', None) or ''
+        info = getattr(result, 'error_info', None) or ''
+        if status == 'Timeout':
+            raise AnsibleError('the command %s on %s ran longer than command_timeout (%d s) and was stopped by Cloud '
+                               'Assistant' % (invoke_id, self._instance, timeout))
+        if code in UNREACHABLE_CODES or status == 'Aborted':
+            if code == 'AccountNotExists':
+                info = 'the user %r (remote_user) does not exist on the instance' % self._username()
+            raise AnsibleConnectionFailure('Cloud Assistant could not run on %s: %s %s (%s)'
+                                           % (self._instance, code or status, info, invoke_id))
+        if status in ('Terminated', 'Cancelled'):
+            raise AnsibleError('the command %s on %s was stopped before it ended (%s)' % (invoke_id, self._instance, status))
+        if status not in (SUCCESS, 'Failed'):
+            raise AnsibleError('the command %s on %s ended with %s %s %s' % (invoke_id, self._instance, status, code, info))
+        import base64
+        return base64.b64decode(getattr(result, 'output', None) or '')
+
+    # -- exec_command -----------------------------------------------------------------------------------------------
+    def exec_command(self, cmd, in_data=None, sudoable=True):
+        super(Connection, self).exec_command(cmd, in_data=in_data, sudoable=sudoable)
+        self._refuse_become_password(sudoable)
+        display.vvv(u'CLOUD ASSISTANT: EXEC %s' % to_native(cmd), host=self._instance)
+        try:
+            frame = self._exec(to_native(cmd), in_data)
+        finally:
+            self._remove_stages()
+        self._pending_files = []      # the command found them (it would not have run otherwise)
+        out, err = self._streams(frame)
+        if sudoable and self.become is not None and getattr(self.become, 'success', None):
+            out = strip_become_success(out, self.become.success)
+        return frame.rc, out, err
+
+    def _refuse_become_password(self, sudoable):
+        if not (sudoable and self.become is not None):
+            return
+        try:
+            password = self.become.get_option('become_pass')
+        except KeyError:
+            password = None
+        if password:
+            raise AnsibleError('a become password cannot be sent through Cloud Assistant (the service keeps command '
+                               'content, and the instance can read it); use passwordless sudo, or set remote_user')
+
+    def _exec(self, cmd, in_data):
+        payload = None
+        if in_data and self._module_cache():
+            payload = split_ansiballz(in_data)
+        if payload is not None:
+            return self._exec_module(cmd, payload, in_data)
+        if in_data:
+            script = self._script(cmd, stdin=in_data)
+            if len(script) <= SCRIPT_BUDGET:
+                return self._frame(self._run(script))
+            if len(self._script(cmd, parts=PARTS_SHAPE)) > SCRIPT_BUDGET:
+                raise AnsibleError('a command of %d bytes with input is too long for Cloud Assistant (RunCommand takes '
+                                   'at most 24 KB after Base64); pass the long part as a file' % len(cmd))
+            return self._frame(self._run_with_parts(cmd, in_data))
+        script = self._script(cmd)
+        if len(script) <= SCRIPT_BUDGET:
+            return self._frame(self._run(script))
+        # A command too long for RunCommand travels as a file, and a shell reads it from its standard input.
+        return self._frame(self._run_with_parts('/bin/sh', to_bytes(cmd, errors='surrogate_or_strict')))
+
+    def _module_cache(self):
+        try:
+            return bool(self.get_option('module_cache'))
+        except KeyError:
+            return True
+
+    def _exec_module(self, cmd, payload, in_data):
+        """Run a module payload: first naming the cached files; when some are missing, send them and run again."""
+        script = self._module_script(cmd, payload)
+        if script is None:
+            display.vvv(u'CLOUD ASSISTANT: module arguments too large for one command, sending the payload', host=self._instance)
+            return self._frame(self._run_with_parts(cmd, in_data))
+        frame = self._frame(self._run(script))
+        if frame.kind != 'X':
+            return frame
+        display.vvv(u'CLOUD ASSISTANT: sending %d module files missing from the cache' % len(frame.missing), host=self._instance)
+        script = self._module_script(cmd, payload, missing=frame.missing)
+        if script is None:
+            return self._frame(self._run_with_parts(cmd, in_data))
+        frame = self._frame(self._run(script))
+        if frame.kind == 'X':
+            raise AnsibleError('the module cache on %s cannot be used (files sent but not found: %s)'
+                               % (self._instance, ' '.join(frame.missing[:3])))
+        return frame
+
+    def _module_script(self, cmd, payload, missing=None):
+        """The script that runs ``payload`` from the cache, with the module's own file inline when it fits; with
+        ``missing`` (digests the instance lacks), those files are sent first and the script waits for them. None
+        when even the arguments alone do not fit."""
+        module_digests = [digest(data) for name, data in payload.members if name == payload.module_path]
+        for inline in (True, False):
+            send = set(missing or ()) | (set() if inline else set(module_digests))
+            plan = ansiballz_plan(payload, send=send if missing is not None else (), inline_module=inline)
+            parts = None
+            if plan.blob is not None:
+                parts = PARTS_SHAPE
+            script = self._script(cmd, payload=(plan, payload.interpreter), parts=parts)
+            if len(script) > SCRIPT_BUDGET:
+                continue
+            if plan.blob is not None:
+                parts = self._send_blob(plan.blob)
+                script = self._script(cmd, payload=(plan, payload.interpreter), parts=parts)
+            return script
+        return None
+
+    def _script(self, cmd, **kwargs):
+        """``exec_script`` for this connection: the command waits first for the files put_file sent."""
+        files = [(path, size, checksum) for _ids, path, size, checksum in self._pending_files]
+        return exec_script(cmd, files=files, **kwargs)
+
+    def _run_with_parts(self, cmd, data):
+        return self._run(self._script(cmd, parts=self._send_blob(data)))
+
+    def _send_blob(self, data):
+        """Send ``data`` with SendFile, in parts, to a staging directory the next command waits for; returns
+        (staging dir, size, sha256). The parts are not awaited here: the command that uses them waits for them."""
+        import hashlib
+        transfer = new_salt()[:16]
+        stage = INPUT_STAGING + transfer
+        parts = [data[i:i + 24000] for i in range(0, len(data), 24000)] or [b'']
+        jobs = [SendJob(part_name(i), stage, part, [self._instance], mode='0600', owner=self._username())
+                for i, part in enumerate(parts)]
+        api = self._api_for(SEND_SLACK)
+        if self._username() not in (None, 'root'):
+            self._stages.append(stage)
+        sent = send_files(api, jobs, transfer, self._salt, time.monotonic() + SEND_SLACK)
+        failed = [s for s in sent if s.invoke_id is None]
+        if failed:
+            self._unreachable('SendFile failed', failed[0].error)
+        return stage, len(data), hashlib.sha256(data).hexdigest()
+
+    def _remove_stages(self):
+        """SendFile creates a missing directory as root, so a command run as another user empties its staging
+        directory but cannot remove it: one more command, as root and not awaited, does."""
+        stages, self._stages = self._stages, []
+        for stage in stages:
+            try:
+                self._run(cleanup_script(stage), timeout=60, wait=False, username='root')
+            except AnsibleError as exc:
+                display.warning(u'could not remove %s on %s: %s' % (stage, self._instance, to_native(exc)))
+
+    def _frame(self, output):
+        frame = parse_frame(output)
+        if frame.kind == 'E' and frame.error.startswith('FileNotArrived'):
+            self._flush_files()      # raises with the reason SendFile gives
+            raise AnsibleError('a file sent to %s did not arrive within %d s (%s)'
+                               % (self._instance, WAIT_FILES_SECONDS, frame.error))
+        if frame.kind == 'E':
+            raise AnsibleError('Cloud Assistant on %s: %s' % (self._instance, frame.error))
+        if frame.kind is None:
+            raise AnsibleError('unexpected answer from %s (the command wrapper printed no result): %r'
+                               % (self._instance, output[-300:]))
+        return frame
+
+    def _streams(self, frame):
+        if frame.kind == 'R':
+            return unpack(frame.out, frame.compressed), unpack(frame.err, frame.compressed)
+        pieces = [('o', i) for i in range(chunk_count(frame.out_len))]
+        if frame.err_len:
+            pieces += [('e', i) for i in range(chunk_count(frame.err_len))]
+        try:
+            chunks = run_concurrently(lambda piece: self._chunk(frame.work_dir, *piece), pieces,
+                                      max_workers=CHUNK_WORKERS)
+        finally:
+            self._cleanup(frame.work_dir)
+        out = b''.join(c for (stream, _i), c in zip(pieces, chunks) if stream == 'o')[:frame.out_len]
+        err = b''.join(c for (stream, _i), c in zip(pieces, chunks) if stream == 'e')[:frame.err_len]
+        if len(out) != frame.out_len or len(err) != frame.err_len:
+            raise AnsibleError('the output read back from %s is incomplete' % self._instance)
+        return unpack(out, frame.compressed), unpack(err, frame.compressed)
+
+    def _chunk(self, work_dir, stream, index):
+        frame = parse_frame(self._run(chunk_script(work_dir, stream, index), timeout=60))
+        if frame.kind != 'C':
+            raise AnsibleError('reading output from %s failed: %s' % (self._instance, frame.error or 'no answer'))
+        return frame.chunk
+
+    def _cleanup(self, work_dir):
+        try:
+            self._run(cleanup_script(work_dir), timeout=60, wait=False)
+        except AnsibleError as exc:
+            display.warning(u'could not remove %s on %s: %s' % (work_dir, self._instance, to_native(exc)))
+
+    # -- files ------------------------------------------------------------------------------------------------------
+    def put_file(self, in_path, out_path):
+        super(Connection, self).put_file(in_path, out_path)
+        display.vvv(u'CLOUD ASSISTANT: PUT %s TO %s' % (in_path, out_path), host=self._instance)
+        if not os.path.exists(to_bytes(in_path, errors='surrogate_or_strict')):
+            raise AnsibleFileNotFound('file or module does not exist: %s' % to_native(in_path))
+        with open(to_bytes(in_path, errors='surrogate_or_strict'), 'rb') as handle:
+            data = handle.read()
+        out_path = self._remote_path(out_path)
+        plan = plan_payload(data)
+        transfer = new_salt()[:16]
+        user = self._username()
+        if plan.direct:
+            directory, name = out_path.rsplit('/', 1)
+            jobs = [SendJob(name, directory or '/', data, [self._instance], mode='0600', owner=user)]
+        else:
+            stage = staging(out_path, transfer)
+            jobs = [SendJob(part_name(i), stage, part, [self._instance], mode='0600', owner=user)
+                    for i, part in enumerate(plan.parts)]
+        api = self._api_for(SEND_SLACK)
+        self._flush_files()
+        sent = send_files(api, jobs, transfer, self._salt, time.monotonic() + SEND_SLACK)
+        failed = [s for s in sent if s.invoke_id is None]
+        if failed:
+            self._unreachable('SendFile of %s failed' % out_path, failed[0].error)
+        if plan.direct:
+            # Not awaited here: the next command waits for the file on the instance (saving the polls); only when
+            # it does not arrive are the SendFile results read, for the reason.
+            self._pending_files.append(([s.invoke_id for s in sent], out_path, len(data), plan.checksum))
+            return
+        self._await_sends(api, [s.invoke_id for s in sent], out_path)
+        if not plan.direct:
+            output = self._run(finalize_script(out_path, transfer, plan.part_count, plan.compressed, plan.checksum,
+                                               mode='0600', owner=user or None), timeout=300)
+            if b'CAFILE done' not in output:
+                raise AnsibleError('copying %s to %s on %s failed: %s'
+                                   % (in_path, out_path, self._instance, to_native(output[-300:])))
+
+    def _flush_files(self):
+        """Await the files put_file sent and no command has waited for yet (raises for one that failed)."""
+        pending, self._pending_files = self._pending_files, []
+        for invoke_ids, out_path, _size, _checksum in pending:
+            self._await_sends(self._api_for(SEND_SLACK), invoke_ids, out_path)
+
+    def _await_sends(self, api, invoke_ids, out_path):
+        pending = set(invoke_ids)
+        failures = []
+
+        def fetch():
+            answers = send_results(api, sorted(pending))
+            for invoke_id, task in answers.items():
+                item = next(iter(getattr(getattr(task, 'invoke_instances', None), 'invoke_instance', None) or []), None)
+                status = getattr(item, 'invocation_status', None)
+                if status is not None and is_terminal(status):
+                    pending.discard(invoke_id)
+                    if status != SUCCESS:
+                        failures.append((getattr(item, 'error_code', None) or status, getattr(item, 'error_info', '')))
+            return not pending
+
+        outcome = poll(fetch, bool, time.monotonic() + SEND_SLACK, schedule=PollSchedule(floor=self._poll_floor))
+        if outcome.error is not None:
+            self._unreachable('DescribeSendFileResults failed', outcome.error)
+        if failures:
+            code, info = failures[0]
+            if code in UNREACHABLE_CODES:
+                raise AnsibleConnectionFailure('SendFile to %s could not run: %s %s' % (self._instance, code, info))
+            raise AnsibleError('copying to %s on %s failed: %s %s' % (out_path, self._instance, code, info))
+        if not outcome.done:
+            raise AnsibleError('copying to %s on %s did not finish in %d s' % (out_path, self._instance, SEND_SLACK))
+
+    def fetch_file(self, in_path, out_path):
+        super(Connection, self).fetch_file(in_path, out_path)
+        display.vvv(u'CLOUD ASSISTANT: FETCH %s TO %s' % (in_path, out_path), host=self._instance)
+        import hashlib
+        self._flush_files()
+        answer = parse_fetch(self._run(fetch_script(self._remote_path(in_path)), timeout=600))
+        if not isinstance(answer, tuple):
+            if answer.kind == 'E' and answer.error and answer.error.startswith('NotFound'):
+                raise AnsibleFileNotFound('file not found on %s: %s' % (self._instance, in_path))
+            raise AnsibleError('fetching %s from %s failed: %s' % (in_path, self._instance, answer.error or 'no answer'))
+        checksum, compressed, length, work_dir, inline = answer
+        if inline is None:
+            pieces = list(range(chunk_count(length)))
+            try:
+                chunks = run_concurrently(lambda i: self._chunk(work_dir, 'o', i), pieces, max_workers=CHUNK_WORKERS)
+            finally:
+                self._cleanup(work_dir)
+            inline = b''.join(chunks)[:length]
+        data = unpack(inline, compressed)
+        if hashlib.sha256(data).hexdigest() != checksum:
+            raise AnsibleError('fetching %s from %s: the SHA-256 of what arrived does not match the file' % (in_path, self._instance))
+        with open(to_bytes(out_path, errors='surrogate_or_strict'), 'wb') as handle:
+            handle.write(data)
+
+    def _remote_path(self, path):
+        path = to_native(path)
+        if not path.startswith('/'):
+            raise AnsibleError('remote paths must be absolute over Cloud Assistant, not %r' % path)
+        return path
+
+    def reset(self):
+        self.close()
+
+    def close(self):
+        if self._pending_files and self._api is not None:
+            try:
+                self._flush_files()
+            except AnsibleError as exc:
+                display.warning(u'%s' % to_native(exc))
+        if self._api is not None and self._api.calls:
+            display.vvvv(u'CLOUD ASSISTANT: %d API calls for this task (%s)' % (
+                self._api.total_calls, ', '.join('%s %d' % item for item in sorted(self._api.calls.items()))),
+                host=self._instance)
+        self._connected = False
