@@ -11,7 +11,7 @@ version_added: 0.2.0
 description:
   - Runs every task of a host on an Alibaba Cloud ECS instance through the Cloud Assistant API (C(RunCommand),
     C(SendFile)), with no SSH, open port, key, bastion host, local binary or bucket.
-  - Every module runs as over SSH with pipelining. The module is sent with the command; the files it is made of
+  - Modules run as over SSH with pipelining. The module is sent with the command; the files it is made of
     (C(basic.py), C(module_utils)) are kept on the instance under their SHA-256 in a directory only the user
     running the command can use (C(/var/tmp/.ansible-cloud-assistant-UID)), so after the first task a module
     usually travels in the one C(RunCommand) that runs it. Missing files are sent once with C(SendFile).
@@ -19,8 +19,9 @@ description:
     the service keeps is read in pieces). Files are copied with C(SendFile) (parts assembled atomically and
     checked with SHA-256) and fetched through command output in pieces (checked with SHA-256); both are
     binary-safe.
-  - Linux instances only (C(RunShellScript)); the instance needs C(/bin/sh), C(base64), C(sha256sum) and
-    C(mktemp), and Python for modules, as over SSH.
+  - Linux instances only (C(RunShellScript)); the instance needs C(/bin/sh) and the usual base tools (C(base64),
+    C(sha256sum), C(mktemp), C(find), C(dd), C(wc), C(cut), C(tr), C(head), C(id), a C(sleep) that takes
+    fractions; C(gzip) when present), and Python for modules, as over SSH.
 author:
   - alicloud_ops maintainers (@alicloud-ops)
 extends_documentation_fragment:
@@ -100,9 +101,18 @@ options:
     description:
       - Send modules with the command that runs them, as the SSH connection does with pipelining. On by default
         here (it saves several API calls per task); V(false) makes Ansible copy each module to a temporary
-        directory first.
+        directory first (as it always does for C(async) tasks).
+      - The usual pipelining settings turn it off too (E(ANSIBLE_PIPELINING), C(pipelining) in the C(defaults) or
+        C(connection) section of C(ansible.cfg)).
     type: bool
     default: true
+    env:
+      - name: ANSIBLE_PIPELINING
+    ini:
+      - section: defaults
+        key: pipelining
+      - section: connection
+        key: pipelining
     vars:
       - name: ansible_pipelining
       - name: ansible_cloud_assistant_pipelining
@@ -116,8 +126,11 @@ notes:
   - Every command, and the content of every file sent, is recorded by Cloud Assistant (visible with
     C(DescribeInvocations) and C(DescribeSendFileResults) to whoever may call them); module arguments marked
     C(no_log) are part of the module's command. Do not send secrets you would not put in a Cloud Assistant command.
-  - Each task makes at least two API calls (C(RunCommand) and one or more C(DescribeInvocationResults)); the
-    account's API rate limits apply.
+  - Each task makes at least two API calls (C(RunCommand), then C(DescribeInvocationResults) every
+    O(poll_interval) or more while it runs); the account's API rate limits apply. Every command, and every piece
+    of a large output or fetched file, is one execution against the region's daily Cloud Assistant quota.
+  - Files that C(put_file) sends for a O(remote_user) other than root are owned by that user and the group
+    C(root) (what C(SendFile) does); modules set the group when they are asked to.
 seealso:
   - plugin: alicloud_ops.cloud_assistant.ecs
     plugin_type: inventory
@@ -185,8 +198,11 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._file
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._files import (
     SendJob,
+    failed_sends,
     send_files,
     send_results,
+    tag_counts,
+    wait_for_sends,
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._options import OptionAdapter
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._poller import PollSchedule, poll
@@ -216,6 +232,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._remo
 display = Display()
 
 API_SLACK = 60                 # seconds allowed beyond command_timeout for the API to report the end
+CALL_RETRY_SECONDS = 120       # how long one API call is retried (throttling, no answer) before the host is unreachable
 SEND_SLACK = 180               # seconds a file transfer may take beyond its parts' own SendFile timeout
 COMMAND_LIMIT_B64 = 24 * 1024  # RunCommand's CommandContent, after Base64 (reference 2.1)
 INPUT_STAGING = '/tmp/.ansible-ca-in-'  # + a transfer ID: SendFile parts a command waits for
@@ -225,8 +242,15 @@ CHUNK_WORKERS = 4              # pieces of a large output or file read at once
 UNREACHABLE_CODES = frozenset(['ClientNotRunning', 'ClientNotOnline', 'ClientNetworkBlocked', 'ClientNotResponse',
                                'ClientIsUpgrading', 'ClientNeedUpgrade', 'InstanceNotRunning', 'InstanceRestarted',
                                'AccountNotExists', 'DeliveryTimeout'])
+# Errors of the API itself (no answer, DNS, TLS, credentials, configuration): the host cannot be reached.
+UNREACHABLE_KINDS = ('connection', 'dns', 'tls', 'transport', 'credentials', 'config')
 UNREACHABLE_API_CODES = ('InvalidInstance', 'InstanceNotRunning', 'IncorrectInstanceStatus', 'InvalidInstanceId',
                          'Forbidden', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidSecurityToken')
+
+
+def _fits(script):
+    """Whether a script fits in one RunCommand, with the margin the scripts keep (its UTF-8 bytes count)."""
+    return len(script.encode('utf-8')) <= SCRIPT_BUDGET
 
 
 class Connection(ConnectionBase):
@@ -307,7 +331,7 @@ class Connection(ConnectionBase):
 
     def _unreachable(self, what, exc):
         code = getattr(exc, 'code', None) or ''
-        if code.startswith(UNREACHABLE_API_CODES) or getattr(exc, 'kind', None) in ('transport', 'credentials', 'config'):
+        if code.startswith(UNREACHABLE_API_CODES) or getattr(exc, 'kind', None) in UNREACHABLE_KINDS:
             raise AnsibleConnectionFailure('%s on %s: %s' % (what, self._instance, to_native(exc)))
         raise AnsibleError('%s on %s: %s' % (what, self._instance, to_native(exc)))
 
@@ -325,7 +349,7 @@ class Connection(ConnectionBase):
             raise AnsibleError('internal error: a command of %d bytes does not fit in RunCommand' % size)
         spec = CommandSpec(content=script, username=username or self._username(), timeout=timeout,
                            description='ansible connection')
-        api = self._api_for(timeout + API_SLACK)
+        api = self._api_for(CALL_RETRY_SECONDS)
         try:
             body = api.call('RunCommand', spec.request([self._instance], self._token('run', script)))
         except CloudAssistantError as exc:
@@ -334,7 +358,7 @@ class Connection(ConnectionBase):
         display.vvvv(u'CLOUD ASSISTANT: RunCommand %s' % invoke_id, host=self._instance)
         if not wait:
             return invoke_id
-        return self._result(api, invoke_id, timeout)
+        return self._result(invoke_id, timeout, own_timeout=username is not None or timeout != self._timeout)
 
     def _describe(self, api, invoke_id):
         request = make_request('DescribeInvocationResultsRequest', invoke_id=invoke_id, instance_id=self._instance,
@@ -342,12 +366,13 @@ class Connection(ConnectionBase):
         results = invocation_results_of(api.call('DescribeInvocationResults', request))
         return results[0] if results else None
 
-    def _result(self, api, invoke_id, timeout):
+    def _result(self, invoke_id, timeout, own_timeout=False):
         started = time.monotonic()
         deadline = started + timeout + API_SLACK
         state = {'agent_checked': started}
 
         def fetch():
+            api = self._api_for(CALL_RETRY_SECONDS)   # each poll is retried on its own, not until the deadline
             found = self._describe(api, invoke_id)
             status = getattr(found, 'invocation_status', None)
             now = time.monotonic()
@@ -362,11 +387,12 @@ class Connection(ConnectionBase):
         if outcome.error is not None:
             self._unreachable('reading the result of %s failed' % invoke_id, outcome.error)
         result = outcome.value
+        limit = ('its time limit (%d s)' if own_timeout else 'command_timeout (%d s)') % timeout
         if not outcome.done:
             self._stop(invoke_id)
-            raise AnsibleError('the command %s on %s did not finish within command_timeout (%d s) and the service did not '
-                               'report its end; it was stopped' % (invoke_id, self._instance, timeout))
-        return self._output_of(result, invoke_id, timeout)
+            raise AnsibleError('the command %s on %s did not finish within %s and the service did not report its end; '
+                               'it was stopped' % (invoke_id, self._instance, limit))
+        return self._output_of(result, invoke_id, limit)
 
     def _check_agent(self, api, invoke_id):
         try:
@@ -385,13 +411,13 @@ class Connection(ConnectionBase):
         except CloudAssistantError as exc:
             display.warning(u'could not stop %s on %s: %s' % (invoke_id, self._instance, to_native(exc)))
 
-    def _output_of(self, result, invoke_id, timeout):
+    def _output_of(self, result, invoke_id, limit):
         status = result.invocation_status
         code = getattr(result, 'error_code', None) or ''
         info = getattr(result, 'error_info', None) or ''
         if status == 'Timeout':
-            raise AnsibleError('the command %s on %s ran longer than command_timeout (%d s) and was stopped by Cloud '
-                               'Assistant' % (invoke_id, self._instance, timeout))
+            raise AnsibleError('the command %s on %s ran longer than %s and was stopped by Cloud Assistant'
+                               % (invoke_id, self._instance, limit))
         if code in UNREACHABLE_CODES or status == 'Aborted':
             if code == 'AccountNotExists':
                 info = 'the user %r (remote_user) does not exist on the instance' % self._username()
@@ -416,7 +442,10 @@ class Connection(ConnectionBase):
         self._pending_files = []      # the command found them (it would not have run otherwise)
         out, err = self._streams(frame)
         if sudoable and self.become is not None and getattr(self.become, 'success', None):
-            out = strip_become_success(out, self.become.success)
+            if hasattr(self.become, 'strip_become_success'):   # ansible-core 2.19: as the local connection does
+                out = self.become.strip_become_success(out)
+            else:
+                out = strip_become_success(out, self.become.success)
         return frame.rc, out, err
 
     def _refuse_become_password(self, sudoable):
@@ -438,14 +467,14 @@ class Connection(ConnectionBase):
             return self._exec_module(cmd, payload, in_data)
         if in_data:
             script = self._script(cmd, stdin=in_data)
-            if len(script) <= SCRIPT_BUDGET:
+            if _fits(script):
                 return self._frame(self._run(script))
-            if len(self._script(cmd, parts=PARTS_SHAPE)) > SCRIPT_BUDGET:
+            if not _fits(self._script(cmd, parts=PARTS_SHAPE)):
                 raise AnsibleError('a command of %d bytes with input is too long for Cloud Assistant (RunCommand takes '
                                    'at most 24 KB after Base64); pass the long part as a file' % len(cmd))
             return self._frame(self._run_with_parts(cmd, in_data))
         script = self._script(cmd)
-        if len(script) <= SCRIPT_BUDGET:
+        if _fits(script):
             return self._frame(self._run(script))
         # A command too long for RunCommand travels as a file, and a shell reads it from its standard input.
         return self._frame(self._run_with_parts('/bin/sh', to_bytes(cmd, errors='surrogate_or_strict')))
@@ -487,7 +516,7 @@ class Connection(ConnectionBase):
             if plan.blob is not None:
                 parts = PARTS_SHAPE
             script = self._script(cmd, payload=(plan, payload.interpreter), parts=parts)
-            if len(script) > SCRIPT_BUDGET:
+            if not _fits(script):
                 continue
             if plan.blob is not None:
                 parts = self._send_blob(plan.blob)
@@ -603,13 +632,18 @@ class Connection(ConnectionBase):
             # it does not arrive are the SendFile results read, for the reason.
             self._pending_files.append(([s.invoke_id for s in sent], out_path, len(data), plan.checksum))
             return
-        self._await_sends(api, [s.invoke_id for s in sent], out_path)
-        if not plan.direct:
-            output = self._run(finalize_script(out_path, transfer, plan.part_count, plan.compressed, plan.checksum,
-                                               mode='0600', owner=user or None), timeout=300)
-            if b'CAFILE done' not in output:
-                raise AnsibleError('copying %s to %s on %s failed: %s'
-                                   % (in_path, out_path, self._instance, to_native(output[-300:])))
+        # Parts: awaited together (a few tag-filtered calls per poll, whatever their number), then assembled as root
+        # (SendFile made the staging directory as root), the file owned by remote_user as a direct SendFile's is.
+        outcome = wait_for_sends(api, tag_counts(sent), time.monotonic() + SEND_SLACK,
+                                 schedule=PollSchedule(floor=self._poll_floor))
+        if outcome.error is not None:
+            self._unreachable('DescribeSendFileResults failed', outcome.error)
+        output = self._run(finalize_script(out_path, transfer, plan.part_count, plan.compressed, plan.checksum,
+                                           mode='0600', owner=user or None), timeout=300, username='root')
+        if b'CAFILE done' not in output:
+            failed = failed_sends(api, set(s.tag for s in sent)).get(self._instance)
+            reason = ('%s %s' % (failed[1].error_code, failed[1].error_info)) if failed else to_native(output[-300:])
+            raise AnsibleError('copying %s to %s on %s failed: %s' % (in_path, out_path, self._instance, reason))
 
     def _flush_files(self):
         """Await the files put_file sent and no command has waited for yet (raises for one that failed)."""

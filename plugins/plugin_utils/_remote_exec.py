@@ -51,6 +51,7 @@ INLINE_MEMBER_BYTES = 65536    # the module's own file travels in the script whe
 DIGEST_CHARS = 40              # 160 bits of SHA-256: the name of a cached file
 WAIT_PARTS_SECONDS = 120       # how long a script waits for SendFile parts before giving up
 WAIT_FILES_SECONDS = 60        # how long a script waits for a file put_file sent
+STALE_MINUTES = 25 * 60        # work directories older than this are left-overs (no command runs over 24 hours)
 CACHE_DIR = '/var/tmp/.ansible-cloud-assistant'
 WORK_PREFIX = '.ansible-ca-'
 
@@ -252,14 +253,21 @@ ap() {
 }
 '''
 
-_HEAD = r'''umask 077
+# The command itself runs with the umask the agent gave (u0), as over SSH; only the wrapper's files are private.
+# Work and staging directories this user left behind (a command stopped at its timeout, an agent gone mid-run) are
+# removed on the way once older than any command can run (command_timeout is at most 24 hours).
+_HEAD = r'''u0=$(umask)
+umask 077
+find "${TMPDIR:-/tmp}" -maxdepth 1 -name '%(prefix)s*' -user "$(id -u)" -mmin +%(stale)d -exec rm -rf {} + 2>/dev/null
 w=$(mktemp -d "${TMPDIR:-/tmp}/%(prefix)sXXXXXXXX") || { echo "ACA1 E WorkDir cannot create a temporary directory"; exit 0; }
 cd "${HOME:-/}" 2>/dev/null || cd / || exit 0
 '''
 
 _RUN = r'''
+umask "$u0"
 /bin/sh -c "$c" <"$in" >"$w/out" 2>"$w/err"
 rc=$?
+umask 077
 z=0
 if command -v gzip >/dev/null 2>&1; then
   z=1; gzip -c <"$w/out" >"$w/o" && gzip -c <"$w/err" >"$w/e" || z=0
@@ -301,7 +309,7 @@ def exec_script(command, stdin=None, payload=None, parts=None, cache_dir=CACHE_D
     if files:
         lines.append(_FILES % {'tries': WAIT_FILES_SECONDS * 20})
         lines.extend('wf %s %d %s' % (shell_quote(path), size, checksum) for path, size, checksum in files)
-    lines += [_HEAD % {'prefix': WORK_PREFIX}, 'c=%s' % shell_quote(command)]
+    lines += [_HEAD % {'prefix': WORK_PREFIX, 'stale': STALE_MINUTES}, 'c=%s' % shell_quote(command)]
     if parts is not None:
         staging, size, checksum = parts
         lines.append('st=%s plen=%d psum=%s wmax=%d' % (shell_quote(staging), size, checksum, WAIT_PARTS_SECONDS * 10))
@@ -312,10 +320,10 @@ def exec_script(command, stdin=None, payload=None, parts=None, cache_dir=CACHE_D
         if parts is not None:
             lines.append('ap "$w/blob" || { rm -rf "$w"; exit 0; }')
         lines.append('L=%s' % _b64z(LOADER.encode('utf-8')))
-        lines.append('r=$(%s -c "import base64,zlib;exec(zlib.decompress(base64.b64decode(\'$L\')))" "$w/in" %s"-$(id -u)" %s <<\'ACA_EOF\'\n%s\nACA_EOF\n)'
+        lines.append('r=$(%s -c "import base64,zlib;exec(zlib.decompress(base64.b64decode(\'$L\')))" "$w/in" %s"-$(id -u)" %s 2>"$w/lerr" <<\'ACA_EOF\'\n%s\nACA_EOF\n)'
                      % (shell_quote(interpreter), shell_quote(cache_dir), blob, _wrap(plan.recipe)))
         lines.append('case $r in "ACA1 L") ;; "ACA1 X"*) echo "$r"; rm -rf "$w"; exit 0;; '
-                     '*) echo "ACA1 E LoaderFailed $(printf %s "$r" | head -c 300)"; rm -rf "$w"; exit 0;; esac')
+                     '*) echo "ACA1 E LoaderFailed $(printf %s "$r" | head -c 200) $(tail -c 300 "$w/lerr" | tr \'\\n\' \' \')"; rm -rf "$w"; exit 0;; esac')
         lines.append('in=$w/in')
     elif stdin is not None:
         # not compressed: the instance may have no gzip (then only the output goes uncompressed)

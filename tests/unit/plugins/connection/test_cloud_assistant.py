@@ -249,7 +249,8 @@ def test_become_without_password_runs_and_its_success_line_is_removed(instance):
 def output_of(status, code='', output='', user=None, timeout=600):
     conn = connection(remote_user=user)
     conn._instance = INSTANCE
-    return conn._output_of(NS(invocation_status=status, error_code=code, error_info='details', output=output), 't-1', timeout)
+    return conn._output_of(NS(invocation_status=status, error_code=code, error_info='details', output=output), 't-1',
+                           'command_timeout (%d s)' % timeout)
 
 
 def test_timeout_names_command_timeout():
@@ -504,3 +505,34 @@ def test_fetch_file_after_put_file_awaits_the_send_first(instance):
     conn.fetch_file(str(remote), str(instance['root'] / 'back.txt'))
     assert (instance['root'] / 'back.txt').read_bytes() == b'abc'
     assert len(api.actions('DescribeSendFileResults')) >= 1
+
+
+# -- review findings ------------------------------------------------------------------------------------------------
+def test_the_command_runs_with_the_agents_umask_while_the_wrapper_files_stay_private(instance):
+    conn = instance['connection']
+    target = instance['root'] / 'made'
+    rc, out, dummy = conn.exec_command('umask; mkdir %s; touch %s/f; stat -c %%a %s %s/f' % (target, target, target, target))
+    assert rc == 0
+    lines = out.decode().split()
+    assert lines[0] != '0077'
+    assert lines[1:] == ['755', '644'] if lines[0] == '0022' else lines[1] != '700'
+
+
+@pytest.mark.parametrize('kind', ['connection', 'dns', 'tls', 'credentials', 'config'])
+def test_an_api_that_cannot_be_reached_makes_the_host_unreachable(instance, kind):
+    conn, api = instance['connection'], instance['api']
+
+    def refuse(request):
+        raise CloudAssistantError('RunCommand failed: no answer', kind=kind)
+
+    api.RunCommand = refuse
+    with pytest.raises(AnsibleConnectionFailure):
+        conn.exec_command('true')
+
+
+def test_a_long_non_ascii_command_is_measured_in_bytes(instance):
+    conn, api = instance['connection'], instance['api']
+    command = 'echo ' + '\u6587' * 7000 + ' >/dev/null; echo ok'
+    rc, out, dummy = conn.exec_command(command)
+    assert (rc, out) == (0, b'ok\n')
+    assert all(len(script.encode('utf-8')) <= 18432 for script in api.scripts)
