@@ -26,7 +26,9 @@ Measured, as a user would time it:
 - API calls per task (per host): the same callback reads the sandbox's `api_calls` table (what `python -m sandbox
   ctl stats` prints) at each task start and at the end of the run; a task's calls are the difference to the next
   task's start (the last task's: to the end of the run), divided by the host count; median over trials.
-Rounds are interleaved (cloud_assistant, ssh, local, ...) after one discarded warm-up round.
+Rounds are interleaved (cloud_assistant, ssh, local, ...) after one warm-up round that stays out of the medians
+(its whole-playbook times and API calls are printed apart): it is the first run on fresh instances, where the
+plugin fills its module cache on the instance, so the medians are those of a user's later runs.
 Goals (issue 9): per task, cloud_assistant <= 1.3x ssh; a task whose module payload fits in one command (one
 RunCommand per host and no SendFile, as the sandbox counted them) <= 3 API calls per host. Exit status 1 when a
 goal is not met.
@@ -250,8 +252,9 @@ def _host_vars(way: str, iid: str, tmp: Path, fleet: SshdFleet | None) -> dict[s
         return {**base, "ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": fleet.ports[iid],
                 "ansible_user": "root", "ansible_ssh_private_key_file": str(fleet.client_key),
                 "bench_base": REMOTE_BASE}
+    # ALIBABA_CLOUD_VALIDATE_CERTS=false is in the environment too; the sandbox endpoint is plain HTTP anyway
     return {**base, "ansible_connection": PLUGIN, "ansible_cloud_assistant_instance_id": iid,
-            "bench_base": REMOTE_BASE}
+            "ansible_alicloud_validate_certs": False, "bench_base": REMOTE_BASE}
 
 
 def _inventory(path: Path, way: str, ids: list[str], tmp: Path, fleet: SshdFleet | None) -> Path:
@@ -377,6 +380,7 @@ def measure(counts: list[int], trials: int, ways: list[str], collection_root: Pa
             warmup: bool = True) -> dict[str, Any]:
     os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
     runs: list[dict[str, Any]] = []
+    warmups: list[dict[str, Any]] = []
     leftovers: list[int] = []
     with tempfile.TemporaryDirectory(prefix="conn-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -398,14 +402,15 @@ def measure(counts: list[int], trials: int, ways: list[str], collection_root: Pa
                         for way in ways:
                             row = bench.run(way, count, label)
                             _log(json.dumps({k: row[k] for k in ("way", "instances", "trial", "wall_s", "api_calls")}))
-                            if label != "warm-up":
-                                runs.append(row)
+                            (warmups if label == "warm-up" else runs).append(row)
             finally:
                 if fleet is not None:
                     leftovers = fleet.stop()
         finally:
             stop_sandbox(proc)
-    return summarize(runs, counts, ways, trials, leftovers)
+    result = summarize(runs, counts, ways, trials, leftovers)
+    result["warmup"] = [{k: r[k] for k in ("way", "instances", "wall_s", "api_calls")} for r in warmups]
+    return result
 
 
 def _median(values: list[float]) -> float:
@@ -420,6 +425,9 @@ def summarize(runs: list[dict[str, Any]], counts: list[int], ways: list[str], tr
         mine = [r for r in runs if r["instances"] == count]
         per_way = {way: [r for r in mine if r["way"] == way] for way in ways}
         tasks: dict[str, Any] = {}
+        slow: list[str] = []
+        one_command: list[str] = []
+        chatty: list[str] = []
         for name in TASKS:
             entry: dict[str, Any] = {}
             for way, rows in per_way.items():
@@ -431,16 +439,27 @@ def summarize(runs: list[dict[str, Any]], counts: list[int], ways: list[str], tr
             if "cloud_assistant" in entry and "ssh" in entry:
                 ratio = entry["cloud_assistant"]["median_s"] / entry["ssh"]["median_s"]
                 entry["ratio_ca_ssh"] = round(ratio, 2)
-                goals[f"{count} instances, {name}: cloud_assistant <= {TARGET_RATIO}x ssh"] = ratio <= TARGET_RATIO
+                if ratio > TARGET_RATIO:
+                    slow.append(f"{name} {ratio:.2f}x")
             if "cloud_assistant" in entry:
+                # "fits in one command": the sandbox saw one RunCommand per host and no SendFile (last trial)
                 by_action = entry["cloud_assistant"]["calls_by_action"]
-                one_command = (by_action.get("RunCommand", 0) == count and not by_action.get("SendFile")
-                               and not by_action.get("InvokeCommand"))
-                entry["one_command"] = one_command
-                if one_command:
+                entry["one_command"] = (by_action.get("RunCommand", 0) == count and not by_action.get("SendFile")
+                                        and not by_action.get("InvokeCommand"))
+                if entry["one_command"]:
+                    one_command.append(name)
                     calls = entry["cloud_assistant"]["calls_per_host"]
-                    goals[f"{count} instances, {name}: <= {TARGET_CALLS} API calls per host"] = calls <= TARGET_CALLS
+                    if calls > TARGET_CALLS:
+                        chatty.append(f"{name} {calls:g}")
             tasks[name] = entry
+        label = f"{count} instance{'s' if count != 1 else ''}"
+        if "cloud_assistant" in ways and "ssh" in ways:
+            goals[f"{label}: cloud_assistant <= {TARGET_RATIO}x ssh on every task"
+                  + (f" (over: {', '.join(slow)})" if slow else "")] = not slow
+        if "cloud_assistant" in ways:
+            goals[f"{label}: <= {TARGET_CALLS} API calls per host on every one-command task "
+                  f"({', '.join(one_command) or 'none'})" + (f" (over: {', '.join(chatty)})" if chatty else "")
+                  ] = not chatty
         result["counts"][str(count)] = {
             "tasks": tasks,
             "playbook": {way: {"median_s": round(_median([r["wall_s"] for r in rows]), 3),
@@ -486,6 +505,11 @@ def report(result: dict[str, Any]) -> int:
         print()
         print("whole playbook, each trial (s): " + "; ".join(
             f"{way} " + ", ".join(f"{t:.2f}" for t in playbook[way]["trials_s"]) for way in ways))
+    if result["warmup"]:
+        print()
+        print("warm-up round (first runs on fresh instances, not in the medians): " + "; ".join(
+            f"{w['way']} on {w['instances']}: {w['wall_s']:.2f} s, {w['api_calls']} API calls"
+            for w in result["warmup"]))
     print()
     for label, met in result["goals"].items():
         print(f"- {label}: {'met' if met else 'NOT met'}")
