@@ -538,6 +538,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{plugin} does not exist: pass --collection-root, or --ways ssh,local")
     if "ssh" in ways and os.geteuid() != 0:
         parser.error("the ssh row starts sshd inside the instances with nsenter: run as root, or --ways without ssh")
+    # SIGTERM unwinds like Ctrl-C, so the finally blocks stop every sshd and the sandbox
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     result = measure(counts, args.trials, ways, args.collection_root, not args.no_warmup)
     if args.json:
         print(json.dumps(result, indent=2))
