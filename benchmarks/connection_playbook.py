@@ -4,7 +4,9 @@ On one sandbox (namespaces isolation) with the largest instance count asked for,
 10: the first N instances) and trial, the same playbook runs as three separate `ansible-playbook` processes:
 - cloud_assistant: `ansible_connection: alicloud_ops.cloud_assistant.cloud_assistant`, one inventory host per
   instance (`ansible_cloud_assistant_instance_id`); region, keys and endpoint from the ALIBABA_CLOUD_* variables
-  `python -m sandbox env` prints, ALIBABA_CLOUD_VALIDATE_CERTS=false; the collection from `--collection-root`;
+  `python -m sandbox env` prints, ALIBABA_CLOUD_VALIDATE_CERTS=false; the collection is a copy of the plugins/,
+  meta/ and galaxy.yml of `--collection-root` taken at the start (its commit is printed, `+changes` when they
+  differ from it);
 - ssh: Ansible's `ssh` connection to one Debian sshd per instance, started by this benchmark INSIDE the instance
   (`nsenter -t <init PID> -m -u -p`, the PID the agent host records in DIR/instances/<id>/init.pid, as every
   command and file write of the sandbox enters it), so files land in the instance's root as the plugin's do;
@@ -46,6 +48,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import statistics
@@ -57,7 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.sandbox_fanout import instance_ids, make_client, start_sandbox, stop_sandbox
-from benchmarks.task_timing import _counters, _environment, _link_collection
+from benchmarks.task_timing import _counters, _environment
 
 REPO = Path(__file__).resolve().parent.parent
 CALLBACKS = Path(__file__).resolve().parent / "callback_plugins"
@@ -303,6 +306,18 @@ def _task_figures(clock: dict[str, Any], hosts: int) -> dict[str, dict[str, Any]
     return out
 
 
+def _snapshot_collection(tmp: Path, root: Path) -> None:
+    """A copy of the collection's plugins/, meta/ and galaxy.yml at ANSIBLE_COLLECTIONS_PATH (tmp/collections), so
+    that edits made in the checkout while the benchmark runs do not mix into its figures."""
+    target = tmp / "collections" / "ansible_collections" / "alicloud_ops" / "cloud_assistant"
+    target.mkdir(parents=True)
+    for name in ("plugins", "meta"):
+        if (root / name).is_dir():
+            shutil.copytree(root / name, target / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    if (root / "galaxy.yml").exists():
+        shutil.copy2(root / "galaxy.yml", target / "galaxy.yml")
+
+
 class Bench:
     def __init__(self, tmp: Path, info: dict[str, Any], state_dir: Path, ids: list[str], fleet: SshdFleet | None,
                  collection_root: Path) -> None:
@@ -310,7 +325,7 @@ class Bench:
         self.state_dir = state_dir
         self.ids = ids
         self.fleet = fleet
-        _link_collection(tmp, collection_root)
+        _snapshot_collection(tmp, collection_root)
         self.env = _environment(tmp, info)
         _ansible_cfg(Path(self.env["ANSIBLE_CONFIG"]), tmp, len(ids))
         self.env.update({
@@ -382,6 +397,7 @@ def measure(counts: list[int], trials: int, ways: list[str], collection_root: Pa
     runs: list[dict[str, Any]] = []
     warmups: list[dict[str, Any]] = []
     leftovers: list[int] = []
+    revision = ""
     with tempfile.TemporaryDirectory(prefix="conn-bench-") as tmp_name:
         tmp = Path(tmp_name)
         state_dir = tmp / "state"
@@ -395,6 +411,7 @@ def measure(counts: list[int], trials: int, ways: list[str], collection_root: Pa
                 if fleet is not None:
                     fleet.start()
                     _log(f"sshd on ports {sorted(fleet.ports.values())}")
+                revision = _revision(collection_root)
                 bench = Bench(tmp, info, state_dir, ids, fleet, collection_root)
                 rounds = (["warm-up"] if warmup else []) + [str(n) for n in range(1, trials + 1)]
                 for label in rounds:
@@ -409,8 +426,19 @@ def measure(counts: list[int], trials: int, ways: list[str], collection_root: Pa
         finally:
             stop_sandbox(proc)
     result = summarize(runs, counts, ways, trials, leftovers)
+    result["collection"] = {"root": str(collection_root), "revision": revision}
     result["warmup"] = [{k: r[k] for k in ("way", "instances", "wall_s", "api_calls")} for r in warmups]
     return result
+
+
+def _revision(root: Path) -> str:
+    """The collection checkout's commit (and `+changes` when its tree differs from it), for the report."""
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30, check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else ""
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("+changes" if git("status", "--porcelain", "--", "plugins", "meta") else "")
 
 
 def _median(values: list[float]) -> float:
@@ -474,6 +502,7 @@ def summarize(runs: list[dict[str, Any]], counts: list[int], ways: list[str], tr
 
 def report(result: dict[str, Any]) -> int:
     ways = result["ways"]
+    print(f"collection: {result['collection']['root']} at {result['collection']['revision']}")
     for count, data in result["counts"].items():
         print()
         print(f"### {count} instance{'s' if count != '1' else ''} (per task: median over hosts and "
