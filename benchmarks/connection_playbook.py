@@ -36,9 +36,9 @@ RunCommand per host and no SendFile, as the sandbox counted them) <= 3 API calls
 goal is not met.
 
 Run: `python -m benchmarks.connection_playbook [--instances 1,10] [--trials 3] [--collection-root DIR]
-[--ways cloud_assistant,ssh,local] [--json]`. Needs root (nsenter) and /usr/sbin/sshd (Debian: `apt-get install -y
-openssh-server`). Traffic goes to 127.0.0.1 only; every process has ALIBABA_CLOUD_ECS_METADATA_DISABLED=true;
-every wait is bounded.
+[--ways cloud_assistant,ssh,local] [--json [PATH]]`. Needs root (nsenter) and /usr/sbin/sshd (Debian:
+`apt-get install -y openssh-server`). Traffic goes to 127.0.0.1 only; every process has
+ALIBABA_CLOUD_ECS_METADATA_DISABLED=true; every wait is bounded.
 """
 
 from __future__ import annotations
@@ -556,7 +556,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ways", default=",".join(WAYS), help="comma-separated subset of " + ",".join(WAYS))
     parser.add_argument("--collection-root", type=Path, default=REPO,
                         help="the collection checkout whose connection plugin is timed (default: this one)")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON instead of Markdown")
+    parser.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                        help="print the result as JSON instead of Markdown; with PATH, write it there as well")
     args = parser.parse_args(argv)
     counts = sorted({int(c) for c in args.instances.split(",") if c.strip()})
     ways = [w.strip() for w in args.ways.split(",") if w.strip()]
@@ -570,9 +571,11 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM unwinds like Ctrl-C, so the finally blocks stop every sshd and the sandbox
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
     result = measure(counts, args.trials, ways, args.collection_root, not args.no_warmup)
-    if args.json:
+    if args.json == "-":
         print(json.dumps(result, indent=2))
         return 0 if all(result["goals"].values()) else 1
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return report(result)
 
 
