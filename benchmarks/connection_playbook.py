@@ -398,6 +398,7 @@ def measure(counts: list[int], trials: int, ways: list[str], collection_root: Pa
     warmups: list[dict[str, Any]] = []
     leftovers: list[int] = []
     revision = ""
+    load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="conn-bench-") as tmp_name:
         tmp = Path(tmp_name)
         state_dir = tmp / "state"
@@ -427,8 +428,17 @@ def measure(counts: list[int], trials: int, ways: list[str], collection_root: Pa
             stop_sandbox(proc)
     result = summarize(runs, counts, ways, trials, leftovers)
     result["collection"] = {"root": str(collection_root), "revision": revision}
+    result["load_average"] = {"start": [round(x, 1) for x in load_start],
+                              "end": [round(x, 1) for x in os.getloadavg()], "cpus": os.cpu_count()}
+    result["runs"] = runs
     result["warmup"] = [{k: r[k] for k in ("way", "instances", "wall_s", "api_calls")} for r in warmups]
     return result
+
+
+def _median_by_action(trials: list[dict[str, int]], hosts: int) -> dict[str, float]:
+    """Per action, the median over trials of its calls per host (0 in a trial that made none)."""
+    actions = sorted({a for t in trials for a in t})
+    return {a: round(_median([t.get(a, 0) / hosts for t in trials]), 2) for a in actions}
 
 
 def _revision(root: Path) -> str:
@@ -462,7 +472,7 @@ def summarize(runs: list[dict[str, Any]], counts: list[int], ways: list[str], tr
                 entry[way] = {
                     "median_s": round(_median([s for r in rows for s in r["tasks"][name]["host_s"]]), 3),
                     "calls_per_host": _median([r["tasks"][name]["calls_per_host"] for r in rows]),
-                    "calls_by_action": rows[-1]["tasks"][name]["calls_by_action"] if rows else {},
+                    "calls_by_action": _median_by_action([r["tasks"][name]["calls_by_action"] for r in rows], count),
                 }
             if "cloud_assistant" in entry and "ssh" in entry:
                 ratio = entry["cloud_assistant"]["median_s"] / entry["ssh"]["median_s"]
@@ -470,10 +480,12 @@ def summarize(runs: list[dict[str, Any]], counts: list[int], ways: list[str], tr
                 if ratio > TARGET_RATIO:
                     slow.append(f"{name} {ratio:.2f}x")
             if "cloud_assistant" in entry:
-                # "fits in one command": the sandbox saw one RunCommand per host and no SendFile (last trial)
-                by_action = entry["cloud_assistant"]["calls_by_action"]
-                entry["one_command"] = (by_action.get("RunCommand", 0) == count and not by_action.get("SendFile")
-                                        and not by_action.get("InvokeCommand"))
+                # "fits in one command": the sandbox saw one RunCommand per host and no SendFile in every trial
+                entry["one_command"] = bool(per_way["cloud_assistant"]) and all(
+                    r["tasks"][name]["calls_by_action"].get("RunCommand", 0) == count
+                    and not r["tasks"][name]["calls_by_action"].get("SendFile")
+                    and not r["tasks"][name]["calls_by_action"].get("InvokeCommand")
+                    for r in per_way["cloud_assistant"])
                 if entry["one_command"]:
                     one_command.append(name)
                     calls = entry["cloud_assistant"]["calls_per_host"]
@@ -502,7 +514,9 @@ def summarize(runs: list[dict[str, Any]], counts: list[int], ways: list[str], tr
 
 def report(result: dict[str, Any]) -> int:
     ways = result["ways"]
-    print(f"collection: {result['collection']['root']} at {result['collection']['revision']}")
+    print(f"collection: {result['collection']['root']} at {result['collection']['revision']}; load average "
+          f"(1, 5, 15 min) at start {result['load_average']['start']}, at end {result['load_average']['end']}, "
+          f"{result['load_average']['cpus']} CPUs")
     for count, data in result["counts"].items():
         print()
         print(f"### {count} instance{'s' if count != '1' else ''} (per task: median over hosts and "
@@ -521,7 +535,7 @@ def report(result: dict[str, Any]) -> int:
                 cells.append(f"{entry['ratio_ca_ssh']:.2f}x")
             if "cloud_assistant" in ways:
                 by_action = entry["cloud_assistant"]["calls_by_action"]
-                detail = ", ".join(f"{a} {n}" for a, n in sorted(by_action.items()))
+                detail = ", ".join(f"{a} {n:g}" for a, n in sorted(by_action.items()))
                 cells.append(f"{entry['cloud_assistant']['calls_per_host']:g} ({detail})" if detail else "0")
             print("| " + " | ".join(cells) + " |")
         playbook = data["playbook"]
