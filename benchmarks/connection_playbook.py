@@ -36,7 +36,10 @@ RunCommand per host and no SendFile, as the sandbox counted them) <= 3 API calls
 goal is not met.
 
 Run: `python -m benchmarks.connection_playbook [--instances 1,10] [--trials 3] [--collection-root DIR]
-[--ways cloud_assistant,ssh,local] [--json [PATH]]`. Needs root (nsenter) and /usr/sbin/sshd (Debian:
+[--ways cloud_assistant,ssh,local] [--ecs-inventory] [--json [PATH]]`. `--ecs-inventory`: the cloud_assistant hosts
+come from the collection's `ecs` inventory plugin with `use_cloud_assistant_connection` (the controller process
+then has the SDK loaded before Ansible forks the task workers) instead of host variables.
+Needs root (nsenter) and /usr/sbin/sshd (Debian:
 `apt-get install -y openssh-server`). Traffic goes to 127.0.0.1 only; every process has
 ALIBABA_CLOUD_ECS_METADATA_DISABLED=true; every wait is bounded.
 """
@@ -260,7 +263,19 @@ def _host_vars(way: str, iid: str, tmp: Path, fleet: SshdFleet | None) -> dict[s
             "ansible_alicloud_validate_certs": False, "bench_base": REMOTE_BASE}
 
 
-def _inventory(path: Path, way: str, ids: list[str], tmp: Path, fleet: SshdFleet | None) -> Path:
+def _inventory(path: Path, way: str, ids: list[str], tmp: Path, fleet: SshdFleet | None,
+               ecs_region: str | None = None) -> Path:
+    if way == "cloud_assistant" and ecs_region:
+        # The collection's inventory plugin with use_cloud_assistant_connection (how users are expected to reach a
+        # fleet): it lists the instances in the controller process, which therefore has the SDK loaded before
+        # Ansible forks the task workers.
+        ecs = path.with_name("fleet.ecs.yml")
+        ecs.write_text(json.dumps({
+            "plugin": "alicloud_ops.cloud_assistant.ecs", "regions": [ecs_region], "validate_certs": False,
+            "filters": {"instance_ids": ids}, "use_cloud_assistant_connection": True,
+            "compose": {"ansible_python_interpreter": repr(PYTHON), "bench_base": repr(REMOTE_BASE),
+                        "ansible_alicloud_validate_certs": "false"}}, indent=1) + "\n")
+        return ecs
     hosts = {iid: _host_vars(way, iid, tmp, fleet) for iid in ids}
     path.write_text(json.dumps({"all": {"hosts": hosts}}, indent=1) + "\n")
     return path
@@ -320,8 +335,9 @@ def _snapshot_collection(tmp: Path, root: Path) -> None:
 
 class Bench:
     def __init__(self, tmp: Path, info: dict[str, Any], state_dir: Path, ids: list[str], fleet: SshdFleet | None,
-                 collection_root: Path) -> None:
+                 collection_root: Path, ecs_inventory: bool = False) -> None:
         self.tmp = tmp
+        self.ecs_region: str | None = info["region_id"] if ecs_inventory else None
         self.state_dir = state_dir
         self.ids = ids
         self.fleet = fleet
@@ -346,7 +362,7 @@ class Bench:
         if way == "local":
             for iid in ids:
                 (self.tmp / "local" / iid).mkdir(parents=True, exist_ok=True)
-        inventory = _inventory(run_dir / "inventory.json", way, ids, self.tmp, self.fleet)
+        inventory = _inventory(run_dir / "inventory.json", way, ids, self.tmp, self.fleet, self.ecs_region)
         token = secrets.token_hex(8)
         env = {**self.env, "TASK_CLOCK_OUT": str(run_dir / "clock.json"), MARKER: token}
         run = f"{count}-{label}"
@@ -392,7 +408,7 @@ class Bench:
 
 
 def measure(counts: list[int], trials: int, ways: list[str], collection_root: Path,
-            warmup: bool = True) -> dict[str, Any]:
+            warmup: bool = True, ecs_inventory: bool = False) -> dict[str, Any]:
     os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
     runs: list[dict[str, Any]] = []
     warmups: list[dict[str, Any]] = []
@@ -413,7 +429,7 @@ def measure(counts: list[int], trials: int, ways: list[str], collection_root: Pa
                     fleet.start()
                     _log(f"sshd on ports {sorted(fleet.ports.values())}")
                 revision = _revision(collection_root)
-                bench = Bench(tmp, info, state_dir, ids, fleet, collection_root)
+                bench = Bench(tmp, info, state_dir, ids, fleet, collection_root, ecs_inventory)
                 rounds = (["warm-up"] if warmup else []) + [str(n) for n in range(1, trials + 1)]
                 for label in rounds:
                     for count in counts:
@@ -428,6 +444,7 @@ def measure(counts: list[int], trials: int, ways: list[str], collection_root: Pa
             stop_sandbox(proc)
     result = summarize(runs, counts, ways, trials, leftovers)
     result["collection"] = {"root": str(collection_root), "revision": revision}
+    result["cloud_assistant_inventory"] = "ecs inventory plugin" if ecs_inventory else "static (host vars)"
     result["load_average"] = {"start": [round(x, 1) for x in load_start],
                               "end": [round(x, 1) for x in os.getloadavg()], "cpus": os.cpu_count()}
     result["runs"] = runs
@@ -514,6 +531,7 @@ def summarize(runs: list[dict[str, Any]], counts: list[int], ways: list[str], tr
 
 def report(result: dict[str, Any]) -> int:
     ways = result["ways"]
+    print(f"cloud_assistant hosts from: {result['cloud_assistant_inventory']}")
     print(f"collection: {result['collection']['root']} at {result['collection']['revision']}; load average "
           f"(1, 5, 15 min) at start {result['load_average']['start']}, at end {result['load_average']['end']}, "
           f"{result['load_average']['cpus']} CPUs")
@@ -570,6 +588,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ways", default=",".join(WAYS), help="comma-separated subset of " + ",".join(WAYS))
     parser.add_argument("--collection-root", type=Path, default=REPO,
                         help="the collection checkout whose connection plugin is timed (default: this one)")
+    parser.add_argument("--ecs-inventory", action="store_true",
+                        help="reach the cloud_assistant hosts through the collection's ecs inventory plugin "
+                             "(use_cloud_assistant_connection) instead of host variables")
     parser.add_argument("--json", nargs="?", const="-", metavar="PATH",
                         help="print the result as JSON instead of Markdown; with PATH, write it there as well")
     args = parser.parse_args(argv)
@@ -584,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("the ssh row starts sshd inside the instances with nsenter: run as root, or --ways without ssh")
     # SIGTERM unwinds like Ctrl-C, so the finally blocks stop every sshd and the sandbox
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
-    result = measure(counts, args.trials, ways, args.collection_root, not args.no_warmup)
+    result = measure(counts, args.trials, ways, args.collection_root, not args.no_warmup, args.ecs_inventory)
     if args.json == "-":
         print(json.dumps(result, indent=2))
         return 0 if all(result["goals"].values()) else 1

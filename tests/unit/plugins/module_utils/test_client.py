@@ -274,3 +274,25 @@ def test_missing_sdk_is_a_clear_error(monkeypatch):
     with pytest.raises(CloudAssistantError) as info:
         build_config(ConnectionOptions(region_id='r'))
     assert 'alibabacloud_ecs20140526' in info.value.msg
+
+
+def test_a_forked_process_does_not_reuse_the_sdk_sessions_of_its_parent():
+    # Ansible forks its task workers from a controller process that may have made calls (the inventory plugin):
+    # sharing the parent's pooled connections, workers would read each other's answers.
+    from darabonba.core import DaraCore
+    sentinel = object()
+    saved = DaraCore._sessions
+    DaraCore._sessions = {'https://ecs.example.com': sentinel}
+    try:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:   # the child reports what it sees, and leaves without running any pytest teardown
+            os.write(write, b'empty' if DaraCore._sessions == {} else b'inherited')
+            os._exit(0)
+        os.close(write)
+        seen = os.read(read, 100)
+        os.waitpid(pid, 0)
+        assert seen == b'empty'
+        assert DaraCore._sessions == {'https://ecs.example.com': sentinel}   # the parent keeps its own
+    finally:
+        DaraCore._sessions = saved
