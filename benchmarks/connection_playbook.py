@@ -64,6 +64,7 @@ from typing import Any
 
 from benchmarks.sandbox_fanout import instance_ids, make_client, start_sandbox, stop_sandbox
 from benchmarks.task_timing import _counters, _environment
+from benchmarks.verdict import print_verdict
 
 REPO = Path(__file__).resolve().parent.parent
 CALLBACKS = Path(__file__).resolve().parent / "callback_plugins"
@@ -571,13 +572,7 @@ def report(result: dict[str, Any]) -> int:
         print("warm-up round (first runs on fresh instances, not in the medians): " + "; ".join(
             f"{w['way']} on {w['instances']}: {w['wall_s']:.2f} s, {w['api_calls']} API calls"
             for w in result["warmup"]))
-    print()
-    for label, met in result["goals"].items():
-        print(f"- {label}: {'met' if met else 'NOT met'}")
-    ok = all(result["goals"].values())
-    print()
-    print("goals met" if ok else "goals NOT met")
-    return 0 if ok else 1
+    return print_verdict(result["goals"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,6 +42,7 @@ import yaml
 
 from benchmarks.sandbox_fanout import start_sandbox, stop_sandbox
 from benchmarks.task_timing import _counters, _environment, _link_collection
+from benchmarks.verdict import print_verdict
 
 REPO = Path(__file__).resolve().parent.parent
 BASELINES = Path(__file__).resolve().parent / "baselines"
@@ -219,15 +220,9 @@ def report(result: dict[str, Any]) -> int:
     print("API calls by action (last trial): " + "; ".join(
         f"{name}: " + (", ".join(f"{a} {n}" for a, n in sorted(calls.items())) or "none")
         for name, calls in result["calls_by_action"].items()))
-    print()
-    for label, met in result["goals"].items():
-        print(f"- {label}: {'met' if met else 'NOT met'}")
-    for label, met in result["not_gated"].items():
-        print(f"- {label}: {'holds' if met else 'does not hold'} (not gated: cannot fail on ansible-core 2.19)")
-    ok = all(result["goals"].values())
-    print()
-    print("goals met" if ok else "goals NOT met")
-    return 0 if ok else 1
+    return print_verdict(result["goals"], notes=[
+        f"- {label}: {'holds' if met else 'does not hold'} (not gated: cannot fail on ansible-core 2.19)"
+        for label, met in result["not_gated"].items()])
 
 
 def main(argv: list[str] | None = None) -> int:

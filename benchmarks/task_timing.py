@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.sandbox_fanout import instance_ids, make_client, start_sandbox, stop_sandbox
+from benchmarks.verdict import print_verdict
 
 REPO = Path(__file__).resolve().parent.parent
 BASELINES = Path(__file__).resolve().parent / "baselines"
@@ -223,13 +224,7 @@ def report(result: dict[str, Any]) -> int:
     print("API calls by action (last trial): " + "; ".join(
         f"{name}: " + ", ".join(f"{a} {n}" for a, n in sorted(calls.items()))
         for name, calls in result["calls_by_action"].items()))
-    print()
-    for label, met in result["targets"].items():
-        print(f"- {label}: {'met' if met else 'NOT met'}")
-    ok = all(result["targets"].values())
-    print()
-    print("targets met" if ok else "targets NOT met")
-    return 0 if ok else 1
+    return print_verdict(result["targets"], word="targets")
 
 
 def main(argv: list[str] | None = None) -> int:
