@@ -320,10 +320,12 @@ def exec_script(command, stdin=None, payload=None, parts=None, cache_dir=CACHE_D
         if parts is not None:
             lines.append('ap "$w/blob" || { rm -rf "$w"; exit 0; }')
         lines.append('L=%s' % _b64z(LOADER.encode('utf-8')))
-        lines.append('r=$(%s -c "import base64,zlib;exec(zlib.decompress(base64.b64decode(\'$L\')))" "$w/in" %s"-$(id -u)" %s 2>"$w/lerr" <<\'ACA_EOF\'\n%s\nACA_EOF\n)'
+        lines.append('r=$(%s -c "import base64,zlib;exec(zlib.decompress(base64.b64decode(\'$L\')))" '
+                     '"$w/in" %s"-$(id -u)" %s 2>"$w/lerr" <<\'ACA_EOF\'\n%s\nACA_EOF\n)'
                      % (shell_quote(interpreter), shell_quote(cache_dir), blob, _wrap(plan.recipe)))
         lines.append('case $r in "ACA1 L") ;; "ACA1 X"*) echo "$r"; rm -rf "$w"; exit 0;; '
-                     '*) echo "ACA1 E LoaderFailed $(printf %s "$r" | head -c 200) $(tail -c 300 "$w/lerr" | tr \'\\n\' \' \')"; rm -rf "$w"; exit 0;; esac')
+                     '*) echo "ACA1 E LoaderFailed $(printf %s "$r" | head -c 200) '
+                     '$(tail -c 300 "$w/lerr" | tr \'\\n\' \' \')"; rm -rf "$w"; exit 0;; esac')
         lines.append('in=$w/in')
     elif stdin is not None:
         # not compressed: the instance may have no gzip (then only the output goes uncompressed)
