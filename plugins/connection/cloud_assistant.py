@@ -174,6 +174,8 @@ EXAMPLES = r'''
         dest: logs/
 '''
 
+import base64
+import hashlib
 import os
 import time
 
@@ -191,6 +193,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batc
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._client import resolved_credentials
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._file_parts import (
+    PART_BYTES,
     finalize_script,
     part_name,
     plan_payload,
@@ -427,7 +430,6 @@ class Connection(ConnectionBase):
             raise AnsibleError('the command %s on %s was stopped before it ended (%s)' % (invoke_id, self._instance, status))
         if status not in (SUCCESS, 'Failed'):
             raise AnsibleError('the command %s on %s ended with %s %s %s' % (invoke_id, self._instance, status, code, info))
-        import base64
         return base64.b64decode(getattr(result, 'output', None) or '')
 
     # -- exec_command -----------------------------------------------------------------------------------------------
@@ -535,10 +537,9 @@ class Connection(ConnectionBase):
     def _send_blob(self, data):
         """Send ``data`` with SendFile, in parts, to a staging directory the next command waits for; returns
         (staging dir, size, sha256). The parts are not awaited here: the command that uses them waits for them."""
-        import hashlib
         transfer = new_salt()[:16]
         stage = INPUT_STAGING + transfer
-        parts = [data[i:i + 24000] for i in range(0, len(data), 24000)] or [b'']
+        parts = [data[i:i + PART_BYTES] for i in range(0, len(data), PART_BYTES)] or [b'']
         jobs = [SendJob(part_name(i), stage, part, [self._instance], mode='0600', owner=self._username())
                 for i, part in enumerate(parts)]
         api = self._api_for(SEND_SLACK)
@@ -680,7 +681,6 @@ class Connection(ConnectionBase):
     def fetch_file(self, in_path, out_path):
         super(Connection, self).fetch_file(in_path, out_path)
         display.vvv(u'CLOUD ASSISTANT: FETCH %s TO %s' % (in_path, out_path), host=self._instance)
-        import hashlib
         self._flush_files()
         answer = parse_fetch(self._run(fetch_script(self._remote_path(in_path)), timeout=600))
         if not isinstance(answer, tuple):
