@@ -11,10 +11,14 @@ import os
 import shlex
 import signal
 import sys
+import urllib.parse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sandbox import agentlink, store
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 INFO_FILE = "sandbox.json"
 
@@ -48,8 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the API endpoint and its instances until SIGINT/SIGTERM")
     serve.add_argument("--state-dir", required=True, type=Path)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=0)
+    serve.add_argument("--host", help="loopback address to listen on (default: the one DIR's last run used,"
+                       " else 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on, 0 = any free one (default: the port DIR's last"
+                       " run used when it is free, else any free one)")
     serve.add_argument("--instances", type=int, default=3, help="Linux instances to create when DIR is new")
     serve.add_argument("--windows-instances", type=int, default=0)
     serve.add_argument("--regions", default="cn-hangzhou,cn-beijing")
@@ -218,16 +224,54 @@ def _prepare_state(args: argparse.Namespace) -> tuple[dict[str, str], str]:
     return creds, default_region
 
 
+def _previous_address(state_dir: Path) -> tuple[str, int] | None:
+    """(host, port) of the endpoint DIR/sandbox.json names (the last `serve` on DIR), if any."""
+    try:
+        endpoint = json.loads((state_dir / INFO_FILE).read_text())["endpoint"]
+        parts = urllib.parse.urlsplit(endpoint)
+        if parts.hostname is None or parts.port is None:
+            return None
+        return parts.hostname, parts.port
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+async def _listen(runner: web.AppRunner, args: argparse.Namespace) -> web.TCPSite:
+    """Start listening. A restarted sandbox takes the port its last run had, so the clients that were talking
+    to it reach it again; when that port is taken meanwhile, any free one (an explicit --port is never
+    replaced)."""
+    from aiohttp import web
+
+    site = web.TCPSite(runner, args.host, args.port, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        await site.stop()  # unregisters the site that never listened
+        if not args.reuse_port:
+            raise
+        logging.getLogger("sandbox.cli").warning("port %s of the last run is not free (%s); taking another one",
+                                                 args.port, exc)
+        site = web.TCPSite(runner, args.host, 0, reuse_address=True)
+        await site.start()
+    return site
+
+
 async def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from sandbox import agent, isolation, server
 
+    args.state_dir = args.state_dir.resolve()
+    previous = _previous_address(args.state_dir)
+    args.reuse_port = args.port is None and previous is not None and args.host in (None, previous[0])
+    if args.host is None:
+        args.host = previous[0] if previous else "127.0.0.1"
+    if args.port is None:
+        args.port = previous[1] if args.reuse_port and previous else 0
     if not _loopback(args.host):
         print(f"error: --host {args.host} is not a loopback address; the sandbox listens on loopback only",
               file=sys.stderr)
         return 2
-    args.state_dir = args.state_dir.resolve()
     args.state_dir.mkdir(parents=True, exist_ok=True)
     try:
         mode = isolation.detect_isolation(args.isolation)
@@ -245,8 +289,7 @@ async def _serve(args: argparse.Namespace) -> int:
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            max_line_size=256 * 1024, max_field_size=64 * 1024)
     await runner.setup()
-    site = web.TCPSite(runner, args.host, args.port, reuse_address=True)
-    await site.start()
+    site = await _listen(runner, args)
     server_obj = site._server
     assert server_obj is not None
     port = server_obj.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
@@ -284,10 +327,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return asyncio.run(_serve(args))
-    if args.command == "env":
-        return _env(args)
     if args.command == "agent-host":
         from sandbox import agent
 
         return agent.run_agent_host(args.state_dir.resolve(), args.isolation)
-    return _ctl(args)
+    try:
+        rc = _env(args) if args.command == "env" else _ctl(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`ctl ... | head`): end quietly with the status of a tool killed by SIGPIPE.
+        # stdout now points at /dev/null so that the interpreter's last flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 128 + signal.SIGPIPE
+    return rc

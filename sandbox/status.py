@@ -80,7 +80,12 @@ def record_status(status: str) -> str:
 
 
 def legacy_invoke_status(instance_statuses: Iterable[str], repeat_mode: str) -> str:
-    """`Invocation.InvokeStatus` (overall legacy status, also DescribeInvocations' `InvokeStatus` filter, §3.3)."""
+    """`Invocation.InvokeStatus` (overall legacy status, also DescribeInvocations' `InvokeStatus` filter, §3.3).
+
+    Derived from the per-instance legacy values (`legacy_instance_status`), as the documented sample has it: a
+    run whose only instance exited non-zero is `InvocationStatus` `Failed` but `InvokeStatus` `Finished` (its
+    instance is `Finished`: the command ran to its end). The legacy `Failed` / `PartialFailed` are about runs
+    that could not complete (Invalid, Aborted, Error, Timeout)."""
     seen = _collect(instance_statuses, INSTANCE_STATUSES)
     if not seen:
         # Mirrors overall_status() == 'Pending' for an empty set (unconfirmed, §3.3).
@@ -88,18 +93,21 @@ def legacy_invoke_status(instance_statuses: Iterable[str], repeat_mode: str) -> 
     if repeat_mode in REPEATING_MODES and seen & {"Scheduled", "Running"}:
         # "periodic tasks stay Running until stopped" (§3.3).
         return "Running"
-    if seen & {"Pending", "Scheduled", "Running"}:
+    legacy = {legacy_instance_status(s) for s in seen}
+    if "Running" in legacy:
         return "Running"
-    if "Stopping" in seen:
+    if "Stopping" in legacy:
         return "Stopping"
-    # All terminal from here. The legacy rules below are the suggested reading of §3.3 (unconfirmed, §9.8).
-    if seen <= STOPPED_CLASS:
+    # All ended from here: Finished, Failed or Stopped per instance (rules below: the suggested reading of
+    # §3.3, unconfirmed, §9.8, but for the documented non-zero exit sample).
+    if legacy == {"Stopped"}:
         return "Stopped"
-    if seen <= FAILED_CLASS:
+    if legacy <= {"Failed", "Stopped"}:
+        # "one-time: all failed" (stopped instances alongside do not make it partial)
         return "Failed"
-    if seen & FAILED_CLASS:
+    if "Failed" in legacy:
         return "PartialFailed"
-    # Success, possibly with some stopped instances: "all done, or some stopped and the rest done" (§3.3).
+    # Finished, possibly with some stopped instances: "all done, or some stopped and the rest done" (§3.3).
     return "Finished"
 
 

@@ -153,6 +153,9 @@ def _vswitch_id(zone_id: str) -> str:
 
 
 def _instance_item(row: sqlite3.Row, tags: list[dict[str, str]]) -> dict[str, Any]:
+    """One `Instance` of DescribeInstances: every field of the SDK model, in the order the real service sends
+    them (ref §2.14: captured order; fields the capture lacks follow it, see sandbox/README.md). Some older
+    clients read the fields in arrival order (footmark needs `EipAddress` before `PublicIpAddress`)."""
     instance_id = row["instance_id"]
     ip = row["private_ip"]
     mac_bytes = hashlib.sha256(f"mac/{instance_id}".encode()).digest()[:3]
@@ -161,62 +164,53 @@ def _instance_item(row: sqlite3.Row, tags: list[dict[str, str]]) -> dict[str, An
     linux = row["os_type"] == "linux"
     created = store.iso_minute(row["created_at"])
     return {
-        "InstanceId": instance_id,
-        "InstanceName": row["instance_name"],
-        "HostName": row["hostname"],
-        "Description": "",
-        "Status": row["status"],
-        "OSType": row["os_type"],
+        # --- captured order (ref §2.14), ImageOptions/HibernationOptions as the later records place them
+        "ResourceGroupId": "",
+        "Memory": 8192,
+        "InstanceChargeType": "PostPaid",
+        "Cpu": 2,
         "OSName": row["os_name"],
-        "OSNameEn": row["os_name"],
+        "InstanceNetworkType": "vpc",
+        "InnerIpAddress": {"IpAddress": []},
+        "ExpiredTime": "2099-12-31T15:59Z",
         "ImageId": ("aliyun_3_x64_20G_alibase_20240819.vhd" if linux
                     else "win2022_21H2_x64_dtc_zh-cn_40G_alibase_20240816.vhd"),
-        "RegionId": row["region_id"],
-        "ZoneId": row["zone_id"],
-        "InstanceType": row["instance_type"],
-        "InstanceTypeFamily": row["instance_type"].rsplit(".", 1)[0],
-        "Cpu": 2,
-        "Memory": 8192,
-        "GPUAmount": 0,
-        "GPUSpec": "",
-        "LocalStorageAmount": 0,
-        "LocalStorageCapacity": 0,
-        "IoOptimized": True,
-        "DeviceAvailable": True,
-        "ResourceGroupId": "",
-        "InstanceNetworkType": "vpc",
-        "InstanceChargeType": "PostPaid",
-        "InternetChargeType": "PayByTraffic",
-        "InternetMaxBandwidthIn": 0,
-        "InternetMaxBandwidthOut": 0,
-        "SpotStrategy": "NoSpot",
-        "SpotPriceLimit": 0.0,
-        "StoppedMode": "KeepCharging" if row["status"] == "Stopped" else "Not-applicable",
-        "DeletionProtection": False,
-        "Recyclable": False,
-        "SerialNumber": serial,
-        "KeyPairName": "",
-        "SaleCycle": "",
-        "AutoReleaseTime": "",
-        "CreationTime": created,
-        "StartTime": created,
-        "ExpiredTime": "2099-12-31T15:59Z",
+        "ImageOptions": {"CurrentOSNVMeSupported": False, "LoginAsNonRoot": False},
+        "EipAddress": {"AllocationId": "", "IpAddress": "", "Bandwidth": 0, "InternetChargeType": "",
+                       "IsSupportUnassociate": False},
+        "HibernationOptions": {"Configured": False},
+        "HostName": row["hostname"],
         "VlanId": "",
-        "ClusterId": "",
-        "HpcClusterId": "",
-        "DeploymentSetId": "",
+        "Status": row["status"],
+        "MetadataOptions": {"HttpTokens": "optional", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1,
+                            "InstanceMetadataTags": ""},
+        "InstanceId": instance_id,
+        "StoppedMode": "KeepCharging" if row["status"] == "Stopped" else "Not-applicable",
+        # 2 vCPUs = 1 core x 2 threads (captured defaults); the model's later fields empty
+        "CpuOptions": {"ThreadsPerCore": 2, "Numa": "ON", "CoreCount": 1, "EnableVISST": False, "EnableVRDT": False,
+                       "NestedVirtualization": "", "TopologyType": "", "TurboMode": ""},
+        "StartTime": created,
+        "DeletionProtection": False,
+        "SecurityGroupIds": {"SecurityGroupId": [f"sg-{_digest('sg', row['region_id'])}"]},
         "VpcAttributes": {
             "VpcId": _vpc_id(row["region_id"]),
             "VSwitchId": _vswitch_id(row["zone_id"]),
             "NatIpAddress": "",
             "PrivateIpAddress": {"IpAddress": [ip]},
         },
+        "InternetChargeType": "PayByTraffic",
+        "InstanceName": row["instance_name"],
+        "DeploymentSetId": "",
+        "InternetMaxBandwidthOut": 0,
+        "SerialNumber": serial,
+        "OSType": row["os_type"],
+        "CreationTime": created,
+        "AutoReleaseTime": "",
+        "Description": "",
+        "InstanceTypeFamily": row["instance_type"].rsplit(".", 1)[0],
+        "DedicatedInstanceAttribute": {"Tenancy": "", "Affinity": ""},
         "PublicIpAddress": {"IpAddress": []},
-        "InnerIpAddress": {"IpAddress": []},
-        "RdmaIpAddress": {"IpAddress": []},
-        "EipAddress": {"AllocationId": "", "IpAddress": "", "Bandwidth": 0, "InternetChargeType": "",
-                       "IsSupportUnassociate": False},
-        "SecurityGroupIds": {"SecurityGroupId": [f"sg-{_digest('sg', row['region_id'])}"]},
+        "GPUSpec": "",
         "NetworkInterfaces": {
             "NetworkInterface": [
                 {
@@ -227,12 +221,47 @@ def _instance_item(row: sqlite3.Row, tags: list[dict[str, str]]) -> dict[str, An
                     "PrivateIpSets": {
                         "PrivateIpSet": [{"PrivateIpAddress": ip, "Primary": True, "PrivateDnsName": ""}]
                     },
+                    "Ipv6Sets": {"Ipv6Set": []},
+                    "Ipv4PrefixSets": {"Ipv4PrefixSet": []},
+                    "Ipv6PrefixSets": {"Ipv6PrefixSet": []},
                 }
             ]
         },
+        "SpotPriceLimit": 0.0,
+        "DeviceAvailable": True,
+        "SaleCycle": "",
+        "InstanceType": row["instance_type"],
+        "OSNameEn": row["os_name"],
+        "SpotStrategy": "NoSpot",
+        "IoOptimized": True,
+        "ZoneId": row["zone_id"],
+        "ClusterId": "",
+        "EcsCapacityReservationAttr": {"CapacityReservationPreference": "", "CapacityReservationId": ""},
+        "DedicatedHostAttribute": {"DedicatedHostId": "", "DedicatedHostName": "", "DedicatedHostClusterId": ""},
+        "GPUAmount": 0,
         "OperationLocks": {"LockReason": []},
-        "MetadataOptions": {"HttpEndpoint": "enabled", "HttpTokens": "optional", "HttpPutResponseHopLimit": 1},
+        "InternetMaxBandwidthIn": 0,
+        "Recyclable": False,
+        "RegionId": row["region_id"],
+        "CreditSpecification": "",  # "Standard" only for burstable (t5/t6) types
+        # --- not in the captured answer: Tags (later records), then the SDK model's other fields with empty
+        # values, in alphabetical order (position guessed)
         "Tags": {"Tag": tags},
+        "AdditionalInfo": {"EnableHighDensityMode": False, "ManagedHostId": "", "NodeSerialNumber": ""},
+        "ClockOptions": {"PtpStatus": ""},
+        "DeploymentSetGroupNo": 0,
+        "EnableNVS": False,
+        "HpcClusterId": "",
+        "ISP": "",
+        "KeyPairName": "",
+        "LocalStorageAmount": 0,
+        "LocalStorageCapacity": 0,
+        "PrivateDnsNameOptions": {"EnableInstanceIdDnsAAAARecord": False, "EnableInstanceIdDnsARecord": False,
+                                  "EnableIpDnsARecord": False, "EnableIpDnsPtrRecord": False, "HostnameType": ""},
+        "RdmaIpAddress": {"IpAddress": []},
+        "SecurityOptions": {"EnableSecureBoot": False},
+        "SpotDuration": 0,
+        "SpotInterruptionBehavior": "",
     }
 
 

@@ -76,6 +76,7 @@ def test_server_killed_mid_run(isolated_sandbox: Callable[..., Sandbox]) -> None
 
     second = isolated_sandbox(first.state_dir)
     assert agent_pid(second.state_dir) == host_pid, "a new agent host was started instead of reusing the live one"
+    assert second.info["endpoint"] == first.info["endpoint"], "the restarted server took another address"
     client = ecs_client(second.info)
     inv = wait_invocation(client, invoke_id, timeout=20)
     row = invoke_instances(inv)[ids[0]]
@@ -119,6 +120,7 @@ def test_clean_restart_keeps_state_and_resumes_schedule(isolated_sandbox: Callab
 
     stop_sandbox(first)  # SIGTERM; asserts nothing of the state dir is left running
     second = isolated_sandbox(first.state_dir, instances=3)  # --instances only acts on a new DIR
+    assert second.info["endpoint"] == first.info["endpoint"], "the restarted server took another address"
     client = ecs_client(second.info)
     assert [i["InstanceId"] for i in describe_instances(client, None, max_results=100)] == [iid]
     assert _command_ids(client, name) == [command_id]

@@ -617,7 +617,8 @@ def test_describe_invocations_shape_and_status(env: Env) -> None:
                 error_info="the command execution exit code is not zero", finish_time=now + 1, update_time=now + 1)
     body = env.call("DescribeInvocations", {"InvokeId": iid, "IncludeOutput": "true"})
     inv = body["Invocations"]["Invocation"][0]
-    assert (inv["InvocationStatus"], inv["InvokeStatus"]) == ("PartialFailed", "PartialFailed")
+    # legacy: a non-zero exit still ran to its end (Finished per instance and overall, as the documented sample)
+    assert (inv["InvocationStatus"], inv["InvokeStatus"]) == ("PartialFailed", "Finished")
     a, b = inv["InvokeInstances"]["InvokeInstance"]
     assert (a["InstanceId"], a["ExitCode"], a["Output"], a["InstanceInvokeStatus"]) == ("i-a", 0, b64("hi\n"),
                                                                                          "Finished")
@@ -638,6 +639,24 @@ def test_describe_invocations_shape_and_status(env: Env) -> None:
         "i-b", 3, "ExitCodeNonzero", 1, 0, False)
     assert ii.finish_time and ii.start_time and ii.update_time
     assert m.to_map()["Invocations"]["Invocation"][0]["InvokeInstances"]["InvokeInstance"][0]["Output"] == b64("hi\n")
+
+
+def test_legacy_status_of_a_nonzero_exit(env: Env) -> None:
+    """The documented sample: the only instance exited non-zero -> InvocationStatus Failed, InvokeStatus Finished."""
+    out = env.run("exit 1", "i-a")
+    now = store.now()
+    env.set_row(out["InvokeId"], "i-a", status="Failed", exit_code=1, run_no=1, start_time=now, finish_time=now + 1,
+                update_time=now + 1, error_code="ExitCodeNonzero", next_run_at=None)
+    inv = env.call("DescribeInvocations", {"InvokeId": out["InvokeId"]})["Invocations"]["Invocation"][0]
+    assert (inv["InvocationStatus"], inv["InvokeStatus"]) == ("Failed", "Finished")
+    (one,) = inv["InvokeInstances"]["InvokeInstance"]
+    assert (one["InvocationStatus"], one["InstanceInvokeStatus"], one["ExitCode"]) == ("Failed", "Finished", 1)
+    results = env.call("DescribeInvocationResults", {"InvokeId": out["InvokeId"]})
+    (record,) = results["Invocation"]["InvocationResults"]["InvocationResult"]
+    assert (record["InvocationStatus"], record["InvokeRecordStatus"]) == ("Failed", "Finished")
+    assert [i["InvokeId"] for i in env.call("DescribeInvocations", {"InvokeStatus": "Finished"})[
+        "Invocations"]["Invocation"]] == [out["InvokeId"]]
+    assert env.call("DescribeInvocations", {"InvokeStatus": "PartialFailed"})["Invocations"]["Invocation"] == []
 
 
 def test_describe_invocations_instance_filter_and_include_output(env: Env) -> None:
