@@ -11,6 +11,8 @@
    environment (see docs/awx.md).
 3. ansible-playbook as a CI job: credentials in the process environment, the junit callback; a failing task gives
    exit code 2 and a JUnit report with one failure; an unreachable host gives exit code 4.
+4. The README's "Quick start with a real account": its inventory file and playbook, as they are written there (the
+   region replaced), limited to the two instances added here, with the four variables it exports.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ import glob
 import json
 import os
 import random
+import re
 import shutil
 import stat
 import subprocess
 import sys
+import textwrap
 import time
 import xml.etree.ElementTree as ET
 
@@ -217,6 +221,55 @@ def ci_job(config, work, tag, instance_ids, creds):
           ', in %.1f s' % (len(cases), time.time() - started))
 
 
+def find_readme():
+    """The collection's README.md, above the copy of the target ansible-test runs (under tests/output/.tmp)."""
+    directory = HERE
+    for _level in range(16):
+        directory = os.path.dirname(directory)
+        path = os.path.join(directory, 'README.md')
+        if os.path.isfile(os.path.join(directory, 'galaxy.yml')) and os.path.isfile(path):
+            return path
+    fail('no README.md next to a galaxy.yml above %s' % HERE)
+
+
+def quick_start(config, work, instance_ids):
+    with open(find_readme(), encoding='utf-8') as f:
+        readme = f.read()
+    start = readme.find('## Quick start with a real account')
+    check(start >= 0, 'README: no "Quick start with a real account" section')
+    section = readme[start:readme.find('\n## ', start + 1)]
+    blocks = [textwrap.dedent(b) for b in re.findall(r'```yaml\n(.*?)```', section, re.S)]
+    check(len(blocks) == 2, 'README quick start: expected two YAML blocks (inventory, playbook), got %d' % len(blocks))
+    directory = os.path.join(work, 'quick-start')
+    os.makedirs(directory)
+    with open(os.path.join(directory, 'fleet.ecs.yml'), 'w', encoding='utf-8') as f:
+        f.write(blocks[0].replace('cn-hangzhou', config['alibaba_cloud_region_id']))
+    with open(os.path.join(directory, 'uptime.yml'), 'w', encoding='utf-8') as f:
+        f.write(blocks[1])
+    env = dict((k, v) for k, v in os.environ.items() if not k.startswith(('ALIBABA_CLOUD_', 'ALICLOUD_')))
+    env.update({
+        'ALIBABA_CLOUD_ACCESS_KEY_ID': config['alibaba_cloud_access_key_id'],
+        'ALIBABA_CLOUD_ACCESS_KEY_SECRET': config['alibaba_cloud_access_key_secret'],
+        'ALIBABA_CLOUD_REGION_ID': config['alibaba_cloud_region_id'],
+        # the sandbox's endpoint; a real account uses the regional endpoint the SDK picks
+        'ALIBABA_CLOUD_ECS_ENDPOINT': config['alibaba_cloud_ecs_endpoint'],
+        'ALIBABA_CLOUD_ECS_METADATA_DISABLED': 'true',
+        'ANSIBLE_NOCOLOR': 'true',
+    })
+    started = time.time()
+    graph = subprocess.run(['ansible-inventory', '-i', 'fleet.ecs.yml', '--graph', 'cloud_assistant_online'],
+                           cwd=directory, env=env, capture_output=True, text=True, timeout=TIME_LIMIT)
+    check(graph.returncode == 0 and all(i in graph.stdout for i in instance_ids),
+          'README quick start: ansible-inventory --graph does not list the instances under cloud_assistant_online\n%s%s'
+          % (graph.stdout, graph.stderr))
+    play = subprocess.run(['ansible-playbook', '-i', 'fleet.ecs.yml', 'uptime.yml', '--limit', ','.join(instance_ids)],
+                          cwd=directory, env=env, capture_output=True, text=True, timeout=TIME_LIMIT)
+    check(play.returncode == 0 and all(('%s: Success, exit 0' % i) in play.stdout for i in instance_ids)
+          and 'load average' in play.stdout,
+          'README quick start: uptime.yml did not show uptime of both instances\n%s%s' % (play.stdout, play.stderr))
+    print('README quick start: inventory and playbook as written, in %.1f s' % (time.time() - started))
+
+
 def main():
     config_path, work = sys.argv[1], sys.argv[2]
     with open(config_path, encoding='utf-8') as f:
@@ -228,6 +281,7 @@ def main():
     check(creds['access_key_id'].startswith('STS.') and creds['security_token'], 'sandbox ctl sts: no STS credentials')
     runner_job(config, work, tag, instance_ids, creds)
     ci_job(config, work, tag, instance_ids, creds)
+    quick_start(config, work, instance_ids)
 
 
 if __name__ == '__main__':
