@@ -106,11 +106,11 @@ def check_rolling(params):
             raise invalid('stop_on_error stops a rolling run when it halts: it needs max_errors or canary')
         return None
     if params.get('repeat_mode', 'Once') != 'Once':
-        raise invalid('%s make a rolling run, which only works with repeat_mode=Once (repeat_mode is %s): a '
-                      'scheduled run starts on every instance at its time' % (', '.join(given), params['repeat_mode']))
+        raise invalid('a rolling run (%s) only works with repeat_mode=Once (repeat_mode is %s): a scheduled run '
+                      'starts on every instance at its time' % (', '.join(given), params['repeat_mode']))
     if not params.get('wait', True):
-        raise invalid('%s need wait=true: the task starts the next instances as earlier ones finish'
-                      % ', '.join(given))
+        raise invalid('a rolling run (%s) needs wait=true: the task starts the next instances as earlier ones '
+                      'finish' % ', '.join(given))
     amounts = dict(max_concurrency=parse_amount(params.get('max_concurrency'), 'max_concurrency', 1),
                    max_errors=parse_amount(params.get('max_errors'), 'max_errors', 0),
                    canary=parse_amount(params.get('canary'), 'canary', 1))

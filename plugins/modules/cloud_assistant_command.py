@@ -1119,9 +1119,9 @@ class CloudAssistantCommand(object):
         elif plan.halted is not None:
             message = rolling_message(plan, instances)
         else:
-            message = failure_message(instances) or '%d of %d instance(s) succeeded in %d start call(s) of at most ' \
-                '%d (max_concurrency %d)%s' % (len(to_run), len(to_run), len(run.batches), plan.block, plan.window,
-                                                ', %d skipped (creates/removes)' % len(skipped) if skipped else '')
+            message = failure_message(instances) or '%d of %d instance(s) succeeded, at most %d at a time, in %d start ' \
+                'call(s)%s' % (len(to_run), len(to_run), plan.window, len(run.batches),
+                               ', %d skipped (creates/removes)' % len(skipped) if skipped else '')
         result['msg'] = message
         result['failed'] = (run.error is not None or run.timed_out or plan.halted is not None
                             or failure_message(instances) is not None)

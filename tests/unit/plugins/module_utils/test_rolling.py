@@ -73,8 +73,8 @@ def test_check_rolling_none_without_options():
 
 @pytest.mark.parametrize('kw, fragment', [
     (dict(max_concurrency=2, repeat_mode='Period'), 'only works with repeat_mode=Once (repeat_mode is Period)'),
-    (dict(canary=1, repeat_mode='EveryReboot'), 'canary make a rolling run'),
-    (dict(max_errors=1, wait=False), 'max_errors need wait=true'),
+    (dict(canary=1, repeat_mode='EveryReboot'), 'a rolling run (canary) only works with repeat_mode=Once'),
+    (dict(max_errors=1, canary=2, wait=False), 'a rolling run (max_errors, canary) needs wait=true'),
     (dict(stop_on_error=True), 'stop_on_error stops a rolling run when it halts: it needs max_errors or canary'),
     (dict(stop_on_error=True, max_concurrency=3), 'it needs max_errors or canary'),
     (dict(max_concurrency='0%'), 'max_concurrency must be a percentage from 1% to 100%'),
