@@ -447,6 +447,32 @@ EXAMPLES = r'''
   alicloud_ops.cloud_assistant.cloud_assistant_command:
     name: rotate-logs
     state: absent
+
+- name: Patch the web fleet 10% at a time - two canaries first, halt and stop after 3 failures
+  alicloud_ops.cloud_assistant.cloud_assistant_command:
+    instance_tags:
+      role: web
+    command_content: yum -y update openssl && systemctl restart nginx
+    timeout: 600
+    max_concurrency: 10%
+    canary: 2
+    max_errors: 3
+    stop_on_error: true
+  register: patch
+
+- name: Show how the rolling run went
+  ansible.builtin.debug:
+    msg: "{{ patch.summary }} - {{ patch.rolling }}"
+
+- name: Restart 20 at a time, tolerating up to 5% failures (the task still fails on any failure)
+  alicloud_ops.cloud_assistant.cloud_assistant_command:
+    instance_tags:
+      role: worker
+    command_content: systemctl restart worker
+    max_concurrency: 20
+    max_errors: 5%
+  register: restart
+  failed_when: restart.rolling.halted is not none
 '''
 
 RETURN = r'''
