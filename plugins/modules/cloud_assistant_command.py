@@ -649,7 +649,7 @@ would_run_on:
   sample: [i-bp1aaaaaaaaaaaaaaaaa]
 summary:
   description: How many instances ended in each status (RV(instances[].invocation_status)).
-  returned: for one-time runs on targets
+  returned: for one-time runs on targets, except in check mode
   type: dict
   sample: {Success: 46, Failed: 6, Skipped: 148}
 rolling:
