@@ -71,15 +71,15 @@ class FakeFleet(FakeEcs):
         return FakeEcs.describe_invocations_with_options(self, request, runtime)
 
     def peak(self):
-        events = sorted([(s, 1) for s, _ in self.spans.values()] + [(e, -1) for _, e in self.spans.values()])
+        events = sorted([(span[0], 1) for span in self.spans.values()] + [(span[1], -1) for span in self.spans.values()])
         peak = current = 0
-        for _, step in events:
-            current += step
+        for event in events:
+            current += event[1]
             peak = max(peak, current)
         return peak
 
     def started(self):
-        return [iid for _, iid in sorted(self.spans)]
+        return [key[1] for key in sorted(self.spans)]
 
 
 def rolling(fleet, clock, plan, deadline=300, stop_on_timeout=False):
