@@ -11,7 +11,8 @@ and every HTTP request made (retries included). Traffic goes to a sandbox on 127
 
 Run: `python -m benchmarks.command_fanout [--sizes 10,100,1000] [--seconds 2]`.
 With `--task [--task-instances 100] [--trials 3]` it runs benchmarks/task_timing.py instead: the
-ansible-playbook task, as users time it, against two whole-process baselines.
+ansible-playbook task, as users time it, against two whole-process baselines. With `--rolling` it runs
+benchmarks/rolling_fanout.py instead: rolling runs (max_concurrency, max_errors) on 200 instances.
 """
 
 from __future__ import annotations
@@ -93,7 +94,13 @@ def main(argv: list[str] | None = None) -> int:
                              "(benchmarks/task_timing.py)")
     parser.add_argument("--task-instances", type=int, default=100, help="with --task")
     parser.add_argument("--trials", type=int, default=3, help="with --task")
+    parser.add_argument("--rolling", action="store_true",
+                        help="instead: rolling runs on 200 instances (benchmarks/rolling_fanout.py)")
     args = parser.parse_args(argv)
+    if args.rolling:
+        from benchmarks import rolling_fanout
+
+        return rolling_fanout.main(args.isolation)
     if args.task:
         from benchmarks import task_timing
 

@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                         " whatever --actions says; '' = none)")
 
     ctl_sub.add_parser("stats", help="API calls per action and process starts per invocation")
+    runs = ctl_sub.add_parser("runs", help="when each command run started and ended on the instances with a tag, "
+                              "and the most that ran at once")
+    runs.add_argument("--tag", required=True, type=_tag, help="KEY=VALUE: an instance tag")
 
     sts = ctl_sub.add_parser("sts", help="mint an STS access key and security token")
     sts.add_argument("--ttl", type=float, default=3600.0)
@@ -161,6 +164,8 @@ def _ctl(args: argparse.Namespace) -> int:
         out = {r[0]: r[1] for r in conn.execute("SELECT key, value FROM faults")}
     elif args.ctl_command == "stats":
         out = stats(conn)
+    elif args.ctl_command == "runs":
+        out = runs_on_tagged(conn, *args.tag)
     else:
         out = auth.mint_sts(conn, args.ttl, readonly=args.readonly)
     print(json.dumps(out, indent=None))
@@ -180,6 +185,31 @@ def stats(conn: Any) -> dict[str, Any]:
         "executions_total": conn.execute("SELECT COALESCE(SUM(starts), 0) FROM executions").fetchone()[0],
         "duplicate_executions": int(duplicates),
     }
+
+
+def runs_on_tagged(conn: Any, key: str, value: str) -> dict[str, Any]:
+    """Every command run that started on an instance with the tag KEY=VALUE: invocation, instance, status, start
+    and end (epoch seconds, as the agent host recorded them: claimed, then finished; end None while it runs), in
+    start order; and `peak_running`, the most of them that were running at one moment."""
+    rows = conn.execute(
+        "SELECT ii.invoke_id, ii.instance_id, ii.status, ii.start_time, ii.finish_time"
+        " FROM invocation_instances ii JOIN instance_tags t ON t.instance_id = ii.instance_id"
+        " WHERE t.tag_key = ? AND t.tag_value = ? AND ii.start_time IS NOT NULL"
+        " ORDER BY ii.start_time, ii.instance_id", (key, value)).fetchall()
+    found = [{"invoke_id": r[0], "instance_id": r[1], "status": r[2], "start": r[3], "end": r[4]} for r in rows]
+    return {"runs": found, "peak_running": peak_running([(r["start"], r["end"]) for r in found])}
+
+
+def peak_running(intervals: list[tuple[float, float | None]]) -> int:
+    """The most intervals (start, end) open at one moment; an end of None is still open. An interval that ends at
+    the moment another starts does not overlap it."""
+    events = sorted([(start, 1) for start, _ in intervals]
+                    + [(end, -1) for _, end in intervals if end is not None])
+    peak = current = 0
+    for _, step in events:   # at equal times the end (-1) sorts first
+        current += step
+        peak = max(peak, current)
+    return peak
 
 
 def _env(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ result are shaped, and the failure message built from them.
 
 - ``instance_entry``: one entry of ``instances`` (the same keys in every module of the collection);
 - ``run_fields``: ``instances``, ``invoke_ids``, ``invoke_id`` and ``invocation_status`` of a task result;
+- ``status_counts``: ``{'Success': 48, 'Failed': 2}``, a task result's ``summary``;
 - ``failure_message``: ``'2 of 50 instances did not succeed: i-aaa (Failed, ExitCodeNonzero, exit 1), ...'``;
 - ``wait_expired_message``: ``'wait_timeout (60 s) expired: 2 of 50 instances had not finished: i-aaa, i-bbb'``.
 """
@@ -66,6 +67,15 @@ def run_fields(instances, invoke_ids):
         'invoke_id': invoke_ids[0] if invoke_ids else None,
         'invocation_status': overall_status(instances),
     }
+
+
+def status_counts(instances):
+    """{status: number of entries} (a task result's ``summary``); entries without a status count as ``unknown``."""
+    counts = {}
+    for entry in instances:
+        status = entry['invocation_status'] or 'unknown'
+        counts[status] = counts.get(status, 0) + 1
+    return counts
 
 
 def listing(items, limit=10):

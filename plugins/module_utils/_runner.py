@@ -42,13 +42,15 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batc
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._invocations import (
     fetch_outputs,
+    live_instances,
     stop_live,
     wait_for_invocations,
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limits import TAG_PREFIX, parameter_text
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._poller import PollSchedule
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._results import instance_entry, overall_status
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._status import REJECTED, SUBMITTED
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._rolling import HALT_ERROR, HALT_TIMEOUT, WindowSchedule
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._status import REJECTED, SKIPPED, SUBMITTED, is_terminal
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._tokens import (
     client_token,
     fingerprint,
@@ -185,12 +187,20 @@ class CommandRunner(object):
     def submit(self, spec, targets):
         """One call per batch of 100, concurrently. Returns the batches; a refused batch carries ``error``.
         Raises the first error when every batch was refused (nothing was accepted)."""
-        action = spec.action
-        batches = chunks(list(targets), BATCH_LIMITS[action])
-        spec_print = spec.fingerprint()
+        batches = chunks(list(targets), BATCH_LIMITS[spec.action])
         extra_tags = {RUN_TAG: self.run_tag_value(spec)} if self.shares_run_tag(spec, len(targets)) else {}
+        done = self.send(spec, batches, extra_tags)
+        if done and all(b.error is not None for b in done):
+            raise done[0].error
+        return done
 
-        def send(instance_ids):
+    def send(self, spec, batches, extra_tags=None):
+        """One call per batch (lists of at most 100 instance IDs), concurrently, each with the ClientToken of its
+        instances, the spec and the salt. Returns a ``Batch`` per batch, in order; a refused one carries ``error``."""
+        action = spec.action
+        spec_print = spec.fingerprint()
+
+        def send_one(instance_ids):
             token = client_token([action, spec_print] + list(instance_ids), self.token_salt)
             try:
                 body = self.api.call(action, spec.request(instance_ids, token, extra_tags))
@@ -199,10 +209,7 @@ class CommandRunner(object):
             return Batch(instance_ids, invoke_id=getattr(body, 'invoke_id', None),
                          command_id=getattr(body, 'command_id', None) or spec.command_id)
 
-        done = run_concurrently(send, batches, max_workers=self.max_workers)
-        if done and all(b.error is not None for b in done):
-            raise done[0].error
-        return done
+        return run_concurrently(send_one, batches, max_workers=self.max_workers)
 
     def run(self, spec, targets, deadline, wait=True, stop_on_timeout=False):
         """Submit, then (one-time runs with ``wait``) wait until ``deadline`` and fetch the outputs."""
@@ -215,6 +222,13 @@ class CommandRunner(object):
         waited = wait_for_invocations(self.api, accepted, deadline, schedule=self.schedule, clock=self.clock,
                                       sleep=self.sleep, max_workers=self.max_workers, started=started,
                                       group_tag=(RUN_TAG, self.run_tag_value(spec)) if self.shares_run_tag(spec, len(targets)) else None)
+        known, error, stopped = self._collect(waited, accepted, stop_on_timeout)
+        return RunResult(batches, self._entries(batches, known), timed_out=waited.timed_out, stopped=stopped,
+                         command_id=command_id, error=error)
+
+    def _collect(self, waited, accepted, stop_on_timeout, stopped_ids=None):
+        """After a wait: stop what is unfinished at the timeout (``stop_on_timeout``; the IDs stopped go into
+        ``stopped_ids``), fetch the outputs. Returns ({invoke_id: {instance_id: model}}, error, stopped)."""
         known = dict((iid, dict((i.instance_id, i) for i in invoke_instances(inv)))
                      for iid, inv in waited.invocations.items() if inv is not None)
         error, stopped = waited.error, False
@@ -223,14 +237,90 @@ class CommandRunner(object):
                 if waited.timed_out and stop_on_timeout:
                     for invoke_id in waited.unfinished:
                         if waited.invocations.get(invoke_id) is not None:
-                            stop_live(self.api, waited.invocations[invoke_id])
+                            live = stop_live(self.api, waited.invocations[invoke_id])
+                            if stopped_ids is not None:
+                                stopped_ids.extend(live)
                     stopped = True
                 # after a stop the fetch also brings the newer statuses (Stopping, Terminated, Cancelled)
                 known.update(fetch_outputs(self.api, accepted, max_workers=self.max_workers))
             except CloudAssistantError as exc:
                 error = exc
-        return RunResult(batches, self._entries(batches, known), timed_out=waited.timed_out, stopped=stopped,
-                         command_id=command_id, error=error)
+        return known, error, stopped
+
+    def run_rolling(self, spec, plan, deadline, stop_on_timeout=False):
+        """A one-time run of ``spec`` on ``plan.targets`` (a ``_rolling.RollingPlan``), at most ``plan.window``
+        instances at a time: the first groups start at once, and each poll of the one wait
+        (``wait_for_invocations``) records the instances that finished and starts the next groups that fit, until
+        the plan halts (max_errors, canary) or every group ran. Each group is one RunCommand/InvokeCommand with
+        its own ClientToken; every invocation carries ``RUN_TAG``, so one tag-filtered call polls them all. With
+        ``plan.stop_on_error`` the instances still running when the plan halts are stopped. The result has an
+        entry per target in target order; those never started are ``skipped`` with a ``reason``. Raises only when
+        the first start calls were all refused (nothing ran)."""
+        started = self.clock()
+        run_tag = (RUN_TAG, self.run_tag_value(spec))
+        pace = WindowSchedule(self.schedule)
+        batches = []
+        stopped_ids = []
+
+        def start_next():
+            new = []
+            while True:
+                groups = plan.startable()
+                if not groups:
+                    return new
+                sent = self.send(spec, groups, dict([run_tag]))
+                batches.extend(sent)
+                pace.restart(self.clock() - started)
+                for batch in sent:
+                    if batch.error is None:
+                        new.append(batch.invoke_id)
+                    for instance_id in batch.instance_ids if batch.error is not None else ():
+                        plan.record(instance_id, REJECTED)
+
+        def refill(latest):
+            for invocation in latest.values():
+                for item in invoke_instances(invocation) if invocation is not None else ():
+                    if is_terminal(item.invocation_status):
+                        plan.record(item.instance_id, item.invocation_status)
+            if plan.halted is not None:
+                if plan.stop_on_error and not stopped_ids:
+                    for invocation in latest.values():
+                        live = live_instances(invocation) if invocation is not None else []
+                        plan.mark_stopped(live)
+                        stopped_ids.extend(stop_live(self.api, invocation) if live else [])
+                return []
+            return start_next()
+
+        accepted = start_next()
+        if not accepted:
+            refused = [b for b in batches if b.error is not None]
+            if refused and not plan.running():
+                raise refused[0].error
+        waited = wait_for_invocations(self.api, accepted, deadline, schedule=pace, clock=self.clock,
+                                      sleep=self.sleep, max_workers=self.max_workers, started=started,
+                                      group_tag=run_tag, refill=refill)
+        accepted = [b.invoke_id for b in batches if b.invoke_id]
+        if waited.timed_out:
+            plan.halt(HALT_TIMEOUT, 'the wait_timeout expired first')
+            if stop_on_timeout:
+                for invocation in waited.invocations.values():
+                    plan.mark_stopped(live_instances(invocation) if invocation is not None else [])
+        elif waited.error is not None:
+            plan.halt(HALT_ERROR, 'the API failed while the run was being followed (%s)' % waited.error.code)
+        known, error, stopped = self._collect(waited, accepted, stop_on_timeout, stopped_ids)
+        for models in known.values():
+            for instance_id, model in models.items():
+                if is_terminal(getattr(model, 'invocation_status', None)):
+                    plan.record(instance_id, model.invocation_status)
+        by_id = dict((e['instance_id'], e) for e in self._entries(batches, known))
+        reason = plan.skip_reason()
+        entries = [by_id.get(t) or instance_entry(t, status=SKIPPED, skipped=True, reason=reason) for t in plan.targets]
+        result = RunResult(batches, entries, timed_out=waited.timed_out, stopped=stopped or bool(stopped_ids),
+                           command_id=next((b.command_id for b in batches if b.command_id), spec.command_id),
+                           error=error)
+        result.plan = plan
+        result.stopped_ids = stopped_ids
+        return result
 
     @staticmethod
     def _entries(batches, known):

@@ -281,6 +281,51 @@ options:
         when a remembered token hands back a saved command deleted since, or a schedule stopped since, the
         module notices and submits again with a new token.
     type: str
+  max_concurrency:
+    description:
+      - Makes the run a rolling run - at most this many instances run the command at a time, or this percentage of
+        the target instances (V(10%), rounded up, at least one). As instances finish, the next ones start, in the
+        order of the targets (a sliding window, not lockstep waves).
+      - The instances start in fixed groups of a fifth of this number (at least 1, at most 100), one
+        C(RunCommand) or C(InvokeCommand) per group, each with its own ClientToken derived from the group, so a
+        retried call never starts a group twice and a fixed O(client_token) repeats the run group by group.
+        A group starts once the window has room for all of it, so up to a fifth of the window may wait for the
+        others of its group.
+      - A whole number of at least 1, or a percentage from V(1%) to V(100%). Without it (but with O(max_errors)
+        or O(canary)) every instance after the canary starts at once.
+      - The polls of one rolling run are one tag-filtered C(DescribeInvocations) each, counted from the last
+        start so that the window refills within a fraction of a second.
+      - Only for one-time runs (O(repeat_mode=Once)) that are waited for (O(wait=true)); O(wait_timeout)
+        covers the whole rolling run - instances that had not started when it expired are reported skipped.
+        Without O(wait_timeout), the default is the run's timeout times the number of waves plus 120 seconds.
+    type: raw
+  max_errors:
+    description:
+      - Makes the run a rolling run that halts once more than this many instances, or this percentage of the
+        target instances (rounded down), have failed - any final status but C(Success), a refused start call
+        included. Nothing new starts then; the instances never started are returned with
+        RV(instances[].skipped=true) and a RV(instances[].reason); the ones still running finish, or are stopped
+        with O(stop_on_error=true). The task fails and RV(msg) says how many ran, failed, were stopped and never
+        started.
+      - V(0) halts at the first failure. A whole number of at least 0, or a percentage from V(0%) to V(100%).
+      - Failures up to this number do not halt the run, but the task still fails when any instance did not
+        succeed, as without a rolling run; use C(failed_when) with RV(summary) for another policy.
+    type: raw
+  canary:
+    description:
+      - Makes the run a rolling run that starts on the first this many target instances, or this percentage of
+        them (rounded up, at least one), alone - within O(max_concurrency) - and on the others only once every
+        canary instance succeeded. When one does not, the others never start (RV(instances[].skipped=true)) and
+        the task fails.
+      - A whole number of at least 1, or a percentage from V(1%) to V(100%).
+    type: raw
+  stop_on_error:
+    description:
+      - When a rolling run halts (O(max_errors) exceeded, or the O(canary) failed), also stop the instances still
+        running (C(StopInvocation)). They end C(Terminated) or C(Cancelled) and are counted as stopped, not failed.
+      - Needs O(max_errors) or O(canary).
+    type: bool
+    default: false
 notes:
   - Output is the combined stdout and stderr of the script, the last 24 KB of it (RV(instances[].dropped) counts
     the bytes cut off at the start). It is fetched Base64-encoded and decoded as UTF-8 with invalid bytes
@@ -402,6 +447,32 @@ EXAMPLES = r'''
   alicloud_ops.cloud_assistant.cloud_assistant_command:
     name: rotate-logs
     state: absent
+
+- name: Patch the web fleet 10% at a time - two canaries first, halt and stop after 3 failures
+  alicloud_ops.cloud_assistant.cloud_assistant_command:
+    instance_tags:
+      role: web
+    command_content: yum -y update openssl && systemctl restart nginx
+    timeout: 600
+    max_concurrency: 10%
+    canary: 2
+    max_errors: 3
+    stop_on_error: true
+  register: patch
+
+- name: Show how the rolling run went
+  ansible.builtin.debug:
+    msg: "{{ patch.summary }} - {{ patch.rolling }}"
+
+- name: Restart 20 at a time, tolerating up to 5% failures (the task still fails on any failure)
+  alicloud_ops.cloud_assistant.cloud_assistant_command:
+    instance_tags:
+      role: worker
+    command_content: systemctl restart worker
+    max_concurrency: 20
+    max_errors: 5%
+  register: restart
+  failed_when: restart.rolling.halted is not none
 '''
 
 RETURN = r'''
@@ -544,9 +615,16 @@ instances:
       type: str
       sample: "2026-11-22T01:32:52Z"
     skipped:
-      description: True when the O(creates)/O(removes) guard held and the script was not run here.
+      description:
+        - True when the O(creates)/O(removes) guard held and the script was not run here, or when a rolling run
+          never started it here (see RV(instances[].reason)).
       type: bool
       sample: false
+    reason:
+      description: Why a rolling run never started the command on this instance.
+      type: str
+      returned: when a rolling run skipped the instance
+      sample: "not started: 6 instances failed, more than max_errors (5), so the rolling run halted"
 rc:
   description: The exit code, when there is exactly one target instance (V(0) when it was skipped).
   returned: when there is exactly one target instance and the run was waited for
@@ -569,6 +647,60 @@ would_run_on:
   type: list
   elements: str
   sample: [i-bp1aaaaaaaaaaaaaaaaa]
+summary:
+  description: How many instances ended in each status (RV(instances[].invocation_status)).
+  returned: for one-time runs on targets, except in check mode
+  type: dict
+  sample: {Success: 46, Failed: 6, Skipped: 148}
+rolling:
+  description:
+    - A rolling run (O(max_concurrency), O(max_errors), O(canary)) - what its options came to for these targets,
+      and how it went.
+  returned: for rolling runs
+  type: dict
+  contains:
+    max_concurrency:
+      description: Most instances running at a time.
+      type: int
+    max_errors:
+      description: Failures the run tolerated before it halted (V(null) - no limit).
+      type: int
+    canary:
+      description: Instances that ran first, alone (V(0) - no canary).
+      type: int
+    stop_on_error:
+      description: The value of O(stop_on_error).
+      type: bool
+    group_size:
+      description: Instances per start call.
+      type: int
+    started:
+      description: Instances the run started on. Not returned in check mode.
+      type: int
+    failed:
+      description: Instances that failed (not those this run stopped). Not returned in check mode.
+      type: int
+    stopped:
+      description: Instances this run stopped (O(stop_on_error), O(stop_on_timeout)). Not returned in check mode.
+      type: int
+    not_started:
+      description: Instances never started. Not returned in check mode.
+      type: int
+    halted:
+      description:
+        - Why nothing more started - V(max_errors), V(canary), V(timeout) (O(wait_timeout)) or V(error) (the API
+          failed) - or V(null) when every instance started. Not returned in check mode.
+      type: str
+  sample: {max_concurrency: 50, max_errors: 5, canary: 0, stop_on_error: false, group_size: 10, started: 40,
+           failed: 6, stopped: 0, not_started: 160, halted: max_errors}
+waves:
+  description:
+    - In check mode, for a rolling run - the instances of each wave it would start if every instance took as long -
+      the canary (up to O(max_concurrency) at a time), then O(max_concurrency) at a time.
+  returned: in check mode, for rolling runs
+  type: list
+  elements: list
+  sample: [[i-bp1aaaaaaaaaaaaaaaaa], [i-bp1bbbbbbbbbbbbbbbbb, i-bp1ccccccccccccccccc]]
 would_stop:
   description: Scheduled invocations that would be stopped and replaced.
   returned: in check mode, for scheduled runs that would change
@@ -632,13 +764,23 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limi
     os_of_type,
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._module import CloudAssistantModule
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._poller import RETRY_GRACE, WAIT_MARGIN
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._poller import (
+    MAX_WAIT_TIMEOUT,
+    RETRY_GRACE,
+    WAIT_MARGIN,
+)
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._results import (
     failure_message,
     instance_entry,
     listing,
     run_fields,
+    status_counts,
     wait_expired_message,
+)
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._rolling import (
+    RollingPlan,
+    check_rolling,
+    rolling_message,
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._runner import (
     RUN_TAG,
@@ -699,6 +841,10 @@ ARGUMENT_SPEC = dict(
     wait_timeout=dict(type='int'),
     stop_on_timeout=dict(type='bool', default=False),
     client_token=dict(type='str', no_log=False),
+    max_concurrency=dict(type='raw'),
+    max_errors=dict(type='raw'),
+    canary=dict(type='raw'),
+    stop_on_error=dict(type='bool', default=False),
 )
 RULES = dict(
     mutually_exclusive=[('instance_ids', 'instance_tags'), ('command_content', 'command_id'), ('name', 'command_id')],
@@ -727,6 +873,7 @@ class CloudAssistantCommand(object):
         self.started = getattr(module, 'started', None) or clock()
         self.deadline = self.started + (self.params.get('wait_timeout') or DEFAULT_TIMEOUT + WAIT_MARGIN)
         self.pre_stopped = []
+        self.rolling = None  # {option: Amount or None} for a rolling run (check_rolling)
         self.api = None  # built once the input is valid: bad input is reported before anything else
         self._runner = None
         # one salt per task run: a retried call repeats its ClientToken, a new task run runs the command again
@@ -764,6 +911,7 @@ class CloudAssistantCommand(object):
         check_timeout(p.get('timeout'))
         if p.get('wait_timeout') is not None and p['wait_timeout'] < 1:
             raise invalid('wait_timeout must be at least 1 second, got %d' % p['wait_timeout'])
+        self.rolling = check_rolling(p)
         for option, limit in (('name', NAME_LIMIT), ('description', DESCRIPTION_LIMIT),
                               ('working_dir', WORKING_DIR_LIMIT), ('username', USERNAME_LIMIT),
                               ('launcher', LAUNCHER_LIMIT)):
@@ -839,7 +987,10 @@ class CloudAssistantCommand(object):
         targets = resolve_targets(self.api, p.get('instance_ids'), p.get('instance_tags'),
                                   os_type=os_of_type(spec.command_type), os_reason='type %s' % spec.command_type,
                                   warn=self.module.warn, max_workers=self.max_workers).ids
-        if CommandRunner.shares_run_tag(spec, len(targets)):
+        if self.rolling is not None:
+            check_tags(p.get('tags'), reserved=1, why_reserved='the start calls of a rolling run (max_concurrency, '
+                       'max_errors, canary) share the tag %s' % RUN_TAG)
+        elif CommandRunner.shares_run_tag(spec, len(targets)):
             check_tags(p.get('tags'), reserved=1, why_reserved='a run on more than %d instances (here %d) is sent in '
                        'batches that share the tag %s' % (BATCH_LIMITS[spec.action], len(targets), RUN_TAG))
         if self.check_mode:
@@ -923,14 +1074,23 @@ class CloudAssistantCommand(object):
         p = self.params
         result['command_id'] = command['command_id'] if command else None
         if self.check_mode:
-            return self.would_run(targets, result, ' (creates/removes are not checked in check mode: that needs a '
-                                                   'run on the instances)' if p.get('creates') or p.get('removes') else '')
+            self.would_run(targets, result, ' (creates/removes are not checked in check mode: that needs a '
+                                            'run on the instances)' if p.get('creates') or p.get('removes') else '')
+            if self.rolling is not None:
+                plan = self.rolling_plan(targets)
+                result.update(rolling=plan.settings(), waves=plan.waves())
+                result['msg'] += ', in %d wave(s) of at most %d (%s)' % (
+                    len(result['waves']), plan.window, 'the first %d alone as the canary' % plan.canary
+                    if plan.canary else 'max_concurrency')
+            return result
         skipped = {}
         if p.get('creates') or p.get('removes'):
             skipped = evaluate_guards(self.runner(), targets, self.deadline, p.get('creates'), p.get('removes'),
                                       working_dir=spec.working_dir or (command or {}).get('working_dir') or None,
                                       username=spec.username)
         to_run = [t for t in targets if t not in skipped]
+        if self.rolling is not None and to_run:
+            return self.run_rolling(spec, command, to_run, targets, skipped, result)
         run = self.runner().run(spec, to_run, self.deadline, wait=p['wait'],
                                 stop_on_timeout=p['stop_on_timeout']) if to_run else None
         ran = dict((e['instance_id'], e) for e in (run.instances if run else []))
@@ -945,10 +1105,52 @@ class CloudAssistantCommand(object):
                                               else (only['exit_code'], (only['output'] or '').rstrip('\r\n')))
             result['stdout_lines'] = result['stdout'].splitlines()
         result['msg'] = self.run_message(run, instances, to_run, skipped)
+        result['summary'] = status_counts(instances)
         result['failed'] = run is not None and (run.error is not None or run.timed_out or bool(run.rejected)
                                                 or (p['wait'] and failure_message(instances) is not None))
         if run is not None and run.error is not None:
             result.update(run.error.result())
+        return result
+
+    def rolling_plan(self, to_run):
+        r = self.rolling
+        return RollingPlan(to_run, max_concurrency=r['max_concurrency'], max_errors=r['max_errors'],
+                           canary=r['canary'], stop_on_error=self.params['stop_on_error'])
+
+    def run_rolling(self, spec, command, to_run, targets, skipped, result):
+        """max_concurrency, max_errors, canary: the run engine's rolling run; one deadline for all of it."""
+        p = self.params
+        plan = self.rolling_plan(to_run)
+        if not p.get('wait_timeout'):
+            # each wave may last the run's timeout: the default deadline covers them all
+            timeout = spec.timeout or (command or {}).get('timeout') or DEFAULT_TIMEOUT
+            self.deadline = self.started + min(MAX_WAIT_TIMEOUT, timeout * len(plan.waves()) + WAIT_MARGIN)
+            self.api = self.module.api(self.deadline + RETRY_GRACE)
+        run = self.runner().run_rolling(spec, plan, self.deadline, stop_on_timeout=p['stop_on_timeout'])
+        ran = dict((e['instance_id'], e) for e in run.instances)
+        instances = [ran.get(t) or instance_entry(t, status=SKIPPED, skipped=True) for t in targets]
+        result.update(run_fields(instances, run.invoke_ids), changed=True, summary=status_counts(instances),
+                      rolling=plan.report())
+        if not command:
+            result['command_id'] = run.command_id
+        if len(instances) == 1 and run.error is None and not instances[0]['skipped']:
+            result['rc'], result['stdout'] = instances[0]['exit_code'], (instances[0]['output'] or '').rstrip('\r\n')
+            result['stdout_lines'] = result['stdout'].splitlines()
+        if run.error is not None:
+            result.update(run.error.result())
+            message = self.run_message(run, instances, to_run, skipped)
+        elif run.timed_out:
+            message = '%s; %d never started' % (self.run_message(run, instances, to_run, skipped),
+                                                len(plan.not_started()))
+        elif plan.halted is not None:
+            message = rolling_message(plan, instances)
+        else:
+            message = failure_message(instances) or '%d of %d instance(s) succeeded, at most %d at a time, in %d start ' \
+                'call(s)%s' % (len(to_run), len(to_run), plan.window, len(run.batches),
+                               ', %d skipped (creates/removes)' % len(skipped) if skipped else '')
+        result['msg'] = message
+        result['failed'] = (run.error is not None or run.timed_out or plan.halted is not None
+                            or failure_message(instances) is not None)
         return result
 
     def run_message(self, run, instances, to_run, skipped):

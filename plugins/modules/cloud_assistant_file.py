@@ -152,6 +152,11 @@ options:
     type: int
     default: 300
 notes:
+  - Has no rolling options (M(alicloud_ops.cloud_assistant.cloud_assistant_command)'s
+    O(alicloud_ops.cloud_assistant.cloud_assistant_command#module:max_concurrency),
+    O(alicloud_ops.cloud_assistant.cloud_assistant_command#module:max_errors) and
+    O(alicloud_ops.cloud_assistant.cloud_assistant_command#module:canary)) - a delivery writes a file beside the
+    running service, which it does not restart; roll the command that puts the new file to use instead.
   - Linux instances only; the compare and assembly steps are shell commands that need C(sha256sum), C(stat),
     C(base64) and, for compressed transfers, C(gzip) (the compare step checks which instances have C(gzip)).
   - Every C(SendFile) carries a ClientToken derived from the transfer, the part and the instances, so a retried
