@@ -234,6 +234,7 @@ async def _serve(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    store.protect_state_dir(args.state_dir, traversable=mode == "process")
     creds, region = _prepare_state(args)
     logging.basicConfig(filename=str(args.state_dir / "server.log"), level=logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
