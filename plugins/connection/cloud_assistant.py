@@ -325,6 +325,8 @@ class Connection(ConnectionBase):
             self._api = build_api(opts, RetryPolicy())
         except CloudAssistantError as exc:
             raise AnsibleConnectionFailure('cannot set up the Cloud Assistant API: %s' % to_native(exc))
+        for warning in self._api.warnings:
+            display.warning(u'%s' % warning)
         display.vvv(u'CLOUD ASSISTANT: instance %s in %s' % (self._instance, self._api.region_id), host=self._instance)
         self._connected = True
         return self
