@@ -173,6 +173,12 @@ def stats(conn: Any) -> dict[str, Any]:
         "executions": executions,
         "executions_total": conn.execute("SELECT COALESCE(SUM(starts), 0) FROM executions").fetchone()[0],
         "duplicate_executions": int(duplicates),
+        # what the API has created so far (RunCommand's one-time commands included): "nothing was created" checks
+        "created": {
+            "commands": conn.execute("SELECT COUNT(*) FROM commands").fetchone()[0],
+            "invocations": conn.execute("SELECT COUNT(*) FROM invocations").fetchone()[0],
+            "file_tasks": conn.execute("SELECT COUNT(*) FROM file_tasks").fetchone()[0],
+        },
     }
 
 
