@@ -28,6 +28,7 @@ class FakeSendApi(object):
         self.versions = versions or {}
         self.total_count = total_count
         self.warnings = []          # as CloudAssistantApi: nothing to say about the transport
+        self.calls = {}             # as CloudAssistantApi (counted there per action; not needed here)
 
     def actions(self, name):
         return [r for a, r in self.requests if a == name]
