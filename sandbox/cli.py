@@ -184,6 +184,12 @@ def stats(conn: Any) -> dict[str, Any]:
         "executions": executions,
         "executions_total": conn.execute("SELECT COALESCE(SUM(starts), 0) FROM executions").fetchone()[0],
         "duplicate_executions": int(duplicates),
+        # what the API has created so far (RunCommand's one-time commands included): "nothing was created" checks
+        "created": {
+            "commands": conn.execute("SELECT COUNT(*) FROM commands").fetchone()[0],
+            "invocations": conn.execute("SELECT COUNT(*) FROM invocations").fetchone()[0],
+            "file_tasks": conn.execute("SELECT COUNT(*) FROM file_tasks").fetchone()[0],
+        },
     }
 
 
@@ -308,6 +314,7 @@ async def _serve(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    store.protect_state_dir(args.state_dir, traversable=mode == "process")
     creds, region = _prepare_state(args)
     logging.basicConfig(filename=str(args.state_dir / "server.log"), level=logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")

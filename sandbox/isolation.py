@@ -135,6 +135,7 @@ pivot_root . .
 umount -l .
 cd /
 [ -r /proc/1/stat ]
+[ -z "$(ls -A /root)" ] || { echo "/root shows the host's files through the opaque upper directory" >&2; exit 1; }
 echo trial > /tmp/trial
 [ "$(cat /proc/sys/kernel/hostname)" = sandbox-trial ]
 echo ok
@@ -200,6 +201,10 @@ def namespaces_trial(trial_dir: str | os.PathLike[str] | None = None, timeout: f
     try:
         for sub in ("upper", "work", "merged"):
             (tmp / sub).mkdir()
+        try:
+            hide_host_dirs(tmp / "upper", ["/root"])
+        except OSError as exc:
+            return f"cannot mark directories opaque in an overlay upper layer here ({OPAQUE_XATTR}): {exc}"
         bad = [p for p in (tmp,) if any(c in str(p) for c in ",:\\ \t\n")]
         if bad:
             return f"the state directory path {bad[0]} contains characters overlayfs options cannot carry (',:\\ ')"
@@ -243,6 +248,44 @@ def detect_isolation(requested: str, trial_dir: str | os.PathLike[str] | None = 
         raise RuntimeError(f"--isolation namespaces is not possible here: {problem}. Use --isolation process "
                            "(plain processes, no filesystem isolation) or run as root on Linux with overlayfs.")
     return "process"
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Host directories an instance must not see into
+
+OPAQUE_XATTR = "trusted.overlay.opaque"
+
+
+def private_host_dirs() -> list[str]:
+    """Host directories that instances see empty: home directories (the controller's Ansible temporary files, with
+    a running module's arguments, and cloud credential files live there) and the checkout the sandbox runs from
+    (its `.cache` holds test configurations with the keys). The state directory is hidden separately (INIT_SCRIPT).
+    Returned outermost first, without duplicates or directories inside another one of the list."""
+    wanted = ["/root", "/home", os.environ.get("HOME") or "/root", str(Path(__file__).resolve().parents[1])]
+    kept: list[str] = []
+    for raw in sorted({os.path.realpath(p) for p in wanted}, key=len):
+        if raw == "/" or not os.path.isdir(raw):
+            continue
+        if not any(raw == k or raw.startswith(k.rstrip("/") + "/") for k in kept):
+            kept.append(raw)
+    return kept
+
+
+def hide_host_dirs(upper: Path, dirs: Iterable[str] | None = None) -> None:
+    """Make each directory opaque in an instance's overlay upper layer: the instance sees it empty (as on a fresh
+    image) and can still write there, and its own files in it survive restarts. Each directory, and each parent
+    created on the way, takes the host directory's owner and mode, as a copy-up would. Raises OSError."""
+    for host_dir in private_host_dirs() if dirs is None else dirs:
+        parts = Path(host_dir).relative_to("/").parts
+        for depth in range(1, len(parts) + 1):
+            rel = Path(*parts[:depth])
+            target = upper / rel
+            if not target.is_dir():
+                st = os.stat(Path("/") / rel)
+                target.mkdir()
+                os.chown(target, st.st_uid, st.st_gid)
+                os.chmod(target, st.st_mode & 0o7777)
+        os.setxattr(upper / Path(*parts), OPAQUE_XATTR, b"y", follow_symlinks=False)
 
 
 # --------------------------------------------------------------------------------------------------------------------

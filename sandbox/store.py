@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import sqlite3
+import stat
 import string
 import time
 import uuid
@@ -290,8 +291,37 @@ def db_path(state_dir: str | os.PathLike[str]) -> Path:
     return Path(state_dir) / DB_NAME
 
 
+def protect_state_dir(state_dir: str | os.PathLike[str], traversable: bool = False) -> None:
+    """Make DIR its owner's alone: 0700, or 0711 when other users must pass through it (process isolation keeps
+    each instance's home under DIR, and a run as another user starts there). DIR holds the keys (`sandbox.json`,
+    `sandbox.db`, the ready line in `serve.stdout`). Left alone when another user owns it."""
+    path = Path(state_dir)
+    st = path.stat()
+    if st.st_uid != os.geteuid():
+        return
+    want = 0o711 if traversable else 0o700
+    if stat.S_IMODE(st.st_mode) != want:
+        path.chmod(want)
+
+
+def _private_file(path: Path) -> None:
+    """Create `path` mode 0600 if missing, or take group/other bits away; SQLite gives its -wal and -shm files the
+    database file's mode."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    except OSError:
+        return  # sqlite3.connect reports what is wrong with the path
+    try:
+        st = os.fstat(fd)
+        if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o077:
+            os.fchmod(fd, stat.S_IMODE(st.st_mode) & 0o700)
+    finally:
+        os.close(fd)
+
+
 def connect(state_dir: str | os.PathLike[str]) -> sqlite3.Connection:
     """One connection per thread/process. Autocommit mode: use `transaction()` for multi-statement writes."""
+    _private_file(db_path(state_dir))
     conn = sqlite3.connect(db_path(state_dir), timeout=30.0, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")

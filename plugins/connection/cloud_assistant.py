@@ -268,6 +268,7 @@ class Connection(ConnectionBase):
         super(Connection, self).__init__(*args, **kwargs)
         self._api = None
         self._instance = None
+        self._connected_with = None
         self._salt = new_salt()
         self._serial = 0
         self._stages = []
@@ -313,9 +314,28 @@ class Connection(ConnectionBase):
         return user or self._play_context.remote_user or None
 
     # -- connecting -------------------------------------------------------------------------------------------------
+    def set_options(self, task_keys=None, var_options=None, direct=None):
+        super(Connection, self).set_options(task_keys=task_keys, var_options=var_options, direct=direct)
+        # Ansible keeps one connection across the items of a loop while the address stays the same (delegate_to
+        # hosts that share an instance, per-item variables) and sets the options again for every item: when they
+        # differ from those the connection was made with, the next command connects again with the new ones.
+        if self._connected and self._settings() != self._connected_with:
+            self.close()
+
+    def _settings(self):
+        """Everything ``_connect`` reads, to tell whether a connection still matches its options."""
+        names = ('instance_id', 'host', 'command_timeout', 'poll_interval', 'agent_check_interval')
+        values = [self.get_option(name) for name in names] + [self._play_context.remote_addr]
+        try:
+            values.append(sorted(OptionAdapter.from_plugin(self).connection_options().to_dict().items()))
+        except CloudAssistantError as exc:
+            values.append(to_native(exc))
+        return repr(values)
+
     def _connect(self):
         if self._connected:
             return self
+        self._connected_with = self._settings()
         self._instance = self._instance_id()
         self._timeout = int(self._int_option('command_timeout', 10, 86400))
         self._poll_floor = self._int_option('poll_interval', 0.1, 5)
@@ -325,6 +345,8 @@ class Connection(ConnectionBase):
             self._api = build_api(opts, RetryPolicy())
         except CloudAssistantError as exc:
             raise AnsibleConnectionFailure('cannot set up the Cloud Assistant API: %s' % to_native(exc))
+        for warning in self._api.warnings:
+            display.warning(u'%s' % warning)
         display.vvv(u'CLOUD ASSISTANT: instance %s in %s' % (self._instance, self._api.region_id), host=self._instance)
         self._connected = True
         return self

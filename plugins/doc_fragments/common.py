@@ -61,6 +61,8 @@ options:
         V(ecs-vpc.cn-hangzhou.aliyuncs.com)).
       - A host name with an optional port; C(https://) is assumed, C(http://) or C(https://) may be given
         explicitly. A path or query is not allowed.
+      - C(http://) to an endpoint that is not a loopback address shows a warning, since the calls then cross the
+        network unencrypted.
       - If not set, the environment variable E(ALIBABA_CLOUD_ECS_ENDPOINT) is used, then the legacy
         E(ALICLOUD_ECS_ENDPOINT).
     type: str
@@ -98,6 +100,7 @@ options:
     description:
       - Whether to verify the TLS certificate of the API endpoint.
       - Set to V(false) only for a local test endpoint; never for Alibaba Cloud.
+      - V(false) for an endpoint that is not a loopback address shows a warning.
     type: bool
     default: true
 notes:
@@ -175,6 +178,8 @@ options:
         V(ecs-vpc.cn-hangzhou.aliyuncs.com)).
       - A host name with an optional port; C(https://) is assumed, C(http://) or C(https://) may be given
         explicitly. A path or query is not allowed.
+      - C(http://) to an endpoint that is not a loopback address shows a warning, since the calls then cross the
+        network unencrypted.
     type: str
     env:
       - name: ALICLOUD_ECS_ENDPOINT
@@ -242,6 +247,7 @@ options:
     description:
       - Whether to verify the TLS certificate of the API endpoint.
       - Set to V(false) only for a local test endpoint; never for Alibaba Cloud.
+      - V(false) for an endpoint that is not a loopback address shows a warning.
     type: bool
     default: true
     ini:

@@ -367,9 +367,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         with _CREDENTIALS_LOCK:  # the regions' threads: the credential source is resolved (a role assumed) once
             if self.__dict__.get('_api_opts') is None:
                 self._api_opts = resolved_credentials(self._opts)
-        values = self._api_opts.to_dict()
-        values['region_id'] = region_id
-        return build_api(ConnectionOptions(**values), RetryPolicy(deadline=self._deadline))
+            values = self._api_opts.to_dict()
+            values['region_id'] = region_id
+            api = build_api(ConnectionOptions(**values), RetryPolicy(deadline=self._deadline))
+            if not self.__dict__.get('_transport_warned'):  # once per listing, not once per region
+                self._transport_warned = True
+                for warning in api.warnings:
+                    self.display.warning(warning)
+        return api
 
     def _discover_regions(self):
         api = self._api(self._opts.region_id)

@@ -27,7 +27,11 @@ import copy
 import re
 import threading
 
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._client import ecs_client, runtime_settings
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._client import (
+    ecs_client,
+    runtime_settings,
+    transport_warnings,
+)
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import (
     CloudAssistantError,
     from_exception,
@@ -88,6 +92,8 @@ class CloudAssistantApi:
         self._lock = threading.Lock()
         self._runtime = dict(runtime or {})
         self._methods = {}
+        # what the caller should show its user once (``_client.transport_warnings``)
+        self.warnings = []
 
     def with_deadline(self, deadline):
         """The same API (client, settings, call and retry counters) whose retries end at ``deadline`` (a clock
@@ -189,7 +195,9 @@ class CloudAssistantApi:
 def build_api(opts, retry):
     """The API for ``opts`` (``_options.ConnectionOptions``) with ``retry`` (a ``RetryPolicy``): every module,
     plugin and benchmark builds it here. Raises ``CloudAssistantError`` for unusable options."""
-    return CloudAssistantApi(ecs_client(opts), opts.region_id, retry, runtime=runtime_settings(opts))
+    api = CloudAssistantApi(ecs_client(opts), opts.region_id, retry, runtime=runtime_settings(opts))
+    api.warnings = transport_warnings(opts)
+    return api
 
 
 # -- requests -------------------------------------------------------------------------------------------------------

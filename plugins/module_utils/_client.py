@@ -27,6 +27,7 @@ options also come from environment variables). Secrets never appear in messages.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 import traceback
@@ -136,6 +137,41 @@ def parse_endpoint(value):
         if not port.isdigit() or not 0 < int(port) < 65536:
             raise _endpoint_error(value, 'invalid port %r' % port)
     return rest, scheme
+
+
+def _is_loopback(host):
+    """``host`` (as ``parse_endpoint`` returns it, with any :port) names this machine."""
+    if host.startswith('['):
+        host = host[1:host.find(']')]
+    elif ':' in host:
+        host = host.rsplit(':', 1)[0]
+    host = host.lower()
+    if host == 'localhost' or host.endswith('.localhost'):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def transport_warnings(opts):
+    """What to warn about how ``opts`` reach the API: plain HTTP, or HTTPS without certificate checks, to an
+    endpoint that is not on this machine. The default endpoint is HTTPS. A loopback endpoint (the sandbox, a
+    local proxy) warns about neither: nothing crosses the network."""
+    if not opts.endpoint:
+        return [] if opts.validate_certs else [
+            'validate_certs is false: the certificate of the ECS endpoint is not checked, so anyone on the network '
+            'path could read and change the API calls (the STS token included). Turn it off only for a test endpoint.']
+    host, scheme = parse_endpoint(opts.endpoint)
+    if _is_loopback(host):
+        return []
+    if scheme == 'http':
+        return ['endpoint %s uses plain HTTP: the API calls (the STS token included) cross the network unencrypted. '
+                'Use https:// for a real endpoint.' % host]
+    if not opts.validate_certs:
+        return ['validate_certs is false: the certificate of %s is not checked, so anyone on the network path could '
+                'read and change the API calls (the STS token included). Turn it off only for a test endpoint.' % host]
+    return []
 
 
 def runtime_settings(opts):

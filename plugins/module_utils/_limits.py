@@ -52,6 +52,18 @@ _PARAM_NAME = re.compile(r'^[A-Za-z0-9_-]+$')
 _BUILTIN_PREFIX = 'acs::'
 _BUILTINS = ('acs::regionid', 'acs::accountid', 'acs::instanceid', 'acs::invokeid', 'acs::commandid',
              'acs::instancename')
+# References to the OOS parameter store, which the agent resolves on the instance: {{oos:name}} for a common
+# parameter, {{oos-secret:name}} for an encrypted one. They need no value in Parameters.
+_OOS_REFERENCE = re.compile(r'^oos(-secret)?:\s*([A-Za-z0-9_./-]{1,200})$', re.IGNORECASE)
+
+
+def is_oos_reference(name):
+    return bool(_OOS_REFERENCE.match(name))
+
+
+def has_oos_references(content):
+    """Whether ``content`` reads the OOS parameter store (which needs custom parameters enabled)."""
+    return any(is_oos_reference(m.group(1)) for m in _PLACEHOLDER.finditer(content or ''))
 
 
 def invalid(msg):
@@ -112,7 +124,7 @@ def placeholder_names(content):
     seen = set()
     for match in _PLACEHOLDER.finditer(content or ''):
         name = match.group(1)
-        if not name or name.lower().startswith(_BUILTIN_PREFIX):
+        if not name or name.lower().startswith(_BUILTIN_PREFIX) or is_oos_reference(name):
             continue
         if name.lower() not in seen:
             seen.add(name.lower())
@@ -129,6 +141,8 @@ def check_placeholders(content, option='command_content'):
                 raise invalid('%s uses {{%s}}: the prefix ACS:: is reserved for the built-in parameters '
                               '(ACS::RegionId, ACS::AccountId, ACS::InstanceId, ACS::InvokeId, ACS::CommandId, '
                               'ACS::InstanceName)' % (option, name))
+            continue
+        if is_oos_reference(name):
             continue
         if not name or not _PARAM_NAME.match(name) or len(name) > MAX_PARAMETER_NAME:
             raise invalid('%s uses {{%s}}, which is not a valid parameter name (letters, digits, "_" and "-", '

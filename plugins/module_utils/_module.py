@@ -66,6 +66,8 @@ class CloudAssistantModule(AnsibleModule):
         if self._api is None:
             opts = OptionAdapter.from_module(self).connection_options()
             self._api = build_api(opts, RetryPolicy(deadline=deadline))
+            for warning in self._api.warnings:
+                self.warn(warning)
             return self._api
         return self._api.with_deadline(deadline)
 

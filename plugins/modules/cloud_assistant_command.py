@@ -108,12 +108,27 @@ options:
         case-insensitive. Values are strings, numbers or booleans; the API takes strings, so numbers and booleans
         are sent in their JSON form (V(8080), V(true)).
       - Giving parameters turns on O(enable_parameter) unless it is set to V(false), which is an error.
+      - For values that must not be shown, use O(secret_parameters).
+    type: dict
+  secret_parameters:
+    description:
+      - Custom parameter values that Ansible must not show, such as a password the script needs. They follow the
+        rules of O(parameters) and are merged with them (a name may be in only one of the two; the 10-parameter
+        limit counts both).
+      - The option is C(no_log), so Ansible replaces these values with V(********) in the task's result, its
+        output and at every verbosity, including in ansible-runner's job events.
+      - Cloud Assistant itself keeps every custom parameter in the invocation's record, readable by anyone who may
+        call C(DescribeInvocations) (for example through M(alicloud_ops.cloud_assistant.cloud_assistant_invocation_info)).
+        In production, keep the secret in OOS as an encrypted parameter and write C({{oos-secret:name}}) in
+        O(command_content) instead: the agent resolves it on the instance and it appears in no record.
     type: dict
   enable_parameter:
     description:
       - Whether C({{name}}) placeholders in O(command_content) are custom parameters.
-      - Defaults to V(true) when O(parameters) is given and V(false) otherwise. Set it to V(true) to save a
-        command with placeholders that later runs fill in.
+      - Defaults to V(true) when O(parameters) or O(secret_parameters) is given or O(command_content) reads the
+        OOS parameter store (C({{oos:name}}), C({{oos-secret:name}}), which the agent resolves on the instance and
+        which need no value here), and V(false) otherwise. Set it to V(true) to save a command with placeholders
+        that later runs fill in.
       - With V(false) the content is sent as it is, so scripts may contain C({{...}}) of their own (Go templates,
         for example).
       - The API cannot change this on a saved command; a different value re-creates the command.
@@ -397,6 +412,16 @@ EXAMPLES = r'''
     parameters:
       version: "2.4.1"
     timeout: 900
+
+- name: Pass a password to the script without showing it (masked in the result and at every verbosity)
+  alicloud_ops.cloud_assistant.cloud_assistant_command:
+    instance_ids: "{{ db_instance_ids }}"
+    command_content: |
+      {% raw %}
+      mysql --user=backup --password='{{db_password}}' -e 'FLUSH LOGS'
+      {% endraw %}
+    secret_parameters:
+      db_password: "{{ vault_db_backup_password }}"
 
 - name: Keep a saved command up to date
   alicloud_ops.cloud_assistant.cloud_assistant_command:
@@ -759,6 +784,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limi
     check_target_selection,
     check_timeout,
     check_windows_user,
+    has_oos_references,
     invalid,
     is_windows_type,
     os_of_type,
@@ -824,6 +850,7 @@ ARGUMENT_SPEC = dict(
     windows_password_name=dict(type='str', no_log=False),
     timeout=dict(type='int'),
     parameters=dict(type='dict'),
+    secret_parameters=dict(type='dict', no_log=True),
     enable_parameter=dict(type='bool'),
     description=dict(type='str'),
     launcher=dict(type='str'),
@@ -891,7 +918,19 @@ class CloudAssistantCommand(object):
 
     def enable_parameter(self):
         value = self.params.get('enable_parameter')
-        return bool(self.params.get('parameters')) if value is None else value
+        if value is not None:
+            return value
+        return bool(self.parameters()) or has_oos_references(self.params.get('command_content'))
+
+    def parameters(self):
+        """O(parameters) and O(secret_parameters) as the one set the API takes (None when both are empty).
+        Ansible masks the secret values in everything the task returns and logs, because the option is no_log."""
+        plain, secret = self.params.get('parameters') or {}, self.params.get('secret_parameters') or {}
+        both = sorted(set(k.lower() for k in plain) & set(k.lower() for k in secret))
+        if both:
+            raise invalid('parameters and secret_parameters both give %s: give each parameter in one of them'
+                          % ', '.join(both))
+        return dict(plain, **secret) or None
 
     # -- validation: everything that needs no API call ----------------------------------------------------------
     def validate(self):
@@ -932,15 +971,15 @@ class CloudAssistantCommand(object):
                 raise invalid('creates and removes need a Linux shell: they are not supported with type=%s'
                               % p['type'])
         if content is None:
-            check_parameters(p.get('parameters'), None, True)
+            check_parameters(self.parameters(), None, True)
             return
         if not content.strip():
             raise invalid('command_content must not be empty')
         check_windows_user(p['type'], p.get('username'), p.get('windows_password_name'))
         if self.enable_parameter():
             check_placeholders(content)
-        check_parameters(p.get('parameters'), content, self.enable_parameter(), require_all=self.has_targets())
-        self.warn(check_content_size(content, p.get('parameters') if self.has_targets() else None,
+        check_parameters(self.parameters(), content, self.enable_parameter(), require_all=self.has_targets())
+        self.warn(check_content_size(content, self.parameters() if self.has_targets() else None,
                                      saved=bool(p.get('name'))))
 
     def validate_saved(self, command):
@@ -948,8 +987,8 @@ class CloudAssistantCommand(object):
         Windows user rule, frequency against its timeout."""
         p = self.params
         where = 'the saved command %s' % (command['name'] or command['command_id'])
-        check_parameters(p.get('parameters'), command['command_content'], command['enable_parameter'], where=where)
-        self.warn(check_content_size(command['command_content'], p.get('parameters'),
+        check_parameters(self.parameters(), command['command_content'], command['enable_parameter'], where=where)
+        self.warn(check_content_size(command['command_content'], self.parameters(),
                                      option='the content of %s' % where, saved=True))
         check_windows_user(command['type'], p.get('username'), p.get('windows_password_name'), where=where + "'s type")
         if (p.get('creates') or p.get('removes')) and is_windows_type(command['type']):
@@ -1005,7 +1044,7 @@ class CloudAssistantCommand(object):
     def build_spec(self, command):
         p = self.params
         common = dict(working_dir=p.get('working_dir'), username=p.get('username'), timeout=p.get('timeout'),
-                      parameters=p.get('parameters'), tags=p.get('tags'), repeat_mode=p['repeat_mode'],
+                      parameters=self.parameters(), tags=p.get('tags'), repeat_mode=p['repeat_mode'],
                       frequency=p.get('frequency'), launcher=p.get('launcher'),
                       windows_password_name=p.get('windows_password_name'))
         if command is not None:

@@ -89,6 +89,11 @@ class InitsMixin(JobsMixin):
         d = self.inst_dir(inst.instance_id)
         for sub in ("upper", "work", "merged"):
             (d / sub).mkdir(parents=True, exist_ok=True)
+        try:
+            isolation.hide_host_dirs(d / "upper")
+        except OSError as exc:
+            inst.init_error = f"cannot hide the host's private directories from the instance: {exc}"
+            return None
         argv = isolation.init_argv(self.tools, d / "merged", d / "upper", d / "work",
                                    isolation.hostname_ok(inst.hostname), self.dir)
         st_r, st_w = os.pipe()

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from sandbox import agentlink, isolation
+from sandbox import agentlink, isolation, store
 from sandbox.agent.host import AgentHost
 from sandbox.agent.model import (
     INSTANCES_DIR,
@@ -130,6 +130,7 @@ def run_agent_host(state_dir: Path, isolation_mode: str) -> int:
     except (RuntimeError, ValueError) as exc:
         log.error("%s", exc)
         return 2
+    store.protect_state_dir(state_dir, traversable=mode == "process")
     lock_fd = _lock(state_dir)
     if lock_fd is None:
         log.error("another agent host is already running for %s", state_dir)

@@ -512,6 +512,26 @@ def test_instances_are_isolated(ns_box: Sandbox):
 
 
 @needs_namespaces
+def test_host_private_dirs_look_empty(ns_box: Sandbox):
+    """What holds the controller's secrets (home directories: Ansible's temporary files, credential files; the
+    checkout with its test configuration) is empty inside an instance, which can still use its own /root."""
+    a = ns_box.instances[0]
+    name = _marker()
+    checkout = Path(isolation.__file__).resolve().parents[1]
+    planted = [Path("/root") / f".{name}", checkout / ".cache" / name]
+    for path in planted:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("controller secret\n")
+    try:
+        row = ns_box.run(f"ls -A /root {checkout} | grep -c {name}; cat {' '.join(map(str, planted))} 2>/dev/null;"
+                         f" stat -c %a /root; echo mine > /root/{name}.own; cat /root/{name}.own", a)
+        assert row["output"].decode().split("\n")[:3] == ["0", oct(Path("/root").stat().st_mode & 0o777)[2:], "mine"]
+    finally:
+        for path in planted:
+            path.unlink()
+    assert ns_box.run(f"cat /root/{name}.own", a)["output"] == b"mine\n"
+
+
 def test_namespace_restart_after_agent_restart(ns_box: Sandbox):
     a = ns_box.instances[1]
     name = f"persist-{uuid.uuid4().hex[:8]}"

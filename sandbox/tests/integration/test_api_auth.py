@@ -221,6 +221,7 @@ def test_failed_auth_executes_nothing(sandbox_info: dict[str, Any], client: Any)
     after = stats(sandbox_info)
     assert after["executions_total"] == before["executions_total"], (before, after)
     assert after["executions"] == before["executions"]
+    assert after["created"] == before["created"] and set(after["created"]) == {"commands", "invocations", "file_tasks"}
     body = client.describe_invocations(
         models().DescribeInvocationsRequest(
             region_id=sandbox_info["region_id"], instance_id=instance_id, max_results=50

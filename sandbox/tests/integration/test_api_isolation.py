@@ -95,3 +95,11 @@ def test_state_dir_hidden_inside_instances(sandbox_info: dict[str, Any], client:
         run_one(client, f"[ -e {db} ] && echo visible || echo hidden; ls {sandbox_info['state_dir']} | wc -l", pair[0])
     )
     assert out.split()[0] == "hidden", out
+
+
+def test_state_dir_is_its_owners_alone(sandbox_info: dict[str, Any]) -> None:
+    """The keys are in sandbox.json, sandbox.db and serve's ready line: nobody else may list or read them."""
+    state = Path(sandbox_info["state_dir"])
+    assert state.stat().st_mode & 0o777 == 0o700
+    for name in ("sandbox.db", "sandbox.json"):
+        assert (state / name).stat().st_mode & 0o077 == 0, name

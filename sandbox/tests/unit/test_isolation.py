@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -193,3 +194,36 @@ def test_spawn_gives_a_session_and_only_the_listed_fds(tmp_path):
     nfds, sid = out.read_text().split()
     assert int(sid) == pid
     assert int(nfds) <= 5  # 0, 1, 2 and the directory ls reads
+
+
+def test_private_host_dirs_are_outermost_and_unique(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", "/root")
+    dirs = isolation.private_host_dirs()
+    assert dirs.count("/root") == (1 if os.path.isdir("/root") else 0)
+    assert len(dirs) == len(set(dirs))
+    assert not [d for d in dirs for e in dirs if d != e and d.startswith(e + "/")]
+    checkout = os.path.realpath(Path(isolation.__file__).resolve().parents[1])
+    assert any(checkout == d or checkout.startswith(d + "/") for d in dirs)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="trusted.* extended attributes need root")
+def test_hide_host_dirs_marks_opaque_with_the_host_mode(tmp_path: Path) -> None:
+    isolation.hide_host_dirs(tmp_path, ["/usr/share"])
+    for rel in ("usr", "usr/share"):
+        assert (tmp_path / rel).stat().st_mode & 0o7777 == (Path("/") / rel).stat().st_mode & 0o7777
+    assert os.getxattr(tmp_path / "usr/share", isolation.OPAQUE_XATTR) == b"y"
+    with pytest.raises(OSError):
+        os.getxattr(tmp_path / "usr", isolation.OPAQUE_XATTR)
+    isolation.hide_host_dirs(tmp_path, ["/usr/share"])  # again: no error, still opaque
+    assert os.getxattr(tmp_path / "usr/share", isolation.OPAQUE_XATTR) == b"y"
+
+
+def test_protect_state_dir(tmp_path: Path) -> None:
+    store.protect_state_dir(tmp_path)
+    assert tmp_path.stat().st_mode & 0o777 == 0o700
+    store.protect_state_dir(tmp_path, traversable=True)
+    assert tmp_path.stat().st_mode & 0o777 == 0o711
+    (tmp_path / store.DB_NAME).write_bytes(b"")
+    (tmp_path / store.DB_NAME).chmod(0o644)
+    store.connect(tmp_path).close()
+    assert (tmp_path / store.DB_NAME).stat().st_mode & 0o777 == 0o600

@@ -27,6 +27,8 @@ class FakeSendApi(object):
         self.busy_polls = busy_polls   # tagged Running listings answer one task for this many calls
         self.versions = versions or {}
         self.total_count = total_count
+        self.warnings = []          # as CloudAssistantApi: nothing to say about the transport
+        self.calls = {}             # as CloudAssistantApi (counted there per action; not needed here)
 
     def actions(self, name):
         return [r for a, r in self.requests if a == name]

@@ -536,3 +536,21 @@ def test_a_long_non_ascii_command_is_measured_in_bytes(instance):
     rc, out, dummy = conn.exec_command(command)
     assert (rc, out) == (0, b'ok\n')
     assert all(len(script.encode('utf-8')) <= 18432 for script in api.scripts)
+
+
+def test_new_options_on_a_kept_connection_connect_again(instance, monkeypatch):
+    """Ansible keeps the connection across loop items at one address and sets the options again for each item."""
+    def plain_set_options(self, task_keys=None, var_options=None, direct=None):
+        self._options = dict(direct)  # what Ansible's configuration would resolve, without a loaded plugin
+    monkeypatch.setattr(cloud_assistant.ConnectionBase, 'set_options', plain_set_options)
+    conn = instance['connection']
+    conn.set_options(var_options={}, direct=dict(OPTIONS))
+    conn.exec_command('true')
+    conn.set_options(var_options={}, direct=dict(OPTIONS))  # the same options: the connection is kept
+    conn.exec_command('true')
+    assert len(instance['built']) == 1
+    conn.set_options(var_options={}, direct=dict(OPTIONS, access_key_secret='other-secret', command_timeout=30))
+    assert not conn._connected
+    conn.exec_command('true')
+    assert len(instance['built']) == 2
+    assert instance['built'][1].access_key_secret == 'other-secret' and conn._timeout == 30

@@ -55,6 +55,8 @@ class FakeAgent(object):
 
 
 class FakeApi(object):
+    warnings = ()  # as CloudAssistantApi: nothing to say about the transport
+
     def __init__(self, region_id):
         self.region_id = region_id
 
@@ -437,6 +439,8 @@ def test_filter_resource_limit_no_warning_below_it(fleet):
 
 # -- regions: discovery and concurrency; unknown options ---------------------------------------------------------------
 class RegionsApi(object):
+    warnings = ()
+
     def __init__(self, answer):
         self.answer = answer
 

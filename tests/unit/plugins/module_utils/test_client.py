@@ -296,3 +296,34 @@ def test_a_forked_process_does_not_reuse_the_sdk_sessions_of_its_parent():
         assert DaraCore._sessions == {'https://ecs.example.com': sentinel}   # the parent keeps its own
     finally:
         DaraCore._sessions = saved
+
+
+# -- transport warnings ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize('endpoint, validate_certs, warned', [
+    (None, True, None),
+    (None, False, 'validate_certs is false: the certificate of the ECS endpoint is not checked'),
+    ('ecs.cn-hangzhou.aliyuncs.com', True, None),
+    ('ecs.cn-hangzhou.aliyuncs.com', False, 'the certificate of ecs.cn-hangzhou.aliyuncs.com is not checked'),
+    ('http://ecs.cn-hangzhou.aliyuncs.com', True, 'endpoint ecs.cn-hangzhou.aliyuncs.com uses plain HTTP'),
+    ('https://10.0.0.5:8443', False, 'the certificate of 10.0.0.5:8443 is not checked'),
+    ('127.0.0.1:8443', False, None),
+    ('http://127.0.0.1:8080', True, None),
+    ('https://[::1]:9000', False, None),
+    ('localhost:9000', False, None),
+    ('http://[2001:db8::1]:80', True, 'endpoint [2001:db8::1]:80 uses plain HTTP'),
+    ('http://localhost.example.com', True, 'uses plain HTTP'),
+])
+def test_transport_warnings(endpoint, validate_certs, warned):
+    opts = ConnectionOptions(region_id='cn-hangzhou', endpoint=endpoint, validate_certs=validate_certs)
+    warnings = _client.transport_warnings(opts)
+    if warned is None:
+        assert warnings == []
+    else:
+        assert len(warnings) == 1 and warned in warnings[0], warnings
+
+
+@needs_sdk
+def test_build_api_carries_the_transport_warnings():
+    opts = ConnectionOptions(region_id='cn-hangzhou', endpoint='https://10.0.0.5', validate_certs=False,
+                             access_key_id='id', access_key_secret='secret')
+    assert build_api(opts, RetryPolicy()).warnings == _client.transport_warnings(opts) != []

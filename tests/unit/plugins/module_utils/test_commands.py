@@ -1147,3 +1147,45 @@ def test_an_invocation_is_found_by_id_whether_or_not_it_will_run_again():
     assert describe_invocation(api, scheduled['invoke_id']).invoke_id == scheduled['invoke_id']
     assert describe_invocation(api, once['invoke_id']).invoke_id == once['invoke_id']
     assert describe_invocation(api, scheduled['invoke_id'], timed=False) is None
+
+
+def test_secret_parameters_are_merged_into_parameters():
+    api = FakeCloud(linux=1)
+    run(api, instance_ids=['i-l000'], command_content='login {{user}} {{password}}',
+        parameters={'user': 'backup'}, secret_parameters={'password': 's3cret!'})
+    request = [r for a, r in api.calls if a == 'RunCommand'][0]
+    assert request.enable_parameter is True
+    assert request.parameters == {'user': 'backup', 'password': 's3cret!'}
+    alone = FakeCloud(linux=1)
+    run(alone, instance_ids=['i-l000'], command_content='login {{password}}', secret_parameters={'password': 'x'})
+    assert [r for a, r in alone.calls if a == 'RunCommand'][0].parameters == {'password': 'x'}
+
+
+@pytest.mark.parametrize('params, words', [
+    (dict(parameters={'Password': 'plain-V4lue'}, secret_parameters={'password': 'S3cret-V4lue'}),
+     'parameters and secret_parameters both give password'),
+    (dict(secret_parameters={'password': 'S3cret-V4lue', 'extra': 'S3cret-V4lue'}), 'extra not used by command_content'),
+    (dict(secret_parameters={'password': 'S3cret-V4lue'}, enable_parameter=False), 'custom parameters are disabled'),
+])
+def test_secret_parameters_follow_the_rules_of_parameters(params, words):
+    msg = error_of(instance_ids=['i-l000'], command_content='login {{password}}', **params)
+    assert words in msg
+    assert 'V4lue' not in msg  # names are shown, never values
+
+
+def test_secret_parameters_are_no_log():
+    assert M.ARGUMENT_SPEC['secret_parameters'] == dict(type='dict', no_log=True)
+
+
+def test_oos_parameter_store_references_need_no_value_and_enable_parameters():
+    api = FakeCloud(linux=1)
+    run(api, instance_ids=['i-l000'], command_content='connect {{ oos-secret:prod/db-password }} {{oos:region.name}}')
+    request = [r for a, r in api.calls if a == 'RunCommand'][0]
+    assert request.enable_parameter is True and not request.parameters
+    assert L.placeholder_names('{{oos:a}} {{OOS-Secret:b}} {{c}} {{ACS::InstanceId}}') == ['c']
+    L.check_placeholders('{{oos-secret:prod/db.password_1}}')
+    with pytest.raises(CloudAssistantError, match='not a valid parameter name'):
+        L.check_placeholders('{{oos-secret:}}')
+    plain = FakeCloud(linux=1)
+    run(plain, instance_ids=['i-l000'], command_content='echo {{not a parameter}}')
+    assert [r for a, r in plain.calls if a == 'RunCommand'][0].enable_parameter in (False, None)
