@@ -120,7 +120,7 @@ options:
       - Cloud Assistant itself keeps every custom parameter in the invocation's record, readable by anyone who may
         call C(DescribeInvocations) (for example through M(alicloud_ops.cloud_assistant.cloud_assistant_invocation_info)).
         In production, keep the secret in OOS as an encrypted parameter and write C({{oos-secret:name}}) in
-        O(command_content) instead: the agent resolves it on the instance and it appears in no record.
+        O(command_content) instead. The agent resolves it on the instance, and it appears in no record.
     type: dict
   enable_parameter:
     description:
