@@ -126,12 +126,13 @@ def _live_schedule(invocation):
 
 
 def wait_for_invocations(api, invoke_ids, deadline, schedule=None, clock=time.monotonic, sleep=time.sleep,
-                         max_workers=8, started=None, group_tag=None, scope=None):
+                         max_workers=8, started=None, group_tag=None, scope=None, progress=None):
     """Poll until every instance of every invocation is terminal, the deadline (a ``clock()`` value) passes, or
     the API fails. ``group_tag``: a (key, value) tag every invocation carries, so that one tag-filtered
     DescribeInvocations asks for all of them (plus one per invocation that listing did not show yet). The
     invocations of one call are all one-time runs or all schedules (then the tag-filtered listing is not used).
-    ``scope``: {invoke_id: instance IDs}; only these instances of that invocation are waited for."""
+    ``scope``: {invoke_id: instance IDs}; only these instances of that invocation are waited for. ``progress``:
+    called after each poll with the latest models and ``scope`` (``_progress.ProgressFile``)."""
     latest = dict((iid, None) for iid in invoke_ids)
     scope = scope or {}
 
@@ -148,6 +149,8 @@ def wait_for_invocations(api, invoke_ids, deadline, schedule=None, clock=time.mo
         for iid in waiting:
             if listed.get(iid) is not None:
                 latest[iid] = listed[iid]
+        if progress is not None:
+            progress(list(latest.values()), scope)
         return latest
 
     outcome = poll(fetch, lambda _latest: not pending(), deadline, schedule=schedule, clock=clock, sleep=sleep,

@@ -633,6 +633,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limi
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._module import CloudAssistantModule
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._poller import RETRY_GRACE, WAIT_MARGIN
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._progress import progress_reporter
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._results import (
     failure_message,
     instance_entry,
@@ -731,12 +732,15 @@ class CloudAssistantCommand(object):
         self._runner = None
         # one salt per task run: a retried call repeats its ClientToken, a new task run runs the command again
         self.token_salt = self.params.get('client_token') or new_salt()
+        # counts for the action plugin's progress lines while a run is awaited (None: no one watches)
+        self.progress = progress_reporter()
 
     def runner(self):
         """The run engine on the current API object (which changes once the task's deadline is known)."""
         if self._runner is None or self._runner.api is not self.api:
             self._runner = CommandRunner(self.api, max_workers=self.max_workers, schedule=self.schedule,
-                                         clock=self.clock, sleep=self.sleep, token_salt=self.token_salt)
+                                         clock=self.clock, sleep=self.sleep, token_salt=self.token_salt,
+                                         progress=self.progress)
         return self._runner
 
     def has_targets(self):
