@@ -193,14 +193,19 @@ def _render(rows):
     return ['  '.join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
 
 
-def instances_table(data, columns=None, details=None, max_width=40, lines=False):
+SORT_KEYS = {'instance': (0,), 'name': (1, 0), 'region': (2, 1, 0), 'status': (3, 2, 1, 0)}
+
+
+def instances_table(data, columns=None, details=None, max_width=40, lines=False, sort_by=None):
     """The table (see instances_table.yml)."""
+    if sort_by is not None and sort_by not in SORT_KEYS:
+        raise AnsibleFilterError('instances_table: sort_by must be one of %s, got %r' % (', '.join(sorted(SORT_KEYS)), sort_by))
     if max_width is not None and (not isinstance(max_width, int) or isinstance(max_width, bool) or max_width < 4):
         raise AnsibleFilterError('instances_table: max_width must be an integer of at least 4, got %r' % (max_width,))
     entries = _entries(data)
     extra = _columns(columns)
     known = _details_by_id(details)
-    rows = [list(BASE_HEADERS) + [header for header, _key in extra]]
+    body = []
     problems = []
     for entry in entries:
         info = known.get(str(entry['instance_id'])) or {}
@@ -218,17 +223,21 @@ def instances_table(data, columns=None, details=None, max_width=40, lines=False)
             if value is None:
                 value = _lookup(info, key)
             row.append(_cell(value, max_width))
-        rows.append(row)
+        body.append(row)
         if status not in NOT_FAILED or entry.get('error_code'):
-            problems.append('  %s: %s' % (_who(entry, name, region), reason(entry)))
-    out = _render(rows)
+            problems.append((row, '  %s: %s' % (_who(entry, name, region), reason(entry))))
+    if sort_by:
+        order = SORT_KEYS[sort_by]
+        body.sort(key=lambda r: [r[i] for i in order])
+        problems.sort(key=lambda p: [p[0][i] for i in order])
+    out = _render([list(BASE_HEADERS) + [header for header, _key in extra]] + body)
     total = len(entries)
     if not total:
         out.append('(no instances)')
     elif problems:
         out.append('')
         out.append('%d of %d instance%s did not succeed:' % (len(problems), total, '' if total == 1 else 's'))
-        out.extend(problems)
+        out.extend(line for _row, line in problems)
     elif all(entry.get('invocation_status') == SUCCESS for entry in entries):
         out.append('')
         out.append('all %d instance%s succeeded' % (total, '' if total == 1 else 's'))

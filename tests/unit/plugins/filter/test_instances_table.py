@@ -81,6 +81,17 @@ def test_entries_without_a_run_are_not_failures_and_entry_keys_are_columns():
     assert lines[-1] == '2 instances, no failure'
 
 
+def test_rows_and_failure_lines_sorted_by_region_then_name():
+    bad = instance_entry('i-0', status='Failed', exit_code=1)
+    entries = [ok('i-3', ''), bad, ok('i-2', ''), ok('i-1', '')]
+    details = {'i-3': {'region_id': 'b', 'instance_name': 'x'}, 'i-0': {'region_id': 'b', 'instance_name': 'a'},
+               'i-2': {'region_id': 'a', 'instance_name': 'z'}, 'i-1': {'region_id': 'a', 'instance_name': 'z'}}
+    lines = instances_table(entries, details=details, sort_by='region', lines=True)
+    assert [cells(line)[0] for line in lines[1:5]] == ['i-1', 'i-2', 'i-0', 'i-3']
+    assert [cells(line)[0] for line in instances_table(entries, sort_by='instance', lines=True)[1:5]] == \
+        ['i-0', 'i-1', 'i-2', 'i-3']
+
+
 def test_long_cells_are_cut_and_missing_figures_are_dashes():
     entry = ok('i-1', '{"note": "%s"}' % ('x' * 100))
     line = instances_table([entry], columns=['note', 'absent'], max_width=10, lines=True)[1]
@@ -121,6 +132,7 @@ def test_bad_input_is_named(data, message):
     (dict(columns=[{'header': 'X'}]), 'needs key'),
     (dict(columns=[3]), 'key name or a dictionary'),
     (dict(max_width=2), 'max_width'),
+    (dict(sort_by='colour'), 'sort_by must be one of instance, name, region, status'),
 ])
 def test_bad_options_are_named(kwargs, message):
     with pytest.raises(AnsibleFilterError, match=message):
