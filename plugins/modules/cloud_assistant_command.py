@@ -287,6 +287,11 @@ notes:
     replaced, so binary output stays readable.
   - Bad input fails the task before any API call, with the option and the limit in the message.
   - Instances whose agent is offline report C(Aborted) with C(ClientNotRunning); check mode detects this up front.
+  - While a run is awaited on the controller (a play on localhost or C(delegate_to=localhost)), the task shows every
+    10 seconds how many instances have finished and how many failed, at default verbosity. The environment variable
+    E(CLOUD_ASSISTANT_PROGRESS_INTERVAL) sets the seconds between two such lines; V(0) turns them off. Elsewhere
+    (another host, C(async)) the module runs without them.
+  - The filter P(alicloud_ops.cloud_assistant.instances_table#filter) shows RV(instances) as a table.
 seealso:
   - name: RunCommand API reference
     description: The API behind inline runs.
