@@ -87,7 +87,7 @@ def parse_output(output):
     """The JSON object the command printed (its whole output, else its last non-empty line), or None."""
     if not output or not isinstance(output, str):
         return None
-    text = output.strip()
+    text = output.strip().lstrip('\ufeff')   # PowerShell may start its output with a byte order mark
     candidates = [text]
     lines = [line for line in text.splitlines() if line.strip()]
     if len(lines) > 1:

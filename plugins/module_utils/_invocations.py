@@ -132,7 +132,7 @@ def wait_for_invocations(api, invoke_ids, deadline, schedule=None, clock=time.mo
     DescribeInvocations asks for all of them (plus one per invocation that listing did not show yet). The
     invocations of one call are all one-time runs or all schedules (then the tag-filtered listing is not used).
     ``scope``: {invoke_id: instance IDs}; only these instances of that invocation are waited for. ``progress``:
-    called after each poll with the latest models and ``scope`` (``_progress.ProgressFile``)."""
+    called after each poll with {invoke_id: per-instance models} and ``scope`` (``_progress.ProgressFile``)."""
     latest = dict((iid, None) for iid in invoke_ids)
     scope = scope or {}
 
@@ -150,7 +150,7 @@ def wait_for_invocations(api, invoke_ids, deadline, schedule=None, clock=time.mo
             if listed.get(iid) is not None:
                 latest[iid] = listed[iid]
         if progress is not None:
-            progress(list(latest.values()), scope)
+            progress(dict((iid, invoke_instances(inv)) for iid, inv in latest.items() if inv is not None), scope)
         return latest
 
     outcome = poll(fetch, lambda _latest: not pending(), deadline, schedule=schedule, clock=clock, sleep=sleep,

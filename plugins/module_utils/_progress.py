@@ -27,22 +27,21 @@ import json
 import os
 import time
 
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import invoke_instances
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._status import SUCCESS, is_terminal
 
 PROGRESS_ENV = 'CLOUD_ASSISTANT_PROGRESS_FILE'
 
 
-def count_instances(invocations, scope=None):
-    """(total, finished, failed) over the instances of the invocation models (``None`` entries, not listed yet,
-    count nothing); ``scope``: {invoke_id: instance IDs}, only those instances of that invocation count."""
+def count_instances(instances, scope=None):
+    """(total, finished, failed) over ``instances``: {invoke_id: per-instance models (InvokeInstance)} of the
+    invocations listed so far; ``scope``: {invoke_id: instance IDs}, only those instances of that invocation
+    count. (No import of ``_api``: the action plugin that reads the file imports this file on the controller, where
+    the SDK is not needed.)"""
     total = finished = failed = 0
     scope = scope or {}
-    for invocation in invocations:
-        if invocation is None:
-            continue
-        wanted = scope.get(getattr(invocation, 'invoke_id', None))
-        for item in invoke_instances(invocation):
+    for invoke_id, items in instances.items():
+        wanted = scope.get(invoke_id)
+        for item in items:
             if wanted is not None and item.instance_id not in wanted:
                 continue
             total += 1
@@ -65,8 +64,8 @@ def read_progress(path):
 
 
 class ProgressFile(object):
-    """Called with the latest invocation models (and the wait's ``scope``) after each poll; writes the counts to
-    ``path`` when they change."""
+    """Called after each poll with {invoke_id: per-instance models} (and the wait's ``scope``); writes the counts
+    to ``path`` when they change."""
 
     def __init__(self, path, clock=time.monotonic):
         self.path = path
@@ -75,10 +74,10 @@ class ProgressFile(object):
         self.last = None
         self.broken = False
 
-    def __call__(self, invocations, scope=None):
+    def __call__(self, instances, scope=None):
         if self.broken:
             return
-        counts = count_instances(invocations, scope)
+        counts = count_instances(instances, scope)
         if counts == self.last:
             return
         total, finished, failed = counts

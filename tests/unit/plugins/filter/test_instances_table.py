@@ -113,6 +113,7 @@ def test_duration(start, finish, text):
 def test_parse_output():
     assert parse_output('{"a": 1}') == {'a': 1}
     assert parse_output('noise\n{"a": 2}\n\n') == {'a': 2}
+    assert parse_output('\ufeff{"a": 3}\r\n') == {'a': 3}
     assert parse_output('[1, 2]') is None
     assert parse_output('not json') is None
     assert parse_output(None) is None

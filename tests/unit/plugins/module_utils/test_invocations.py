@@ -122,7 +122,7 @@ def test_wait_reports_the_counts_after_every_poll():
     api = FakeApi(clock, {'t-a': finishes_at(100.6, final='Success'), 't-b': finishes_at(101.6, final='Failed')})
     seen = []
     result = wait_for_invocations(api, ['t-a', 't-b'], deadline=200.0, clock=clock, sleep=clock.sleep,
-                                  progress=lambda invocations, scope: seen.append(count_instances(invocations, scope)))
+                                  progress=lambda instances, scope: seen.append(count_instances(instances, scope)))
     assert len(seen) == result.polls
     assert seen[0] == (4, 0, 0)
     assert (4, 2, 0) in seen
