@@ -25,8 +25,8 @@ class Model(object):
 
 
 def ok(instance_id, output, start='2026-11-30T02:00:00Z', finish='2026-11-30T02:00:00.400Z'):
-    return instance_entry(instance_id, invoke_id='t-1', model=Model(invocation_status='Success', exit_code=0,
-                                                                     output=output, start_time=start, finish_time=finish))
+    model = Model(invocation_status='Success', exit_code=0, output=output, start_time=start, finish_time=finish)
+    return instance_entry(instance_id, invoke_id='t-1', model=model)
 
 
 def cells(line):
@@ -48,11 +48,10 @@ def test_rows_columns_and_key_figures_from_json_output():
 
 
 def test_one_line_per_instance_that_did_not_succeed_and_why():
-    down = instance_entry('i-down', invoke_id='t-1', model=Model(invocation_status='Aborted', error_code='ClientNotRunning',
-                                                                  error_info='the aliyun service is not running'))
-    failed = instance_entry('i-bad', invoke_id='t-1', model=Model(invocation_status='Failed', exit_code=3,
-                                                                   output='trying\ndf: /: no such device\n',
-                                                                   error_code='', start_time=None))
+    down = instance_entry('i-down', invoke_id='t-1', model=Model(
+        invocation_status='Aborted', error_code='ClientNotRunning', error_info='the aliyun service is not running'))
+    failed = instance_entry('i-bad', invoke_id='t-1', model=Model(
+        invocation_status='Failed', exit_code=3, output='trying\ndf: /: no such device\n', error_code='', start_time=None))
     late = instance_entry('i-slow', invoke_id='t-1', status='Running')
     text = instances_table([ok('i-1', '{}'), down, failed, late],
                            details=[{'instance_id': 'i-down', 'instance_name': 'db', 'region_id': 'cn-beijing'}])
