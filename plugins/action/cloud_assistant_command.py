@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+import time
 
 from ansible import constants as C
 from ansible.plugins.action import ActionBase
@@ -49,12 +50,12 @@ def progress_interval(environ=None):
     return max(0.0, seconds)
 
 
-def progress_line(counts, label):
-    """``'[web] cloud_assistant_command: 12 of 20 instances finished, 1 failed (31 s)'``."""
+def progress_line(counts, label, elapsed):
+    """``'[web] cloud_assistant_command: 12 of 20 instances finished, 1 failed (31 s)'``; ``elapsed``: seconds since
+    the task started (the file is rewritten only when a count changes, so its own ``elapsed`` can be old)."""
     total = counts.get('total') or 0
     return '[%s] cloud_assistant_command: %d of %d instance%s finished, %d failed (%d s)' % (
-        label, counts.get('finished') or 0, total, '' if total == 1 else 's', counts.get('failed') or 0,
-        int(counts.get('elapsed') or 0))
+        label, counts.get('finished') or 0, total, '' if total == 1 else 's', counts.get('failed') or 0, int(elapsed))
 
 
 class ProgressWatcher(threading.Thread):
@@ -69,12 +70,13 @@ class ProgressWatcher(threading.Thread):
         self.interval = interval
         self.stopped = threading.Event()
         self.shown = 0
+        self.started = time.monotonic()
 
     def run(self):
         while not self.stopped.wait(self.interval):
             counts = read_progress(self.path)
             if counts is not None:
-                self.show(progress_line(counts, self.label))
+                self.show(progress_line(counts, self.label, time.monotonic() - self.started))
                 self.shown += 1
 
     def stop(self):
