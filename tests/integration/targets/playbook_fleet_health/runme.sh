@@ -22,20 +22,28 @@ id_of() { "${ANSIBLE_TEST_PYTHON_INTERPRETER:-python3}" -c 'import json, sys; pr
 linux_hz=$(id_of linux_hz); linux_bj=$(id_of linux_bj); windows=$(id_of windows); offline=$(id_of offline)
 
 (
-    # only what a user has: the environment, the inventory source, the playbook's name
+    # only what a user has: the environment, the inventory source, the playbook's name. The three runs only read
+    # the fleet: they run side by side.
     # shellcheck disable=SC1091
     . "$work/env.sh"
     unset CLOUD_ASSISTANT_PROGRESS_INTERVAL
     export ANSIBLE_INVENTORY_UNPARSED_FAILED=true   # an inventory source that fails says why
     ANSIBLE_CALLBACK_RESULT_FORMAT=yaml ansible-playbook -i "$work/fleet.ecs.yml" alicloud_ops.cloud_assistant.fleet_health \
-        >"$work/yaml.log" 2>&1 || { cat "$work/yaml.log"; fail "fleet_health.yml (yaml results)"; }
+        >"$work/yaml.log" 2>&1 &
+    yaml_run=$!
     # the default result format, and a fleet with an unreachable instance failing the play on request
-    rc=0
     ANSIBLE_CALLBACK_RESULT_FORMAT=json ansible-playbook -i "$work/fleet.ecs.yml" alicloud_ops.cloud_assistant.fleet_health \
-        -e fleet_fail_on_unreachable=true >"$work/json.log" 2>&1 || rc=$?
-    [ "$rc" = 2 ] || { cat "$work/json.log"; fail "fleet_fail_on_unreachable=true: exit $rc, not 2"; }
+        -e fleet_fail_on_unreachable=true >"$work/json.log" 2>&1 &
+    json_run=$!
     CLOUD_ASSISTANT_PROGRESS_INTERVAL=1 ansible-playbook progress.yml -e "{\"fleet_progress_ids\": [\"$linux_hz\"]}" \
-        >"$work/progress.log" 2>&1 || { cat "$work/progress.log"; fail "progress.yml"; }
+        >"$work/progress.log" 2>&1 &
+    progress_run=$!
+    rc=0; wait "$yaml_run" || rc=$?
+    [ "$rc" = 0 ] || { cat "$work/yaml.log"; fail "fleet_health.yml (yaml results): exit $rc"; }
+    rc=0; wait "$json_run" || rc=$?
+    [ "$rc" = 2 ] || { cat "$work/json.log"; fail "fleet_fail_on_unreachable=true: exit $rc, not 2"; }
+    rc=0; wait "$progress_run" || rc=$?
+    [ "$rc" = 0 ] || { cat "$work/progress.log"; fail "progress.yml: exit $rc"; }
 )
 cat "$work/yaml.log"
 expect() {  # expect LOG REGEX WHAT
