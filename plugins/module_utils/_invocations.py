@@ -126,14 +126,15 @@ def _live_schedule(invocation):
 
 
 def wait_for_invocations(api, invoke_ids, deadline, schedule=None, clock=time.monotonic, sleep=time.sleep,
-                         max_workers=8, started=None, group_tag=None, scope=None, refill=None):
+                         max_workers=8, started=None, group_tag=None, scope=None, refill=None, progress=None):
     """Poll until every instance of every invocation is terminal, the deadline (a ``clock()`` value) passes, or
     the API fails. ``group_tag``: a (key, value) tag every invocation carries, so that one tag-filtered
     DescribeInvocations asks for all of them (plus one per invocation that listing did not show yet). The
     invocations of one call are all one-time runs or all schedules (then the tag-filtered listing is not used).
     ``scope``: {invoke_id: instance IDs}; only these instances of that invocation are waited for.
     ``refill``: called after each poll with {invoke_id: model or None}; returns the IDs of invocations it started
-    since (a rolling run's next instances), which are waited for too."""
+    since (a rolling run's next instances), which are waited for too. ``progress``: called after each poll with
+    {invoke_id: per-instance models} and ``scope`` (``_progress.ProgressFile``)."""
     latest = dict((iid, None) for iid in invoke_ids)
     scope = scope or {}
 
@@ -153,6 +154,8 @@ def wait_for_invocations(api, invoke_ids, deadline, schedule=None, clock=time.mo
         if refill is not None:
             for iid in refill(latest):
                 latest.setdefault(iid, None)
+        if progress is not None:
+            progress(dict((iid, invoke_instances(inv)) for iid, inv in latest.items() if inv is not None), scope)
         return latest
 
     outcome = poll(fetch, lambda _latest: not pending(), deadline, schedule=schedule, clock=clock, sleep=sleep,

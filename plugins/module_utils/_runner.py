@@ -157,11 +157,14 @@ class CommandRunner(object):
     """Runs a ``CommandSpec`` on any number of instances (see the file's docstring).
 
     ``token_salt``: random per runner unless given; the same salt and inputs give the same ClientTokens, which
-    is how a fixed ``client_token`` and scheduled runs make the service merge repeated submissions.
+    is how a fixed ``client_token`` and scheduled runs make the service merge repeated submissions. ``progress``:
+    passed to ``wait_for_invocations`` (``_progress.progress_reporter()``), or None.
     """
 
-    def __init__(self, api, max_workers=8, schedule=None, clock=time.monotonic, sleep=time.sleep, token_salt=None):
+    def __init__(self, api, max_workers=8, schedule=None, clock=time.monotonic, sleep=time.sleep, token_salt=None,
+                 progress=None):
         self.api = api
+        self.progress = progress
         self.max_workers = max_workers
         self.schedule = schedule if schedule is not None else PollSchedule()
         self.clock = clock
@@ -220,7 +223,7 @@ class CommandRunner(object):
         if not wait or spec.repeat_mode != 'Once':
             return RunResult(batches, self._entries(batches, {}), command_id=command_id)
         waited = wait_for_invocations(self.api, accepted, deadline, schedule=self.schedule, clock=self.clock,
-                                      sleep=self.sleep, max_workers=self.max_workers, started=started,
+                                      sleep=self.sleep, max_workers=self.max_workers, started=started, progress=self.progress,
                                       group_tag=(RUN_TAG, self.run_tag_value(spec)) if self.shares_run_tag(spec, len(targets)) else None)
         known, error, stopped = self._collect(waited, accepted, stop_on_timeout)
         return RunResult(batches, self._entries(batches, known), timed_out=waited.timed_out, stopped=stopped,
@@ -298,7 +301,7 @@ class CommandRunner(object):
                 raise refused[0].error
         waited = wait_for_invocations(self.api, accepted, deadline, schedule=pace, clock=self.clock,
                                       sleep=self.sleep, max_workers=self.max_workers, started=started,
-                                      group_tag=run_tag, refill=refill)
+                                      group_tag=run_tag, refill=refill, progress=self.progress)
         accepted = [b.invoke_id for b in batches if b.invoke_id]
         if waited.timed_out:
             plan.halt(HALT_TIMEOUT, 'the wait_timeout expired first')

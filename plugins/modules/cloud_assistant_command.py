@@ -347,6 +347,11 @@ notes:
     replaced, so binary output stays readable.
   - Bad input fails the task before any API call, with the option and the limit in the message.
   - Instances whose agent is offline report C(Aborted) with C(ClientNotRunning); check mode detects this up front.
+  - While a run is awaited on the controller (a play on localhost or C(delegate_to=localhost)), the task shows every
+    10 seconds how many instances have finished and how many failed, at default verbosity. The environment variable
+    E(CLOUD_ASSISTANT_PROGRESS_INTERVAL) sets the seconds between two such lines; V(0) turns them off. Elsewhere
+    (another host, C(async)) the module runs without them.
+  - The filter P(alicloud_ops.cloud_assistant.instances_table#filter) shows RV(instances) as a table.
 seealso:
   - name: RunCommand API reference
     description: The API behind inline runs.
@@ -795,6 +800,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._poll
     RETRY_GRACE,
     WAIT_MARGIN,
 )
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._progress import progress_reporter
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._results import (
     failure_message,
     instance_entry,
@@ -905,12 +911,15 @@ class CloudAssistantCommand(object):
         self._runner = None
         # one salt per task run: a retried call repeats its ClientToken, a new task run runs the command again
         self.token_salt = self.params.get('client_token') or new_salt()
+        # counts for the action plugin's progress lines while a run is awaited (None: no one watches)
+        self.progress = progress_reporter()
 
     def runner(self):
         """The run engine on the current API object (which changes once the task's deadline is known)."""
         if self._runner is None or self._runner.api is not self.api:
             self._runner = CommandRunner(self.api, max_workers=self.max_workers, schedule=self.schedule,
-                                         clock=self.clock, sleep=self.sleep, token_salt=self.token_salt)
+                                         clock=self.clock, sleep=self.sleep, token_salt=self.token_salt,
+                                         progress=self.progress)
         return self._runner
 
     def has_targets(self):

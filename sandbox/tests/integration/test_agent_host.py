@@ -523,7 +523,8 @@ def test_host_private_dirs_look_empty(ns_box: Sandbox):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("controller secret\n")
     try:
-        row = ns_box.run(f"ls -A /root {checkout} 2>/dev/null | grep -c {name}; cat {' '.join(map(str, planted))} 2>/dev/null;"
+        row = ns_box.run(f"ls -A /root {checkout} 2>/dev/null | grep -c {name};"
+                         f" cat {' '.join(map(str, planted))} 2>/dev/null;"
                          f" stat -c %a /root; echo mine > /root/{name}.own; cat /root/{name}.own", a)
         assert row["output"].decode().split("\n")[:3] == ["0", oct(Path("/root").stat().st_mode & 0o777)[2:], "mine"]
     finally:

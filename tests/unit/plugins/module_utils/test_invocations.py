@@ -18,6 +18,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._invo
     wait_for_invocations,
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._poller import PollSchedule
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._progress import count_instances
 
 
 class Clock:
@@ -114,6 +115,18 @@ def test_wait_polls_each_unfinished_invocation_once_per_round():
     assert all(not getattr(r, 'include_output', None) for r in api.requests)
     assert set(result.invocations) == {'t-a', 't-b'}
     assert invocation_finished(result.invocations['t-b'])
+
+
+def test_wait_reports_the_counts_after_every_poll():
+    clock = Clock()
+    api = FakeApi(clock, {'t-a': finishes_at(100.6, final='Success'), 't-b': finishes_at(101.6, final='Failed')})
+    seen = []
+    result = wait_for_invocations(api, ['t-a', 't-b'], deadline=200.0, clock=clock, sleep=clock.sleep,
+                                  progress=lambda instances, scope: seen.append(count_instances(instances, scope)))
+    assert len(seen) == result.polls
+    assert seen[0] == (4, 0, 0)
+    assert (4, 2, 0) in seen
+    assert seen[-1] == (4, 4, 2)
 
 
 def test_wait_sleeps_follow_the_schedule():
