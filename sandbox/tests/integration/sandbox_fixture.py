@@ -359,8 +359,8 @@ def mint_sts(info: dict[str, Any], ttl: float = 3600, readonly: bool = False) ->
 
 
 def clear_faults(info: dict[str, Any]) -> None:
-    ctl(info, "faults", "--throttle", "0", "--server-errors", "0", "--latency-ms", "0", "--drop", "0", "--actions", "",
-        "--deny-regions", "")
+    ctl(info, "faults", "--throttle", "0", "--server-errors", "0", "--latency-ms", "0", "--drop", "0",
+        "--drop-first", "0", "--actions", "", "--deny-regions", "")
 
 
 # --------------------------------------------------------------------------------------------------------------
