@@ -919,6 +919,19 @@ def test_schedule_by_tags_follows_the_fleet():
     assert len(second['instances']) == 3
 
 
+def test_inline_schedule_with_new_content_is_another_schedule():
+    api = FakeCloud(linux=2)
+    ids = sorted(api.instances)
+    params = dict((k, v) for k, v in SCHEDULE.items() if k != 'command_content')
+    first = run(api, instance_ids=ids, command_content='echo a', **params)
+    second = run(api, instance_ids=ids, command_content='echo b', **params)
+    assert second['changed'] and second['stopped_invoke_ids'] == []
+    assert first['invoke_id'] != second['invoke_id'] and api.count('StopInvocation') == 0
+    # each content is found again as its own schedule: nothing changes on a rerun of either
+    assert run(api, instance_ids=ids, command_content='echo a', **params)['changed'] is False
+    assert run(api, instance_ids=ids, command_content='echo b', **params)['changed'] is False
+
+
 def test_named_schedule_survives_a_content_change():
     api = FakeCloud(linux=2)
     ids = sorted(api.instances)
