@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--server-errors", type=_fraction)
     faults.add_argument("--latency-ms", type=float)
     faults.add_argument("--drop", type=_fraction)
+    faults.add_argument("--drop-first", type=int, metavar="N",
+                        help="drop the replies of the next N processed requests of --actions (deterministic)")
     faults.add_argument("--actions", help="comma-separated actions the faults apply to ('' = all)")
     faults.add_argument("--deny-regions", help="comma-separated regions where every action is denied (Forbidden.RAM,"
                         " whatever --actions says; '' = none)")
@@ -149,8 +151,12 @@ def _ctl(args: argparse.Namespace) -> int:
         agentlink.poke(args.state_dir)
         out = {"instance_id": args.instance_id, "agent": "running" if running else "stopped"}
     elif args.ctl_command == "faults":
+        if args.drop_first is not None and args.drop_first < 0:
+            print("error: --drop-first must be 0 or more", file=sys.stderr)
+            return 2
         settings = {"throttle": args.throttle, "server_errors": args.server_errors,
-                    "latency_ms": args.latency_ms, "drop": args.drop, "actions": args.actions,
+                    "latency_ms": args.latency_ms, "drop": args.drop, "drop_first": args.drop_first,
+                    "actions": args.actions,
                     "deny_regions": args.deny_regions}
         with store.transaction(conn):
             for key, value in settings.items():
@@ -190,6 +196,11 @@ def stats(conn: Any) -> dict[str, Any]:
             "invocations": conn.execute("SELECT COUNT(*) FROM invocations").fetchone()[0],
             "file_tasks": conn.execute("SELECT COUNT(*) FROM file_tasks").fetchone()[0],
         },
+        # ClientTokens stored per action (a retry that kept its token adds none), and every dropped reply in order
+        "client_tokens": {r[0]: r[1] for r in conn.execute(
+            "SELECT action, COUNT(*) FROM client_tokens GROUP BY action ORDER BY action")},
+        "dropped_replies": [{"action": r[0], "client_token": r[1]} for r in conn.execute(
+            "SELECT action, client_token FROM dropped_replies ORDER BY seq")],
     }
 
 

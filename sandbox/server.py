@@ -1,7 +1,8 @@
 """The HTTP side: one aiohttp route for `/`, GET or POST, RPC style like ecs.<region>.aliyuncs.com.
 
 Order of work for every request: faults (throttle, 5xx, latency) → authentication (auth.py) → action
-lookup → read-only key denial → RegionId → ClientToken idempotency → handler → optional dropped reply.
+lookup → read-only key denial → RegionId → ClientToken idempotency → handler → optional dropped reply (random
+`drop`, or the countdown `drop_first`; each one is recorded in `dropped_replies`).
 Nothing before the handler writes anything except the call counter and, once authenticated, the nonce.
 """
 
@@ -119,6 +120,14 @@ def _check_region_denied(spec: ActionSpec, params: dict[str, str], faults: dict[
             extra={"AccessDeniedDetail": {"AuthAction": f"ecs:{spec.name}", "NoPermissionType": "ExplicitDeny",
                                           "PolicyType": "AccountLevelIdentityBasedPolicy"}},
         )
+
+
+def _take_drop_first(db: sqlite3.Connection) -> bool:
+    """`ctl faults --drop-first N`: true for the next N processed requests (of the targeted actions), counted down
+    in one statement, so two concurrent requests never take the same one."""
+    cur = db.execute("UPDATE faults SET value = CAST(value AS INTEGER) - 1 "
+                     "WHERE key = 'drop_first' AND CAST(value AS INTEGER) > 0")
+    return cur.rowcount == 1
 
 
 def _run_action(state: ServerState, spec: ActionSpec, ident: auth.Identity, params: Params, req_id: str,
@@ -246,8 +255,12 @@ async def handle(request: web.Request) -> web.StreamResponse:
     if state.requests_since_prune >= 500:
         state.requests_since_prune = 0
         auth.prune_nonces(state.db, store.now())
+    if not drop and (not targeted or hinted_action in targeted):
+        drop = _take_drop_first(state.db)
     if drop and request.transport is not None:
         # The work is done and committed; the client never hears about it (what a lost reply looks like).
+        state.db.execute("INSERT INTO dropped_replies(action, client_token) VALUES (?, ?)",
+                         (action_name, authed.params.get("ClientToken")))
         request.transport.abort()
         raise web.HTTPServiceUnavailable()
     return _render({"RequestId": req_id, **result}, 200, action_name, as_xml)

@@ -218,7 +218,14 @@ CREATE TABLE IF NOT EXISTS executions (
     starts INTEGER NOT NULL,
     PRIMARY KEY (invoke_id, instance_id, run_no)
 );
--- ctl faults: keys throttle, server_errors, drop (fractions), latency_ms, actions (comma list, '' = all)
+-- replies the faults dropped after the request was processed (ctl stats lists them with their ClientToken)
+CREATE TABLE IF NOT EXISTS dropped_replies (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    action TEXT NOT NULL,
+    client_token TEXT
+);
+-- ctl faults: keys throttle, server_errors, drop (fractions), latency_ms, drop_first (replies still to drop),
+-- actions (comma list, '' = all)
 CREATE TABLE IF NOT EXISTS faults (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL

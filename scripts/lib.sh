@@ -360,6 +360,28 @@ SKIP_RC=200   # a stage that exits with this code is reported as "skipped"
 _STAGE_NAMES=()
 _STAGE_RESULTS=()
 _STAGE_SECONDS=()
+_STAGE_NOTES=()
+
+# stage_note TEXT: a line the summary prints under the running stage (what it skipped and why).
+stage_note() {
+    [[ -n ${STAGE_NOTES_FILE:-} ]] && printf '%s\n' "$*" >>"$STAGE_NOTES_FILE"
+    info "note: $*"
+}
+
+# note_pytest_skips LOG: one stage_note per "SKIPPED [n] file:line: reason" line of a pytest run with -rs.
+note_pytest_skips() {
+    local line
+    while IFS= read -r line; do
+        stage_note "pytest ${line#SKIPPED }"
+    done < <(grep -E '^SKIPPED \[' "$1" || true)
+}
+
+# The sandbox's isolation for the tests: as root it must be namespaces (the namespaces-only tests - guards run end
+# to end, instance filesystems, interrupted transfers - then run), so `auto` silently falling back to plain
+# processes cannot pass as a green run; without root only processes are possible and the stages say what that skips.
+test_isolation() {
+    if ((EUID == 0)); then echo namespaces; else echo process; fi
+}
 
 run_stage() {
     local fatal=0 name start rc
@@ -371,10 +393,15 @@ run_stage() {
     shift
     log "$name"
     start=$(date +%s)
+    STAGE_NOTES_FILE=$(mktemp "${TMPDIR:-/tmp}/cloud_assistant-notes.XXXXXX")
+    export STAGE_NOTES_FILE
     set +e
     (set -e; "$@")
     rc=$?
     set -e
+    _STAGE_NOTES+=("$(cat "$STAGE_NOTES_FILE")")
+    rm -f "$STAGE_NOTES_FILE"
+    STAGE_NOTES_FILE=""
     _STAGE_NAMES+=("$name")
     _STAGE_SECONDS+=($(($(date +%s) - start)))
     if ((rc == 0)); then
@@ -399,6 +426,9 @@ print_summary() {
     printf '\n==> %s summary\n' "$1"
     for i in "${!_STAGE_NAMES[@]}"; do
         printf '    %-44s %5ss  %s\n' "${_STAGE_NAMES[i]}" "${_STAGE_SECONDS[i]}" "${_STAGE_RESULTS[i]}"
+        if [[ -n ${_STAGE_NOTES[i]:-} ]]; then
+            printf '%s\n' "${_STAGE_NOTES[i]}" | sed 's/^/        skipped: /'
+        fi
         [[ ${_STAGE_RESULTS[i]} == ok || ${_STAGE_RESULTS[i]} == skipped ]] || failed=1
     done
     return "$failed"

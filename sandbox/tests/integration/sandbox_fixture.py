@@ -11,6 +11,7 @@ Every wait is bounded in time; nothing sleeps longer than one poll interval.
 from __future__ import annotations
 
 import base64
+import calendar
 import contextlib
 import http.client
 import http.server
@@ -359,8 +360,8 @@ def mint_sts(info: dict[str, Any], ttl: float = 3600, readonly: bool = False) ->
 
 
 def clear_faults(info: dict[str, Any]) -> None:
-    ctl(info, "faults", "--throttle", "0", "--server-errors", "0", "--latency-ms", "0", "--drop", "0", "--actions", "",
-        "--deny-regions", "")
+    ctl(info, "faults", "--throttle", "0", "--server-errors", "0", "--latency-ms", "0", "--drop", "0",
+        "--drop-first", "0", "--actions", "", "--deny-regions", "")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -523,6 +524,11 @@ def invocation_results(client: Any, invoke_id: str, **kw: Any) -> list[dict[str,
         if not token:
             return rows
     raise AssertionError("DescribeInvocationResults paging did not end within 50 pages")
+
+
+def api_epoch(api_time: str) -> float:
+    """The API's UTC times (yyyy-MM-ddTHH:mm:ssZ) as epoch seconds: tests compare the sandbox's own records."""
+    return float(calendar.timegm(time.strptime(api_time, "%Y-%m-%dT%H:%M:%SZ")))
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.2, what: str = "condition") -> Any:

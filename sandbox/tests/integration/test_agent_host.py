@@ -288,12 +288,13 @@ def test_stop_terminates(box: Sandbox):
     invoke_id = box.invoke(f"echo begun; sleep {m}", [box.instances[2]])
     box.wait_status(invoke_id, box.instances[2], {"Running"})
     wait_until(lambda: pids_matching(m), 5, "the run to start")
+    stop_at = store.now()
     box.conn.execute("UPDATE invocation_instances SET status = 'Stopping', stop_time = ?, update_time = ?"
-                     " WHERE invoke_id = ? AND status = 'Running'", (store.now(), store.now(), invoke_id))
-    t0 = time.monotonic()
+                     " WHERE invoke_id = ? AND status = 'Running'", (stop_at, stop_at, invoke_id))
     agentlink.poke(box.dir)
-    row = box.wait_status(invoke_id, box.instances[2], DONE, timeout=5)
-    assert time.monotonic() - t0 < 1.5
+    row = box.wait_status(invoke_id, box.instances[2], DONE, timeout=10)
+    # the sandbox's record: ended soon after the stop (the sleep would have run 300+ s), and not before it
+    assert stop_at <= row["finish_time"] < stop_at + 5, (stop_at, row["finish_time"])
     assert (row["status"], row["error_code"]) == ("Terminated", "ExecutionInterrupted")
     assert row["output"] == b"begun\n"
     wait_until(lambda: not pids_matching(m), 5, "the stopped run to be gone")
@@ -370,13 +371,13 @@ def test_invisible_command_is_deleted_after_the_run(box: Sandbox):
 
 def test_scheduled_run_goes_back_to_scheduled(box: Sandbox):
     iid = box.instances[1]
+    due = store.now() + 1
     invoke_id = box.invoke("echo tick", [iid], repeat="Period", frequency="rate(1m)", timeout=30,
-                           status="Scheduled", next_run_at=store.now() + 1)
-    time.sleep(0.3)
-    assert box.row(invoke_id, iid)["status"] == "Scheduled"  # not before its time
+                           status="Scheduled", next_run_at=due)
     wait_until(lambda: box.row(invoke_id, iid)["run_no"] == 1 and box.row(invoke_id, iid)["status"] == "Scheduled",
                10, "the scheduled run")
     row = box.row(invoke_id, iid)
+    assert row["start_time"] >= due, (row["start_time"], due)  # not before its time (the sandbox's record)
     created = box.conn.execute("SELECT created_at FROM invocations WHERE invoke_id = ?", (invoke_id,)).fetchone()[0]
     assert row["next_run_at"] == pytest.approx(created + 60, abs=1)
     assert row["output"] == b"tick\n"
@@ -447,8 +448,9 @@ def test_reboot_runs_boot_tasks_and_installs_the_agent(box: Sandbox):
     box.conn.execute("UPDATE instances SET agent_install_pending = 1 WHERE instance_id = ?", (iid,))
     every = box.invoke("echo every", [iid], repeat="EveryReboot")
     once = box.invoke("echo next", [iid], repeat="NextRebootOnly")
-    time.sleep(0.5)
+    box.run("true", box.instances[0])  # the agent host has been through its loop since (instead of a sleep)
     assert box.row(every, iid)["status"] == "Scheduled" and box.row(every, iid)["run_no"] == 0
+    assert box.row(once, iid)["status"] == "Scheduled" and box.row(once, iid)["run_no"] == 0
 
     box.reboot(iid)
     wait_until(lambda: box.row(once, iid)["status"] == "Success", 10, "the NextRebootOnly run")

@@ -14,6 +14,7 @@ from sandbox.tests.integration.sandbox_fixture import (
     add_instances,
     clear_faults,
     ctl,
+    ctl_raw,
     executions_of,
     invoke_instances,
     models,
@@ -120,3 +121,35 @@ def test_denied_region(sandbox_info: dict[str, Any], client: Any, faults: None) 
     assert _regions(client).status_code == 200
     ctl(sandbox_info, "faults", "--deny-regions", "")
     client.describe_instances(models().DescribeInstancesRequest(region_id=denied))
+
+
+def test_drop_first_counts_down(sandbox_info: dict[str, Any], client: Any, faults: None) -> None:
+    """`--drop-first 2`: exactly the next two RunCommand replies are lost after the work was done (the second one is
+    the stored answer to the retried token), the third is answered; stats lists both with their token, and the
+    token was stored once."""
+    (iid,) = add_instances(sandbox_info, 1)
+    wait_agent_ready(client, iid)
+    before = stats(sandbox_info)
+    out = ctl(sandbox_info, "faults", "--drop-first", "2", "--actions", "RunCommand")
+    assert out.get("drop_first") == "2", out
+    _regions(client)  # not targeted: answered, and does not count down
+    token = uuid.uuid4().hex
+    for _ in range(2):
+        with pytest.raises(UnretryableException):
+            run_command(client, "echo dropped-twice", [iid], client_token=token)
+    resp = run_command(client, "echo dropped-twice", [iid], client_token=token)
+    assert run_command(client, "echo answered", [iid])["InvokeId"] != resp["InvokeId"]  # the countdown is over
+    inv = wait_invocation(client, resp["InvokeId"])
+    assert output_of(invoke_instances(inv)[iid]) == b"dropped-twice\n"
+    after = stats(sandbox_info)
+    assert after["dropped_replies"][len(before["dropped_replies"]):] == [
+        {"action": "RunCommand", "client_token": token}] * 2
+    assert after["client_tokens"]["RunCommand"] == before["client_tokens"].get("RunCommand", 0) + 1
+    assert after["api_calls"]["RunCommand"] == before["api_calls"].get("RunCommand", 0) + 4
+    assert executions_of(after, resp["InvokeId"]) == 1
+    assert "drop_first" not in ctl(sandbox_info, "faults", "--drop-first", "0"), "0 clears the countdown"
+
+
+def test_drop_first_rejects_negative(sandbox_info: dict[str, Any]) -> None:
+    proc = ctl_raw(sandbox_info, "faults", "--drop-first", "-1")
+    assert proc.returncode == 2 and "--drop-first must be 0 or more" in proc.stderr, proc

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from typing import Any
 
 from sandbox.tests.integration.sandbox_fixture import (
     add_instances,
+    api_epoch,
     api_error,
     assistant_status,
     b64decode,
@@ -17,6 +19,7 @@ from sandbox.tests.integration.sandbox_fixture import (
     invocation_results,
     invoke_instances,
     models,
+    run_and_wait,
     run_command,
     stats,
     wait_agent_ready,
@@ -44,7 +47,6 @@ def test_period_cron_runs_and_stops(sandbox_info: dict[str, Any], client: Any, l
     assert inv["Timed"] is True, inv
     # two runs each within ~25 s (first at the next multiple of 10 s, the second 10 s later)
     wait_for(lambda: min(_repeats(client, invoke_id).values()) >= 2, 27, 0.5, "two periodic runs")
-    assert time.time() - started >= 10.0 - 0.5  # not both at once
     inv = describe_invocation(client, invoke_id)
     assert inv["InvocationStatus"] in ("Scheduled", "Running"), inv
     assert inv["InvokeStatus"] == "Running", inv  # legacy: periodic tasks stay Running until stopped
@@ -57,8 +59,10 @@ def test_period_cron_runs_and_stops(sandbox_info: dict[str, Any], client: Any, l
         for r in finished:
             assert b64decode(r["Output"]) == f"tick-{iid}\n".encode(), r
             assert r["ExitCode"] == 0
-        starts = sorted(r["StartTime"] for r in finished)
-        assert len(set(starts)) == len(starts), starts  # distinct runs
+        starts = sorted(api_epoch(r["StartTime"]) for r in finished)
+        # distinct runs, one per tick: the sandbox's own start times are 10 s apart (not both at once)
+        assert all(b - a >= 5 for a, b in itertools.pairwise(starts)), starts
+        assert starts[0] >= int(started), (started, starts)
     # without IncludeHistory: one row per instance
     assert sorted(r["InstanceId"] for r in invocation_results(client, invoke_id)) == sorted(targets)
 
@@ -69,9 +73,14 @@ def test_period_cron_runs_and_stops(sandbox_info: dict[str, Any], client: Any, l
         assert row["InvocationStatus"] in ("Cancelled", "Terminated"), row
     frozen = executions_of(stats(sandbox_info), invoke_id)
     frozen_repeats = _repeats(client, invoke_id)
-    # wait past the next 10-second tick (+1.5 s) and make sure nothing ran
-    now = time.time()
-    time.sleep((10 - now % 10) + 1.5)
+    # a probe with the same schedule on the same instance: once it has run, a tick has passed since the stop, and
+    # the stopped schedule must not have run at it (the sandbox's records, not a sleep to a clock boundary)
+    probe = run_command(client, "echo probe", targets[:1], repeat_mode="Period", frequency="*/10 * * * * ?",
+                        timeout=10)["InvokeId"]
+    try:
+        wait_for(lambda: executions_of(stats(sandbox_info), probe) >= 1, 25, 0.5, "the probe's first tick")
+    finally:
+        client.stop_invocation(m.StopInvocationRequest(region_id=client._region_id, invoke_id=probe))
     assert executions_of(stats(sandbox_info), invoke_id) == frozen
     assert _repeats(client, invoke_id) == frozen_repeats
 
@@ -107,7 +116,9 @@ def test_reboot_triggered_invocations(sandbox_info: dict[str, Any], client: Any)
     wait_agent_ready(client, iid)
     once = run_command(client, "echo next-reboot", [iid], repeat_mode="NextRebootOnly")["InvokeId"]
     every = run_command(client, "echo every-reboot", [iid], repeat_mode="EveryReboot")["InvokeId"]
-    time.sleep(1.0)  # nothing may run before a reboot
+    # nothing may run before a reboot: once a later one-time run on the instance has finished, the agent host has
+    # gone over the instance's queue (the sandbox's records instead of a sleep)
+    run_and_wait(client, "true", [iid])
     for invoke_id in (once, every):
         row = invoke_instances(describe_invocation(client, invoke_id))[iid]
         assert row["InvocationStatus"] == "Scheduled", row
@@ -184,7 +195,8 @@ def test_stop_and_start_instance(sandbox_info: dict[str, Any], client: Any) -> N
     assert row["InvocationStatus"] == "Success", row
 
 
-def test_install_cloud_assistant_takes_effect_after_reboot(sandbox_info: dict[str, Any], client: Any) -> None:
+def test_install_cloud_assistant_takes_effect_after_reboot(sandbox_info: dict[str, Any], client: Any,
+                                                           linux_ids: list[str]) -> None:
     m = models()
     (iid,) = add_instances(sandbox_info, 1, "--no-agent")
     assert assistant_status(client, iid) == "false"
@@ -196,8 +208,10 @@ def test_install_cloud_assistant_takes_effect_after_reboot(sandbox_info: dict[st
         row = invoke_instances(wait_invocation(client, invoke_id, timeout=15))[iid]
         assert row["InvocationStatus"] in ("Aborted", "Invalid"), row
     client.install_cloud_assistant(m.InstallCloudAssistantRequest(region_id=client._region_id, instance_id=[iid]))
-    time.sleep(0.5)
-    assert assistant_status(client, iid) == "false"  # only after a reboot
+    # only after a reboot: once a run on another instance has finished, the agent host has been through its loop
+    # since the install (the sandbox's records instead of a sleep), and the agent is still not there
+    run_and_wait(client, "true", linux_ids[:1])
+    assert assistant_status(client, iid) == "false"
     _reboot(client, iid)
     wait_agent_ready(client, iid, timeout=30)
     row = invoke_instances(wait_invocation(client, run_command(client, "echo agent-ok", [iid])["InvokeId"]))[iid]

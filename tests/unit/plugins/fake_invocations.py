@@ -12,14 +12,11 @@ import base64
 import threading
 import time
 
+from alibabacloud_ecs20140526 import models as ecs_models
+from alibabacloud_tea_openapi import exceptions as sdk_exceptions
+
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import CloudAssistantApi
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._retry import RetryPolicy
-
-try:
-    from alibabacloud_ecs20140526 import models as ecs_models
-    from alibabacloud_tea_openapi import exceptions as sdk_exceptions
-except ImportError:  # pragma: no cover
-    ecs_models = sdk_exceptions = None
 
 TERMINAL = ('Success', 'Failed', 'Invalid', 'Aborted', 'Error', 'Timeout', 'Cancelled', 'Terminated')
 

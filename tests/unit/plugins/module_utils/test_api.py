@@ -8,14 +8,14 @@ import threading
 
 import pytest
 
+from alibabacloud_tea_openapi import exceptions as sdk_exceptions
+from alibabacloud_ecs20140526 import models as ecs_models
+
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils import _api
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import CloudAssistantApi, snake_case
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batching import run_concurrently
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._retry import RetryPolicy
-
-sdk_exceptions = pytest.importorskip('alibabacloud_tea_openapi.exceptions')
-ecs_models = pytest.importorskip('alibabacloud_ecs20140526.models')
 
 
 def api_error(code, status):
@@ -96,7 +96,7 @@ def test_snake_case(action, expected):
 
 
 def test_snake_case_matches_sdk_method_names():
-    client_module = pytest.importorskip('alibabacloud_ecs20140526.client')
+    from alibabacloud_ecs20140526 import client as client_module
     for action in ('RunCommand', 'InvokeCommand', 'DescribeInvocations', 'DescribeInvocationResults',
                    'DescribeCloudAssistantStatus', 'InstallCloudAssistant', 'StopInvocation', 'SendFile',
                    'DescribeInstances', 'DescribeRegions', 'CreateCommand', 'DeleteCommand', 'DescribeCommands',
@@ -161,8 +161,8 @@ def test_run_command_without_client_token_is_not_retried_after_a_server_error():
 
 def connection_reset():
     """A lost reply as the SDK raises it: UnretryableException -> RetryError, over a reset connection."""
-    dara_exceptions = pytest.importorskip('darabonba.exceptions')
-    policy = pytest.importorskip('darabonba.policy.retry')
+    from darabonba import exceptions as dara_exceptions
+    from darabonba.policy import retry as policy
     retry_error = dara_exceptions.RetryError("('Connection aborted.', ConnectionResetError(104, 'Connection reset by "
                                              "peer'))")
     retry_error.__context__ = ConnectionResetError(104, 'Connection reset by peer')

@@ -676,6 +676,23 @@ def test_default_wait_timeout_is_the_run_timeout_plus_margin():
     assert 'wait_timeout (220 s) expired' in result['msg']
 
 
+def saved_command(api, timeout):
+    api.commands['c-saved'] = {'name': 'saved', 'type': 'RunShellScript', 'content': 'sleep 999', 'description': '',
+                               'working_dir': '', 'timeout': timeout, 'enable_parameter': False, 'launcher': ''}
+
+
+@pytest.mark.parametrize('by', [dict(command_id='c-saved'), dict(name='saved')])
+def test_default_wait_timeout_of_a_saved_command_is_its_own_timeout_plus_margin(by):
+    api = FakeCloud(linux=1)
+    api.hang = True
+    saved_command(api, timeout=300)
+    result = run(api, instance_ids=['i-l000'], **by)
+    assert 'wait_timeout (420 s) expired' in result['msg'], result['msg']
+    # a timeout given on the task wins over the saved command's
+    result = run(api, instance_ids=['i-l000'], timeout=30, **by)
+    assert 'wait_timeout (150 s) expired' in result['msg'], result['msg']
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Guards
 # ---------------------------------------------------------------------------------------------------------------
@@ -703,6 +720,24 @@ def test_creates_skips_where_the_file_exists():
     assert len(runs) == 2                            # the guard, then the real run on the other two
     assert runs[1].instance_id == ['i-l001', 'i-l002']
     assert result['changed'] and result['invocation_status'] == 'Success'
+
+
+@pytest.mark.parametrize('by', ['inline', 'saved'])
+def test_the_guard_is_checked_as_username_in_working_dir(by):
+    """Relative guard paths are relative to working_dir, and the check runs as the run's user (a saved command's
+    working_dir when the task gives none)."""
+    api = guarded_cloud({'i-l000'})
+    if by == 'saved':
+        saved_command(api, timeout=60)
+        api.commands['c-saved']['working_dir'] = '/srv/app'
+        how = dict(command_id='c-saved')
+    else:
+        how = dict(command_content='make install', working_dir='/srv/app')
+    run(api, instance_ids=['i-l000'], creates='build/done', username='deploy', **how)
+    guard = [r for a, r in api.calls if a == 'RunCommand'][0]
+    assert 'build/done' in base64.b64decode(guard.command_content).decode('utf-8')
+    assert guard.working_dir == '/srv/app'
+    assert guard.username == 'deploy'
 
 
 def test_everything_skipped_is_unchanged_and_single_instance_looks_like_command():
@@ -882,6 +917,19 @@ def test_schedule_by_tags_follows_the_fleet():
     second = run(api, instance_tags={'role': 'batch'}, **SCHEDULE)
     assert second['changed'] and second['stopped_invoke_ids'] == first['invoke_ids']
     assert len(second['instances']) == 3
+
+
+def test_inline_schedule_with_new_content_is_another_schedule():
+    api = FakeCloud(linux=2)
+    ids = sorted(api.instances)
+    params = dict((k, v) for k, v in SCHEDULE.items() if k != 'command_content')
+    first = run(api, instance_ids=ids, command_content='echo a', **params)
+    second = run(api, instance_ids=ids, command_content='echo b', **params)
+    assert second['changed'] and second['stopped_invoke_ids'] == []
+    assert first['invoke_id'] != second['invoke_id'] and api.count('StopInvocation') == 0
+    # each content is found again as its own schedule: nothing changes on a rerun of either
+    assert run(api, instance_ids=ids, command_content='echo a', **params)['changed'] is False
+    assert run(api, instance_ids=ids, command_content='echo b', **params)['changed'] is False
 
 
 def test_named_schedule_survives_a_content_change():

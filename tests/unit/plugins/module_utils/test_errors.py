@@ -9,6 +9,14 @@ import ssl
 
 import pytest
 
+from alibabacloud_tea_openapi import exceptions as sdk_exceptions
+from darabonba import exceptions as dara_exceptions
+from alibabacloud_credentials import exceptions as credential_exceptions
+from darabonba.policy.retry import RetryPolicyContext
+from darabonba.request import DaraRequest
+from requests import exceptions as requests_exceptions
+from urllib3 import exceptions as urllib3_exceptions
+
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import (
     CloudAssistantError,
     from_exception,
@@ -16,14 +24,6 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._erro
     short_reason,
 )
 
-sdk_exceptions = pytest.importorskip('alibabacloud_tea_openapi.exceptions')
-dara_exceptions = pytest.importorskip('darabonba.exceptions')
-credential_exceptions = pytest.importorskip('alibabacloud_credentials.exceptions')
-from darabonba.policy.retry import RetryPolicyContext  # noqa: E402  pylint: disable=wrong-import-position
-from darabonba.request import DaraRequest  # noqa: E402  pylint: disable=wrong-import-position
-
-requests_exceptions = pytest.importorskip('requests.exceptions')
-urllib3_exceptions = pytest.importorskip('urllib3.exceptions')
 
 REQUEST_ID = '6A8C1E5B-1234-4D2F-9C1B-0123456789AB'
 

@@ -19,10 +19,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._invo
     stop_instances,
     wait_for_invocations,
 )
-
-pytest.importorskip('alibabacloud_ecs20140526.models')
-
-from ansible_collections.alicloud_ops.cloud_assistant.tests.unit.plugins.fake_invocations import (  # noqa: E402
+from ansible_collections.alicloud_ops.cloud_assistant.tests.unit.plugins.fake_invocations import (
     FakeClock,
     FakeEcs,
     api_error,

@@ -12,18 +12,17 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
+from alibabacloud_tea_openapi import exceptions as sdk_exceptions
+from darabonba import exceptions as dara_exceptions
+from alibabacloud_credentials import exceptions as credential_exceptions
+from darabonba.policy.retry import RetryPolicyContext
+from darabonba.request import DaraRequest
+from requests import exceptions as requests_exceptions
+from urllib3 import exceptions as urllib3_exceptions
+
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import from_exception
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._retry import DEFAULT_MAX_ATTEMPTS, RetryPolicy
-
-sdk_exceptions = pytest.importorskip('alibabacloud_tea_openapi.exceptions')
-dara_exceptions = pytest.importorskip('darabonba.exceptions')
-credential_exceptions = pytest.importorskip('alibabacloud_credentials.exceptions')
-from darabonba.policy.retry import RetryPolicyContext  # noqa: E402  pylint: disable=wrong-import-position
-from darabonba.request import DaraRequest  # noqa: E402  pylint: disable=wrong-import-position
-
-requests_exceptions = pytest.importorskip('requests.exceptions')
-urllib3_exceptions = pytest.importorskip('urllib3.exceptions')
 
 
 def api_error(code, status=400, cls=None, retry_after=None):
@@ -209,7 +208,7 @@ def test_not_retryable(exc):
 
 
 def test_old_tea_exception_status_in_data():
-    tea = pytest.importorskip('Tea.exceptions')
+    from Tea import exceptions as tea
     exc = tea.TeaException({'code': 'SomethingNew', 'message': 'boom', 'data': {'statusCode': 502}})
     assert RetryPolicy().retryable(exc)
     exc = tea.TeaException({'code': 'InvalidParameter', 'message': 'bad', 'data': {'statusCode': 400}})
@@ -536,10 +535,10 @@ def _free_port():
 
 
 def _sdk_call(endpoint, protocol):
-    ecs_client = pytest.importorskip('alibabacloud_ecs20140526.client')
-    ecs_models = pytest.importorskip('alibabacloud_ecs20140526.models')
-    openapi_models = pytest.importorskip('alibabacloud_tea_openapi.models')
-    runtime = pytest.importorskip('darabonba.runtime')
+    from alibabacloud_ecs20140526 import client as ecs_client
+    from alibabacloud_ecs20140526 import models as ecs_models
+    from alibabacloud_tea_openapi import models as openapi_models
+    from darabonba import runtime
     config = openapi_models.Config(access_key_id='AKIDEXAMPLE', access_key_secret='secret', endpoint=endpoint,
                                    protocol=protocol, region_id='cn-hangzhou')
     client = ecs_client.Client(config)

@@ -11,10 +11,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.modules.cloud_assi
     ARGUMENT_SPEC,
     CloudAssistantInvocation,
 )
-
-pytest.importorskip('alibabacloud_ecs20140526.models')
-
-from ansible_collections.alicloud_ops.cloud_assistant.tests.unit.plugins.fake_invocations import (  # noqa: E402
+from ansible_collections.alicloud_ops.cloud_assistant.tests.unit.plugins.fake_invocations import (
     FakeClock,
     FakeEcs,
     FakeModule,

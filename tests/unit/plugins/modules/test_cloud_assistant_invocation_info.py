@@ -16,10 +16,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.modules.cloud_assi
     parameters_of,
     parse_time,
 )
-
-pytest.importorskip('alibabacloud_ecs20140526.models')
-
-from ansible_collections.alicloud_ops.cloud_assistant.tests.unit.plugins.fake_invocations import (  # noqa: E402
+from ansible_collections.alicloud_ops.cloud_assistant.tests.unit.plugins.fake_invocations import (
     FakeClock,
     FakeEcs,
     FakeModule,

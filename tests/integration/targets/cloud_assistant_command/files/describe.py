@@ -80,6 +80,7 @@ def _invocation_view(inv):
             'invocation_status': ii.get('InvocationStatus'),
             'error_code': ii.get('ErrorCode'),
             'exit_code': ii.get('ExitCode'),
+            'start_time': ii.get('StartTime'),
         } for ii in inv.get('InvokeInstances', {}).get('InvokeInstance', [])],
     }
 
