@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 name: cloud_assistant
 short_description: Run Ansible modules on ECS instances through Cloud Assistant, without SSH
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Runs every task of a host on an Alibaba Cloud ECS instance through the Cloud Assistant API (C(RunCommand),
     C(SendFile)), with no SSH, open port, key, bastion host, local binary or bucket.

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: cloud_assistant_file
 short_description: Send a file to Alibaba Cloud ECS instances through Cloud Assistant
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Writes a file (O(src) on the controller, or O(content)) to O(dest) on any number of Linux ECS instances
     through the Cloud Assistant API (no SSH), idempotently, like M(ansible.builtin.copy).
