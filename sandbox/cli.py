@@ -114,7 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _open_existing(state_dir: Path) -> Any:
     if not store.db_path(state_dir).exists():
         raise SystemExit(f"error: {state_dir} holds no sandbox (no {store.DB_NAME}); start one with 'serve' first")
-    return store.connect(state_dir)
+    conn = store.connect(state_dir)
+    # a state directory made by an older sandbox lacks the tables added since (CREATE TABLE IF NOT EXISTS)
+    store.init_schema(conn)
+    return conn
 
 
 def _ctl(args: argparse.Namespace) -> int:

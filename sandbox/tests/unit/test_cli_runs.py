@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from sandbox import fleet
+import json
+from pathlib import Path
+
+import pytest
+
+from sandbox import cli, fleet, store
 from sandbox.actions import Context
 from sandbox.cli import peak_running, runs_on_tagged
 
@@ -42,3 +47,13 @@ def test_runs_on_tagged_reads_only_tagged_instances_that_started(ctx: Context) -
     assert out["runs"][1]["status"] == "Running"
     assert out["peak_running"] == 2
     assert runs_on_tagged(ctx.db, "roll", "none") == {"runs": [], "peak_running": 0}
+
+
+def test_ctl_reads_a_state_dir_made_by_an_older_sandbox(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Tables added since (here dropped_replies) are created on the way, so `ctl stats` still answers."""
+    conn = store.connect(tmp_path)
+    store.init_schema(conn)
+    conn.execute("DROP TABLE dropped_replies")
+    conn.close()
+    assert cli.main(["ctl", "--state-dir", str(tmp_path), "stats"]) == 0
+    assert json.loads(capsys.readouterr().out)["dropped_replies"] == []
