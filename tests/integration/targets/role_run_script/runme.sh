@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The run_script role (test.yml), then playbooks/change_hostname.yml as a user runs it: credentials from the
+# ALIBABA_CLOUD_* environment only. ansible-test passes no variables to a script target: the extra vars of
+# tests/integration/integration_config.yml (copied by ansible-test to ../../) are added here and exported.
+set -eu
+config=../../integration_config.yml
+if [ -f "$config" ]; then
+    set -- -e @"$config" "$@"
+    eval "$(python3 ../setup_role_env/files/config_env.py "$config")"
+fi
+export ALIBABA_CLOUD_ECS_METADATA_DISABLED=true
+work=$(mktemp -d)
+restore() {
+    if [ -s "$work/restore.json" ]; then
+        ansible-playbook -i localhost, alicloud_ops.cloud_assistant.change_hostname -e @"$work/restore.json" >"$work/restore.log" 2>&1 ||
+            { cat "$work/restore.log"; echo "could not restore the host names"; }
+    fi
+    rm -rf "$work"
+}
+trap restore EXIT
+ansible-playbook -i localhost, test.yml -e "it_work_dir=$work" "$@"
+
+# change_hostname.yml: set, then again (unchanged), then back (in restore)
+ansible-playbook -i localhost, alicloud_ops.cloud_assistant.change_hostname -e @"$work/hostnames.json" | tee "$work/set.log"
+grep -Eq 'changed=1 ' "$work/set.log" || { echo "change_hostname.yml did not report a change"; exit 1; }
+ansible-playbook -i localhost, alicloud_ops.cloud_assistant.change_hostname -e @"$work/hostnames.json" | tee "$work/again.log"
+grep -Eq 'changed=0 ' "$work/again.log" || { echo "change_hostname.yml changed again what it had set"; exit 1; }
+grep -Eq 'i-[a-z0-9]+: it-host-a -> it-host-a' "$work/again.log" || { echo "the first instance is not named it-host-a"; exit 1; }
+grep -Eq 'i-[a-z0-9]+: it-host-b -> it-host-b' "$work/again.log" || { echo "the second instance is not named it-host-b"; exit 1; }
+# a name that is not a host name is refused before any API call
+if ansible-playbook -i localhost, alicloud_ops.cloud_assistant.change_hostname -e '{"hostname_map": {"i-x": "bad_name"}}' \
+    >"$work/bad.log" 2>&1; then
+    echo "change_hostname.yml accepted bad_name"; exit 1
+fi
+grep -q 'invalid for i-x' "$work/bad.log" || { cat "$work/bad.log"; exit 1; }
