@@ -4,6 +4,7 @@
 #   DEPLOY_VERSION    this release's name
 #   DEPLOY_ARTIFACT   the file sent to the instance (removed once used)
 #   DEPLOY_UNPACK     1: the artifact is a tar archive unpacked into the release; 0: copied into it as it is
+#   DEPLOY_NAME, DEPLOY_MODE   the artifact's file name and mode in the release (DEPLOY_UNPACK=0)
 #   DEPLOY_SERVICE    the service to restart (may be empty)
 #   DEPLOY_RESTART    a shell command that restarts the service (auto: systemctl, else service, for DEPLOY_SERVICE)
 #   DEPLOY_HEALTH     a shell command that exits 0 when the service is healthy (empty: none)
@@ -51,7 +52,8 @@ mkdir -p "$staging" || report failed "cannot create $staging" 1
 if [ "$DEPLOY_UNPACK" = 1 ]; then
     tar -xf "$DEPLOY_ARTIFACT" -C "$staging" >"$log" 2>&1 || { rm -rf "$staging"; report failed "cannot unpack the artifact" 1; }
 else
-    cp -p "$DEPLOY_ARTIFACT" "$staging/" || { rm -rf "$staging"; report failed "cannot copy the artifact" 1; }
+    { cp "$DEPLOY_ARTIFACT" "$staging/$DEPLOY_NAME" && chmod "$DEPLOY_MODE" "$staging/$DEPLOY_NAME"; } ||
+        { rm -rf "$staging"; report failed "cannot copy the artifact" 1; }
 fi
 printf '%s\n' "$sum" >"$staging/.deploy-sha256"
 rm -f "$DEPLOY_ARTIFACT"

@@ -65,7 +65,8 @@ refresh() {
         # shellcheck disable=SC2086
         timeout "$PATCH_REFRESH_TIMEOUT" apt-get -q $PATCH_OPTIONS -o Acquire::Retries=0 update >"$out" 2>&1
         rc=$?
-        refresh_error=$(grep -E '^(E:|W: Failed to fetch|Err:)' "$out" | head -n 3)
+        # (Err: lines alone can be retries that succeeded: W: Failed to fetch and E: are what failed)
+        refresh_error=$(grep -E '^(E:|W: Failed to fetch|W: Some index files failed)' "$out" | head -n 3)
     else
         # shellcheck disable=SC2086
         timeout "$PATCH_REFRESH_TIMEOUT" "$manager" -q -y $PATCH_OPTIONS makecache >"$out" 2>&1

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The agent role (test.yml). ansible-test passes no variables to a script target: the extra vars of
-# tests/integration/integration_config.yml (copied by ansible-test to ../../) are added here and exported.
+# The agent role (test.yml) on an instance with an agent and one without.
+# ansible-test passes no variables to a script target: the extra vars of tests/integration/integration_config.yml
+# (copied by ansible-test to ../../) are added here and exported; the instances are added here too.
 set -eu
 config=../../integration_config.yml
 if [ -f "$config" ]; then
@@ -8,4 +9,6 @@ if [ -f "$config" ]; then
     eval "$(python3 ../setup_role_env/files/config_env.py "$config")"
 fi
 export ALIBABA_CLOUD_ECS_METADATA_DISABLED=true
-ansible-playbook -i localhost, test.yml "$@"
+ids=$(../setup_role_env/files/add_instances.sh 1 ca-role-agent-it)
+noagent=$(../setup_role_env/files/add_instances.sh 1 ca-role-agent-it --no-agent)
+ansible-playbook -i localhost, test.yml -e "{\"it_instances\": $ids, \"it_noagent\": $noagent}" "$@"

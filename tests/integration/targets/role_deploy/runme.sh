@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The deploy role (test.yml), then playbooks/deploy_app.yml as a user runs it (credentials from the ALIBABA_CLOUD_*
-# environment only). ansible-test passes no variables to a script target: the extra vars of
-# tests/integration/integration_config.yml (copied by ansible-test to ../../) are added here and exported.
+# playbooks/deploy_app.yml as a user runs it (credentials from the ALIBABA_CLOUD_* environment only) deploys v1 (a
+# tar archive); then the deploy role (test.yml): v1 again, a broken v2 rolled back, v3 (a plain file), check mode;
+# test.yml removes the deployments in always:, cleanup.yml does when the run stopped before it.
+# ansible-test passes no variables to a script target: the extra vars of tests/integration/integration_config.yml
+# (copied by ansible-test to ../../) are added here and exported; the instances are added here too.
 set -eu
 config=../../integration_config.yml
 if [ -f "$config" ]; then
@@ -10,17 +12,25 @@ if [ -f "$config" ]; then
 fi
 export ALIBABA_CLOUD_ECS_METADATA_DISABLED=true
 work=$(mktemp -d)
+done_=0
 cleanup() {
-    if [ -s "$work/targets.json" ]; then
-        ansible-playbook -i localhost, cleanup.yml -e @"$work/targets.json" "$@" >"$work/cleanup.log" 2>&1 ||
+    if [ "$done_" = 0 ] && [ -n "${ids:-}" ]; then
+        ansible-playbook -i localhost, cleanup.yml -e "{\"it_instances\": $ids}" "$@" >"$work/cleanup.log" 2>&1 ||
             { cat "$work/cleanup.log"; echo "could not remove the deployments"; }
     fi
     rm -rf "$work"
 }
 trap 'cleanup "$@"' EXIT
-ansible-playbook -i localhost, test.yml -e "it_work_dir=$work" "$@"
-# deploy_app.yml with a release v3 (a plain file): deployed over v1
-ansible-playbook -i localhost, alicloud_ops.cloud_assistant.deploy_app -e @"$work/targets.json" -e @"$work/playbook_vars.json" \
-    | tee "$work/playbook.log"
-grep -Eq '"i-[a-z0-9]+: deployed - release v3 is active \(was v1\)"' "$work/playbook.log" || { echo "v3 was not deployed"; exit 1; }
+# the releases: v1 (a tar archive), v2 (broken), v3 (a plain file)
+for v in v1 v2 v3; do mkdir -p "$work/$v"; cp files/app.sh "$work/$v/app.sh"; done
+echo "v1 notes" >"$work/v1/NOTES"
+touch "$work/v2/BROKEN"
+tar -czf "$work/app-v1.tar.gz" -C "$work/v1" app.sh NOTES
+tar -czf "$work/app-v2.tgz" -C "$work/v2" app.sh BROKEN
+ids=$(../setup_role_env/files/add_instances.sh 2 ca-role-deploy-it)
+ansible-playbook -i localhost, alicloud_ops.cloud_assistant.deploy_app -e "{\"deploy_instance_ids\": $ids}" -e @vars.yml \
+    -e "deploy_artifact_src=$work/app-v1.tar.gz" -e deploy_version=v1 | tee "$work/playbook.log"
+grep -Eq '"i-[a-z0-9]+: deployed - release v1 is active"' "$work/playbook.log" || { echo "v1 was not deployed"; exit 1; }
 grep -Eq 'changed=[1-9].*failed=0 ' "$work/playbook.log" || { echo "deploy_app.yml reported no change"; exit 1; }
+done_=1
+ansible-playbook -i localhost, test.yml -e "{\"it_instances\": $ids, \"it_work_dir\": \"$work\"}" "$@"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The run_script role (test.yml), then playbooks/change_hostname.yml as a user runs it: credentials from the
-# ALIBABA_CLOUD_* environment only. ansible-test passes no variables to a script target: the extra vars of
-# tests/integration/integration_config.yml (copied by ansible-test to ../../) are added here and exported.
+# The run_script role (test.yml), then playbooks/change_hostname.yml as a user runs it (credentials from the
+# ALIBABA_CLOUD_* environment only): a new name for the first instance, the second one left alone, then both back.
+# ansible-test passes no variables to a script target: the extra vars of tests/integration/integration_config.yml
+# (copied by ansible-test to ../../) are added here and exported; the instances are added here too.
 set -eu
 config=../../integration_config.yml
 if [ -f "$config" ]; then
@@ -19,10 +20,14 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-ansible-playbook -i localhost, test.yml -e "it_work_dir=$work" "$@"
+ids=$(../setup_role_env/files/add_instances.sh 2 ca-role-run-script-it)
+ansible-playbook -i localhost, test.yml -e "{\"it_instances\": $ids, \"it_work_dir\": \"$work\"}" "$@"
+for part in set restore; do
+    python3 -c 'import json, sys; json.dump(json.load(open(sys.argv[1]))[sys.argv[2]], sys.stdout)' "$work/hostnames.json" "$part" \
+        >"$work/$part.json"
+done
 
-# change_hostname.yml: the first instance gets it-host-a, the second keeps its name (unchanged)
-ansible-playbook -i localhost, alicloud_ops.cloud_assistant.change_hostname -e @"$work/hostnames.json" | tee "$work/set.log"
+ansible-playbook -i localhost, alicloud_ops.cloud_assistant.change_hostname -e @"$work/set.json" | tee "$work/set.log"
 grep -Eq 'changed=1 ' "$work/set.log" || { echo "change_hostname.yml did not report a change"; exit 1; }
 grep -Eq '"i-[a-z0-9]+: [^ ]+ -> it-host-a"' "$work/set.log" || { echo "the first instance was not renamed"; exit 1; }
 grep -Eq '"i-[a-z0-9]+: ([^ ]+) -> \1"' "$work/set.log" || { echo "the second instance was not left alone"; exit 1; }
