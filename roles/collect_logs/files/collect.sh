@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Packs the tails of the files matching COLLECT_PATHS (one glob a line) into a gzip'd tar, Base64 on one line.
 # Sent by the alicloud_ops.cloud_assistant.collect_logs role after lines that set:
 #   COLLECT_PATHS   glob patterns, one a line (absolute paths)

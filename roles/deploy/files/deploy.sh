@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Activates a release sent by the alicloud_ops.cloud_assistant.deploy role, restarts the service, checks its
 # health and rolls back to the previous release when the check fails. Sent after lines that set:
 #   DEPLOY_ROOT       the application's directory: releases/<version>/ and the link current -> releases/<version>

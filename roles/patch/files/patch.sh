@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Package updates: check (from the package manager's cache, offline) or apply (refresh the metadata, then
 # upgrade). Sent by the alicloud_ops.cloud_assistant.patch role after lines that set the PATCH_* variables:
 #   PATCH_ACTION      check | apply
