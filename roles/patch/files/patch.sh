@@ -12,6 +12,8 @@
 # available}] (the first PATCH_LIST_MAX), reboot_required, message. Exit codes: 0 up_to_date / updates_available / applied, 3 the mirror
 # was unreachable (nothing installed), 4 no supported package manager, 1 any other failure.
 export LC_ALL=C DEBIAN_FRONTEND=noninteractive
+# another apt-get or dpkg at work (a second run, unattended-upgrades): wait up to 5 minutes for its lock
+apt_wait="-o DPkg::Lock::Timeout=300"
 out=$(mktemp) || exit 1
 updates=$(mktemp) || exit 1
 trap 'rm -f "$out" "$updates"' EXIT
@@ -64,7 +66,7 @@ refresh() {
     refresh_error=''
     if [ "$manager" = apt ]; then
         # shellcheck disable=SC2086
-        timeout "$PATCH_REFRESH_TIMEOUT" apt-get -q $PATCH_OPTIONS -o Acquire::Retries=0 update >"$out" 2>&1
+        timeout "$PATCH_REFRESH_TIMEOUT" apt-get -q $apt_wait $PATCH_OPTIONS -o Acquire::Retries=0 update >"$out" 2>&1
         rc=$?
         # (Err: lines alone can be retries that succeeded: W: Failed to fetch and E: are what failed)
         refresh_error=$(grep -E '^(E:|W: Failed to fetch|W: Some index files failed)' "$out" | head -n 3)
@@ -122,10 +124,10 @@ case $PATCH_ACTION in
         if [ "$manager" = apt ]; then
             if [ -n "$PATCH_PACKAGES" ]; then
                 # shellcheck disable=SC2086
-                apt-get -y -q $PATCH_OPTIONS -o Dpkg::Options::=--force-confold install --only-upgrade $PATCH_PACKAGES >"$out" 2>&1
+                apt-get -y -q $apt_wait $PATCH_OPTIONS -o Dpkg::Options::=--force-confold install --only-upgrade $PATCH_PACKAGES >"$out" 2>&1
             else
                 # shellcheck disable=SC2086
-                apt-get -y -q $PATCH_OPTIONS -o Dpkg::Options::=--force-confold upgrade >"$out" 2>&1
+                apt-get -y -q $apt_wait $PATCH_OPTIONS -o Dpkg::Options::=--force-confold upgrade >"$out" 2>&1
             fi
         else
             # shellcheck disable=SC2086
