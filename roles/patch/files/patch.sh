@@ -12,6 +12,8 @@
 # available}] (the first PATCH_LIST_MAX), reboot_required, message. Exit codes: 0 up_to_date / updates_available / applied, 3 the mirror
 # was unreachable (nothing installed), 4 no supported package manager, 1 any other failure.
 export LC_ALL=C DEBIAN_FRONTEND=noninteractive
+# PATCH_PACKAGES and PATCH_OPTIONS are split into words unquoted: no file name expansion (a package pattern a*)
+set -f
 # another apt-get or dpkg at work (a second run, unattended-upgrades): wait up to 5 minutes for its lock
 apt_wait="-o DPkg::Lock::Timeout=300"
 out=$(mktemp) || exit 1
