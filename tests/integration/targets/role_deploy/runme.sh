@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # playbooks/deploy_app.yml as a user runs it (credentials from the ALIBABA_CLOUD_* environment only) deploys v1 (a
-# tar archive); then the deploy role (test.yml): v1 again, a broken v2 rolled back, v3 (a plain file), check mode;
+# tar archive); then the deploy role (test.yml): v1 again, a broken v2 (a plain file) rolled back, check mode;
 # test.yml removes the deployments in always:, cleanup.yml does when the run stopped before it.
 # ansible-test passes no variables to a script target: the extra vars of tests/integration/integration_config.yml
 # (copied by ansible-test to ../../) are added here and exported; the instances are added here too.
@@ -21,12 +21,13 @@ cleanup() {
     rm -rf "$work"
 }
 trap 'cleanup "$@"' EXIT
-# the releases: v1 (a tar archive), v2 (broken), v3 (a plain file)
-for v in v1 v2 v3; do mkdir -p "$work/$v"; cp files/app.sh "$work/$v/app.sh"; done
+# the releases: v1 (a tar archive), v2 (a plain file whose health check fails)
+mkdir -p "$work/v1" "$work/v2"
+cp files/app.sh "$work/v1/app.sh"
 echo "v1 notes" >"$work/v1/NOTES"
-touch "$work/v2/BROKEN"
 tar -czf "$work/app-v1.tar.gz" -C "$work/v1" app.sh NOTES
-tar -czf "$work/app-v2.tgz" -C "$work/v2" app.sh BROKEN
+sed 's/^    health)$/    health) echo "health: this release is broken"; exit 1 ;;\n    unused)/' files/app.sh >"$work/v2/app.sh"
+grep -q 'this release is broken' "$work/v2/app.sh"
 ids=$(../setup_role_env/files/add_instances.sh 2 ca-role-deploy-it)
 ansible-playbook -i localhost, alicloud_ops.cloud_assistant.deploy_app -e "{\"deploy_instance_ids\": $ids}" -e @vars.yml \
     -e "deploy_artifact_src=$work/app-v1.tar.gz" -e deploy_version=v1 | tee "$work/playbook.log"
