@@ -328,8 +328,8 @@ async def _serve(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    store.protect_state_dir(args.state_dir, traversable=mode == "process")
     creds, region = _prepare_state(args)
+    store.protect_state_dir(args.state_dir, traversable=mode == "process")
     logging.basicConfig(filename=str(args.state_dir / "server.log"), level=logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     agent.start_agent_host(args.state_dir, mode)

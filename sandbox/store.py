@@ -301,11 +301,14 @@ def db_path(state_dir: str | os.PathLike[str]) -> Path:
 def protect_state_dir(state_dir: str | os.PathLike[str], traversable: bool = False) -> None:
     """Make DIR its owner's alone: 0700, or 0711 when other users must pass through it (process isolation keeps
     each instance's home under DIR, and a run as another user starts there). DIR holds the keys (`sandbox.json`,
-    `sandbox.db`, the ready line in `serve.stdout`). Left alone when another user owns it."""
+    `sandbox.db`, the ready line in `serve.stdout`). Left alone when another user owns it, or when it is neither
+    empty nor a sandbox's."""
     path = Path(state_dir)
     st = path.stat()
     if st.st_uid != os.geteuid():
         return
+    if not (path / DB_NAME).exists() and any(path.iterdir()):
+        return  # a directory that holds other things (`--state-dir /work` by mistake) is not the sandbox's to lock
     want = 0o711 if traversable else 0o700
     if stat.S_IMODE(st.st_mode) != want:
         path.chmod(want)

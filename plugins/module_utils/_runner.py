@@ -30,6 +30,8 @@ import copy
 import time
 
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import (
+    DEFAULT_MAX_PAGE_SIZE,
+    MAX_PAGE_SIZE,
     invoke_instances,
     make_request,
     request_tags,
@@ -183,6 +185,12 @@ class CommandRunner(object):
         other.token_salt = token_salt
         return other
 
+    def quiet(self):
+        """This runner without progress reports: for runs the user does not wait for as such (the guard check)."""
+        other = copy.copy(self)
+        other.progress = None
+        return other
+
     def run_tag_value(self, spec):
         """RUN_TAG's value for this runner's run of ``spec``: from the salt, so a retried call is identical."""
         return client_token(['run', spec.fingerprint()], self.token_salt)
@@ -279,6 +287,9 @@ class CommandRunner(object):
                         new.append(batch.invoke_id)
                     for instance_id in batch.instance_ids if batch.error is not None else ():
                         plan.record(instance_id, REJECTED)
+                if not any(b.error is None for b in batches):
+                    # nothing was ever accepted (a permission, a parameter): the next groups would be refused too
+                    return new
 
         def refill(latest):
             for invocation in latest.values():
@@ -292,6 +303,11 @@ class CommandRunner(object):
                         plan.mark_stopped(live)
                         stopped_ids.extend(stop_live(self.api, invocation) if live else [])
                 return []
+            if self.clock() >= deadline:
+                # the wait's last look at its deadline: nothing new may start, and what did not start timed out
+                if plan.next_group < len(plan.groups):
+                    plan.halt(HALT_TIMEOUT, 'the wait_timeout expired first')
+                return []
             return start_next()
 
         accepted = start_next()
@@ -299,10 +315,14 @@ class CommandRunner(object):
             refused = [b for b in batches if b.error is not None]
             if refused and not plan.running():
                 raise refused[0].error
+        # One tag-filtered listing a poll follows every group while they fit in one page; a longer run (many small
+        # groups) asks for its unfinished invocations by ID instead, a few a poll, rather than page through them all.
+        listed = run_tag if len(plan.groups) <= MAX_PAGE_SIZE.get('DescribeInvocations', DEFAULT_MAX_PAGE_SIZE) else None
         waited = wait_for_invocations(self.api, accepted, deadline, schedule=pace, clock=self.clock,
                                       sleep=self.sleep, max_workers=self.max_workers, started=started,
-                                      group_tag=run_tag, refill=refill, progress=self.progress)
+                                      group_tag=listed, refill=refill, progress=self.progress)
         accepted = [b.invoke_id for b in batches if b.invoke_id]
+        timed_out = waited.timed_out or plan.halted == HALT_TIMEOUT
         if waited.timed_out:
             plan.halt(HALT_TIMEOUT, 'the wait_timeout expired first')
             if stop_on_timeout:
@@ -318,7 +338,7 @@ class CommandRunner(object):
         by_id = dict((e['instance_id'], e) for e in self._entries(batches, known))
         reason = plan.skip_reason()
         entries = [by_id.get(t) or instance_entry(t, status=SKIPPED, skipped=True, reason=reason) for t in plan.targets]
-        result = RunResult(batches, entries, timed_out=waited.timed_out, stopped=stopped or bool(stopped_ids),
+        result = RunResult(batches, entries, timed_out=timed_out, stopped=stopped or bool(stopped_ids),
                            command_id=next((b.command_id for b in batches if b.command_id), spec.command_id),
                            error=error)
         result.plan = plan

@@ -308,8 +308,9 @@ options:
         others of its group.
       - A whole number of at least 1, or a percentage from V(1%) to V(100%). Without it (but with O(max_errors)
         or O(canary)) every instance after the canary starts at once.
-      - The polls of one rolling run are one tag-filtered C(DescribeInvocations) each, counted from the last
-        start so that the window refills within a fraction of a second.
+      - Each poll of a rolling run is one tag-filtered C(DescribeInvocations) while its groups fit in one page
+        (50 groups); a run with more groups asks for its unfinished groups by ID instead (about five a poll).
+        The polls count from the last start, so that the window refills within a fraction of a second.
       - Only for one-time runs (O(repeat_mode=Once)) that are waited for (O(wait=true)); O(wait_timeout)
         covers the whole rolling run - instances that had not started when it expired are reported skipped.
         Without O(wait_timeout), the default is the run's timeout times the number of waves plus 120 seconds.
@@ -1133,7 +1134,8 @@ class CloudAssistantCommand(object):
             return result
         skipped = {}
         if p.get('creates') or p.get('removes'):
-            skipped = evaluate_guards(self.runner(), targets, self.deadline, p.get('creates'), p.get('removes'),
+            # the check exits 1 where the command will run: no progress lines, or they would count it as failed
+            skipped = evaluate_guards(self.runner().quiet(), targets, self.deadline, p.get('creates'), p.get('removes'),
                                       working_dir=spec.working_dir or (command or {}).get('working_dir') or None,
                                       username=spec.username)
         to_run = [t for t in targets if t not in skipped]

@@ -227,3 +227,10 @@ def test_protect_state_dir(tmp_path: Path) -> None:
     (tmp_path / store.DB_NAME).chmod(0o644)
     store.connect(tmp_path).close()
     assert (tmp_path / store.DB_NAME).stat().st_mode & 0o777 == 0o600
+
+
+def test_protect_state_dir_leaves_a_directory_that_is_not_a_sandbox(tmp_path: Path) -> None:
+    (tmp_path / "someone-elses-file").write_text("x")
+    tmp_path.chmod(0o755)
+    store.protect_state_dir(tmp_path)
+    assert tmp_path.stat().st_mode & 0o777 == 0o755

@@ -195,3 +195,38 @@ def test_first_start_calls_all_refused_raise():
     with pytest.raises(Exception) as info:
         rolling(fleet, clock, RollingPlan(IDS[:3], max_concurrency=Amount(1), max_errors=Amount(0)))
     assert 'InvalidInstance.NotFound' in str(info.value)
+
+
+def test_nothing_starts_at_the_deadline():
+    """The wait looks once more at its deadline: instances that finished just before must not let new ones start."""
+    clock = FakeClock()
+    fleet = FakeFleet(clock, dict((iid, 14.9) for iid in IDS))
+    plan = RollingPlan(IDS, max_concurrency=Amount(4))
+    run = rolling(fleet, clock, plan, deadline=15)
+    assert run.timed_out and plan.halted == 'timeout'
+    assert len(fleet.started()) == 4
+    assert all(span[0] < 15 for span in fleet.spans.values())
+
+
+def test_refused_start_calls_are_not_repeated_for_every_group():
+    """A permission or parameter error refuses every group alike: the first refused round ends the run."""
+    clock = FakeClock()
+    error = api_error('Forbidden.RAM')
+    fleet = FakeFleet(clock, fail={'RunCommand': dict((n, error) for n in range(1, 200))})
+    ids = ['i-%03d' % n for n in range(40)]
+    with pytest.raises(Exception) as info:
+        rolling(fleet, clock, RollingPlan(ids, max_concurrency=Amount(5)))
+    assert 'Forbidden.RAM' in str(info.value)
+    assert len(fleet.calls('RunCommand')) <= 5
+
+
+def test_many_small_groups_are_followed_by_id_not_by_paging_the_tag():
+    clock = FakeClock()
+    ids = ['i-%03d' % n for n in range(60)]
+    fleet = FakeFleet(clock)
+    run = rolling(fleet, clock, RollingPlan(ids, max_concurrency=Amount(2)))
+    assert [e['invocation_status'] for e in run.instances] == ['Success'] * 60
+    listings = fleet.calls('DescribeInvocations')
+    assert not [r for r in listings if r.get('Tag')]
+    # a few calls per poll (the unfinished groups), not a page walk through all 60 invocations each time
+    assert len(listings) < 10 * len(ids)
