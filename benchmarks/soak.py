@@ -147,14 +147,15 @@ def soak(minutes: float, instances: int, isolation: str) -> int:
             ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=False).stdout
             left_behind = [line for line in ps.splitlines() if str(state_dir) in line]
 
-    per_schedule: dict[str, int] = {}
-    for run in runs:
-        if run["invoke_id"] == schedule_id:
-            per_schedule[run["instance_id"]] = per_schedule.get(run["instance_id"], 0) + 1
+    # process starts per instance (ctl stats): a schedule keeps one row per instance in `ctl runs`, however often
+    # it ran, so its runs are counted from the executions
+    per_schedule: dict[str, int] = stats["executions"].get(schedule_id, {})
+    runs_seen = {(run["invoke_id"], run["instance_id"]) for run in runs}
     expected_ticks = int(elapsed // 60)
     tick_counts = sorted(per_schedule.get(i, 0) for i in ids)
     executions = stats["executions"]
-    one_off_ok = all(executions.get(inv, {}).get(i) == 1 for inv, targets in one_offs for i in targets)
+    one_off_ok = all(executions.get(inv, {}).get(i) == 1 and (inv, i) in runs_seen
+                     for inv, targets in one_offs for i in targets)
 
     def grew(samples: list[int]) -> float:
         base = samples[min(WARMUP_ROUNDS, len(samples) - 1)] or 1
