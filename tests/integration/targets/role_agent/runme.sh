@@ -3,12 +3,8 @@
 # ansible-test passes no variables to a script target: the extra vars of tests/integration/integration_config.yml
 # (copied by ansible-test to ../../) are added here and exported; the instances are added here too.
 set -eu
-config=../../integration_config.yml
-if [ -f "$config" ]; then
-    set -- -e @"$config" "$@"
-    eval "$(python3 ../setup_role_env/files/config_env.py "$config")"
-fi
-export ALIBABA_CLOUD_ECS_METADATA_DISABLED=true
+# shellcheck source=SCRIPTDIR/../setup_role_env/files/runme_env.sh
+. ../setup_role_env/files/runme_env.sh
 ids=$(../setup_role_env/files/add_instances.sh 1 ca-role-agent-it)
 noagent=$(../setup_role_env/files/add_instances.sh 1 ca-role-agent-it --no-agent)
 ansible-playbook -i localhost, test.yml -e "{\"it_instances\": $ids, \"it_noagent\": $noagent}" "$@"

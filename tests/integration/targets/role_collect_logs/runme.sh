@@ -4,12 +4,8 @@
 # ansible-test passes no variables to a script target: the extra vars of tests/integration/integration_config.yml
 # (copied by ansible-test to ../../) are added here and exported; the instances are added here too.
 set -eu
-config=../../integration_config.yml
-if [ -f "$config" ]; then
-    set -- -e @"$config" "$@"
-    eval "$(python3 ../setup_role_env/files/config_env.py "$config")"
-fi
-export ALIBABA_CLOUD_ECS_METADATA_DISABLED=true
+# shellcheck source=SCRIPTDIR/../setup_role_env/files/runme_env.sh
+. ../setup_role_env/files/runme_env.sh
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 ids=$(../setup_role_env/files/add_instances.sh 2 ca-role-collect-logs-it)

@@ -70,6 +70,18 @@ def scan_for(directory, secrets):
     return sorted(found)
 
 
+def credential_env(creds, config):
+    """The ALIBABA_CLOUD_* variables a custom credential type's env injector gives a job (STS key and token)."""
+    return {
+        'ALIBABA_CLOUD_ACCESS_KEY_ID': creds['access_key_id'],
+        'ALIBABA_CLOUD_ACCESS_KEY_SECRET': creds['access_key_secret'],
+        'ALIBABA_CLOUD_SECURITY_TOKEN': creds['security_token'],
+        'ALIBABA_CLOUD_REGION_ID': config['alibaba_cloud_region_id'],
+        'ALIBABA_CLOUD_ECS_ENDPOINT': config['alibaba_cloud_ecs_endpoint'],
+        'ALIBABA_CLOUD_ECS_METADATA_DISABLED': 'true',
+    }
+
+
 def runner_job(config, work, tag, instance_ids, creds):
     import ansible_runner  # the library AWX's jobs run through
 
@@ -88,14 +100,7 @@ def runner_job(config, work, tag, instance_ids, creds):
             'compose': {'ansible_python_interpreter': "'/usr/bin/python3'"},
         }, f)
     # what a custom credential type's env injector gives the job
-    envvars = {
-        'ALIBABA_CLOUD_ACCESS_KEY_ID': creds['access_key_id'],
-        'ALIBABA_CLOUD_ACCESS_KEY_SECRET': creds['access_key_secret'],
-        'ALIBABA_CLOUD_SECURITY_TOKEN': creds['security_token'],
-        'ALIBABA_CLOUD_REGION_ID': config['alibaba_cloud_region_id'],
-        'ALIBABA_CLOUD_ECS_ENDPOINT': config['alibaba_cloud_ecs_endpoint'],
-        'ALIBABA_CLOUD_ECS_METADATA_DISABLED': 'true',
-    }
+    envvars = credential_env(creds, config)
     with open(os.path.join(pdd, 'env', 'envvars'), 'w', encoding='utf-8') as f:
         yaml.safe_dump(envvars, f)
     os.chmod(os.path.join(pdd, 'env', 'envvars'), 0o600)
@@ -167,13 +172,8 @@ def ci_job(config, work, tag, instance_ids, creds):
     env = dict(os.environ)
     for name in [n for n in env if n.startswith(('ALIBABA_CLOUD_', 'ALICLOUD_'))]:
         del env[name]
+    env.update(credential_env(creds, config))
     env.update({
-        'ALIBABA_CLOUD_ACCESS_KEY_ID': creds['access_key_id'],
-        'ALIBABA_CLOUD_ACCESS_KEY_SECRET': creds['access_key_secret'],
-        'ALIBABA_CLOUD_SECURITY_TOKEN': creds['security_token'],
-        'ALIBABA_CLOUD_REGION_ID': config['alibaba_cloud_region_id'],
-        'ALIBABA_CLOUD_ECS_ENDPOINT': config['alibaba_cloud_ecs_endpoint'],
-        'ALIBABA_CLOUD_ECS_METADATA_DISABLED': 'true',
         'CI_FLEET_TAG': tag,
         'ANSIBLE_CALLBACKS_ENABLED': 'ansible.builtin.junit',
         'JUNIT_OUTPUT_DIR': junit_dir,
