@@ -13,14 +13,20 @@ from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
-SUCCESS = 'Success'
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._status import (
+    ACTIVE,
+    NOT_RUN,
+    SKIPPED,
+    SUBMITTED,
+    SUCCESS,
+)
+
 # Statuses that are not a failure: success, a guard that held (Skipped), check mode (NotRun), wait=false
 # (Submitted), and no run at all (an agent query)
-NOT_FAILED = frozenset((SUCCESS, 'Skipped', 'NotRun', 'Submitted', None, ''))
+NOT_FAILED = frozenset((SUCCESS, SKIPPED, NOT_RUN, SUBMITTED, None, ''))
 # Per-instance ErrorCode values that mean the command never reached a running agent (reference section 6)
 UNREACHABLE_CODES = frozenset(('ClientNotRunning', 'ClientNotResponse', 'ClientIsUpgrading', 'ClientNeedUpgrade',
                                'InstanceNotRunning', 'InstanceNotExists', 'InstanceReleased', 'DeliveryTimeout'))
-ACTIVE = frozenset(('Pending', 'Scheduled', 'Running', 'Stopping'))
 BASE_HEADERS = ('INSTANCE', 'NAME', 'REGION', 'STATUS', 'EXIT', 'DURATION')
 NAME_KEYS = ('instance_name', 'name')
 MISSING = '-'
