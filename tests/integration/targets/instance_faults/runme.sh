@@ -92,10 +92,10 @@ print("RELEASED_ID=" + ids[3])
 . "$work/ids.env"
 play() { ansible-playbook "$@" -e "@$work/vars.yml" -e "instance_faults_work=$work"; }
 
-echo "TIMING start $SECONDS"; play before.yml "$@"; echo "TIMING before $SECONDS"
+play before.yml "$@"
 
 stop_sandbox
-start_sandbox 2; echo "TIMING restart $SECONDS"
+start_sandbox 2
 # (after.yml looks at the schedule's runs since this moment)
 date -u +%Y-%m-%dT%H:%M:%SZ >"$work/back_at"
 
@@ -110,6 +110,6 @@ date -u +%Y-%m-%dT%H:%M:%SZ >"$work/back_at"
     done
 ) &
 releaser=$!
-play -i "$work/fleet.ecs.yml" after.yml "$@"; echo "TIMING after $SECONDS"
+play -i "$work/fleet.ecs.yml" after.yml "$@"
 wait "$releaser" || true
 releaser=""
