@@ -38,8 +38,8 @@ start_sandbox() {
     (cd "$SANDBOX_ROOT" && exec "$SANDBOX_PYTHON" -m sandbox serve --state-dir "$state" --instances 0 \
         >>"$work/serve.stdout" 2>>"$work/serve.stderr") &
     echo $! >"$work/serve.pid"
-    local want=$1 i
-    for i in $(seq 300); do
+    local want=$1
+    for _ in $(seq 300); do
         [ "$(grep -c '^{' "$work/serve.stdout" || true)" -ge "$want" ] && return 0
         kill -0 "$(cat "$work/serve.pid")" 2>/dev/null || break
         sleep 0.2
@@ -48,10 +48,10 @@ start_sandbox() {
 }
 stop_sandbox() {
     # SIGTERM: `serve` stops its agent host and every process that started; bounded wait, then SIGKILL
-    local pid i
+    local pid
     pid=$(cat "$work/serve.pid" 2>/dev/null) || return 0
     kill -TERM "$pid" 2>/dev/null || return 0
-    for i in $(seq 150); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
+    for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
     kill -KILL "$pid" 2>/dev/null || true
 }
 ctl() { (cd "$SANDBOX_ROOT" && "$SANDBOX_PYTHON" -m sandbox ctl --state-dir "$state" "$@"); }
@@ -61,6 +61,8 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 mkdir -p "$state"
 start_sandbox 1
@@ -101,7 +103,7 @@ date -u +%Y-%m-%dT%H:%M:%SZ >"$work/back_at"
 
 # release that instance as soon as its run has started (ctl runs lists the runs on the instances with the tag)
 (
-    for i in $(seq 300); do
+    for _ in $(seq 300); do
         if ctl runs --tag role=released | grep -q "\"instance_id\": \"$RELEASED_ID\", \"status\": \"Running\""; then
             ctl instances release "$RELEASED_ID" >"$work/released.json"
             exit 0
