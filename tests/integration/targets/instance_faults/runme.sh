@@ -101,14 +101,15 @@ start_sandbox 2
 # (after.yml looks at the schedule's runs since this moment)
 date -u +%Y-%m-%dT%H:%M:%SZ >"$work/back_at"
 
-# release that instance as soon as its run has started (ctl runs lists the runs on the instances with the tag)
+# release that instance as soon as its run has started (ctl runs lists the runs on the instances with the tag; its
+# run lasts a minute, so a look every 0.3 s is soon enough)
 (
-    for _ in $(seq 300); do
+    for _ in $(seq 200); do
         if ctl runs --tag role=released | grep -q "\"instance_id\": \"$RELEASED_ID\", \"status\": \"Running\""; then
             ctl instances release "$RELEASED_ID" >"$work/released.json"
             exit 0
         fi
-        sleep 0.1
+        sleep 0.3
     done
 ) &
 releaser=$!
