@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--stopped", action="store_true")
     lst = inst_sub.add_parser("list", help="print a JSON list of instances")
     lst.add_argument("--region")
+    stop = inst_sub.add_parser("stop", help="stop Running instances at once, as StopInstance does")
+    stop.add_argument("instance_ids", nargs="+", metavar="INSTANCE_ID")
+    release = inst_sub.add_parser("release", help="release (delete) instances; the runs planned or running on them"
+                                  " end Aborted + InstanceReleased")
+    release.add_argument("instance_ids", nargs="+", metavar="INSTANCE_ID")
 
     agent = ctl_sub.add_parser("agent", help="stop or start an instance's Cloud Assistant agent")
     agent.add_argument("agent_action", choices=("stop", "start"))
@@ -125,7 +130,16 @@ def _ctl(args: argparse.Namespace) -> int:
 
     conn = _open_existing(args.state_dir)
     out: Any
-    if args.ctl_command == "instances":
+    if args.ctl_command == "instances" and args.instances_command in ("stop", "release"):
+        change = fleet.stop_instances if args.instances_command == "stop" else fleet.release_instances
+        try:
+            done = change(conn, args.instance_ids)
+        except fleet.UnknownInstances as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        agentlink.poke(args.state_dir)
+        out = {"stopped" if args.instances_command == "stop" else "released": done}
+    elif args.ctl_command == "instances":
         region = args.region or store.get_meta(conn, "default_region") or "cn-hangzhou"
         if conn.execute("SELECT 1 FROM regions WHERE region_id = ?", (region,)).fetchone() is None:
             print(f"error: --region {region} is not a region of this sandbox", file=sys.stderr)

@@ -168,3 +168,65 @@ def create_instances(
                 "INSERT INTO instance_tags(instance_id, tag_key, tag_value) VALUES (?, ?, ?)", tag_rows
             )
     return ids
+
+
+class UnknownInstances(ValueError):
+    """IDs that name no instance (or, for `stop_instances`, no Running one)."""
+
+    def __init__(self, ids: Sequence[str], what: str) -> None:
+        super().__init__(f"{what}: {', '.join(ids)}")
+        self.ids = list(ids)
+
+
+def stop_instances(conn: sqlite3.Connection, instance_ids: Sequence[str]) -> list[str]:
+    """Stop Running instances at once, as StopInstance does (`ctl instances stop`: an instance stopped behind a
+    client's back, e.g. from the console). The agent host then aborts their runs (`InstanceNotRunning`)."""
+    ids = list(dict.fromkeys(instance_ids))
+    with store.transaction(conn):
+        idle = [i for i in ids if conn.execute("SELECT 1 FROM instances WHERE instance_id = ? AND status = 'Running'",
+                                               (i,)).fetchone() is None]
+        if idle:
+            raise UnknownInstances(idle, "no Running instance")
+        conn.executemany("UPDATE instances SET status = 'Stopped' WHERE instance_id = ?", [(i,) for i in ids])
+    return ids
+
+
+# ErrorInfo of work ended by a release (reference §4.1 / §4.2, old style).
+RELEASED_RUN_INFO = "the instance has released when create task"
+RELEASED_FILE_INFO = "the specified instance has been released"
+
+
+def release_instances(conn: sqlite3.Connection, instance_ids: Sequence[str]) -> list[str]:
+    """Release (delete) instances, as the service does when an instance is released while work is planned on it
+    (`ctl instances release`). In one transaction:
+    - the instance and its tags are gone (DescribeInstances no longer lists it; new runs get
+      `InvalidInstance.NotFound`);
+    - its runs that have not started (`Pending`) and the future runs of its schedules (`Scheduled`) end `Aborted` +
+      `InstanceReleased`; its pending file writes likewise;
+    - its running runs are left to the agent host, which kills them and records `Aborted` + `InstanceReleased`
+      with the output so far, and never schedules them again (`Stopping` ones still end `Terminated`).
+    The invocations keep their rows for this instance: DescribeInvocations still reports what happened there.
+    unconfirmed (reference §4.1: InstanceReleased "released during the run", no status named): chose `Aborted`, the
+    status the sandbox gives runs cut off by an instance that stops."""
+    ids = list(dict.fromkeys(instance_ids))
+    now = store.now()
+    with store.transaction(conn):
+        missing = [i for i in ids if conn.execute("SELECT 1 FROM instances WHERE instance_id = ?",
+                                                  (i,)).fetchone() is None]
+        if missing:
+            raise UnknownInstances(missing, "no such instance")
+        for iid in ids:
+            conn.execute(
+                "UPDATE invocation_instances SET status = 'Aborted', error_code = 'InstanceReleased', error_info = ?,"
+                " finish_time = ?, update_time = ?, next_run_at = NULL"
+                " WHERE instance_id = ? AND status IN ('Pending', 'Scheduled')",
+                (RELEASED_RUN_INFO, now, now, iid),
+            )
+            conn.execute(
+                "UPDATE file_task_instances SET status = 'Aborted', error_code = 'InstanceReleased', error_info = ?,"
+                " finish_time = ?, update_time = ? WHERE instance_id = ? AND status = 'Pending'",
+                (RELEASED_FILE_INFO, now, now, iid),
+            )
+            conn.execute("DELETE FROM instance_tags WHERE instance_id = ?", (iid,))
+            conn.execute("DELETE FROM instances WHERE instance_id = ?", (iid,))
+    return ids

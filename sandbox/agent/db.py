@@ -259,7 +259,7 @@ def _finish_run(conn: sqlite3.Connection, r: Result, now: float) -> bool:
              r.start_time, r.finish_time),
         )
     new_status, next_run = status, None
-    if not stopping:
+    if not stopping and code != "InstanceReleased":  # a released instance runs nothing again
         if mode == "Period":
             next_run = _next_run(r.frequency, r.timeout, r.created_at, max(now, r.finish_time))
             if next_run is not None:

@@ -202,8 +202,8 @@ class AgentHost(RunsMixin, FilesMixin, InitsMixin):
                 self._ensure_init(inst)
         for iid in set(self.instances) - seen:
             inst = self.instances.pop(iid)
-            log.info("instance %s is gone", iid)
-            self._kill_instance_jobs(iid, "instance")
+            log.info("instance %s is gone (released)", iid)
+            self._kill_instance_jobs(iid, "released")
             self._stop_init(inst)
 
     def _first_sight(self, inst: Instance) -> None:

@@ -178,6 +178,8 @@ class JobsMixin(HostBase):
             base.status, base.error_code = "Terminated", "ExecutionInterrupted"
         elif reason == "instance":
             base.status, base.error_code, base.requeue = "Aborted", "InstanceNotRunning", True
+        elif reason == "released":
+            base.status, base.error_code = "Aborted", "InstanceReleased"
         elif reason in ("agent", "shutdown", "init"):
             base.status, base.error_code, base.requeue = "Error", "ExecutionInterrupted", True
         elif errors:
@@ -207,6 +209,8 @@ class JobsMixin(HostBase):
             base.finish_time = job.start_time + job.timeout
         elif reason == "instance":
             base.status, base.error_code = "Aborted", "InstanceNotRunning"
+        elif reason == "released":
+            base.status, base.error_code = "Aborted", "InstanceReleased"
         elif reason == "agent":
             base.status, base.error_code = "Aborted", "ClientNotRunning"
         elif reason == "shutdown":

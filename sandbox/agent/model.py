@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox import isolation, store
+from sandbox import fleet, isolation, store
 
 log = logging.getLogger("sandbox.agent")
 
@@ -44,6 +44,7 @@ RUN_INFO = {
     "InstanceNotRunning": "the instance is not running when create task",
     "InstanceNotExists": "the specified instance does not exists",
     "ClientNotRunning": "the aliyun service is not running on the instance",
+    "InstanceReleased": fleet.RELEASED_RUN_INFO,
 }
 WINDOWS_INFO = ("the command execution got an exception: the sandbox cannot execute Windows scripts "
                 "(RunBatScript/RunPowerShellScript); Windows sandbox instances only simulate the inventory")
@@ -58,6 +59,7 @@ FILE_INFO = {
     "InstanceNotRunning": "the instance is not running when create task",
     "InstanceNotExists": "the specified instance does not exists",
     "ClientNotRunning": "the aliyun service is not running on the instance",
+    "InstanceReleased": fleet.RELEASED_FILE_INFO,
 }
 
 

@@ -443,6 +443,38 @@ def test_losing_the_instance_or_agent_interrupts_and_refuses(box: Sandbox, cut: 
         assert box.run("echo ok", iid)["status"] == "Success"
 
 
+def test_release_kills_running_work_and_ends_its_schedules(box: Sandbox):
+    (iid,) = box.add_instances(1)
+    (other,) = box.add_instances(1)
+    once_m, period_m = _marker(), _marker()
+    once = box.invoke(f"echo started; sleep {once_m}", [iid, other])
+    period = box.invoke(f"sleep {period_m}", [iid], repeat="Period", frequency="rate(1m)", timeout=120,
+                        status="Scheduled", next_run_at=store.now())
+    later = box.invoke("echo later", [iid], repeat="Period", frequency="rate(1m)", timeout=30,
+                       status="Scheduled", next_run_at=store.now() + 600)
+    box.wait_status(once, iid, {"Running"})
+    box.wait_status(period, iid, {"Running"})
+    wait_until(lambda: pids_matching(once_m) and pids_matching(period_m), 5, "both runs' processes")
+    fleet.release_instances(box.conn, [iid])
+    agentlink.poke(box.dir)
+    for invoke_id in (once, period, later):
+        row = box.wait_status(invoke_id, iid, DONE, timeout=5)
+        assert (row["status"], row["error_code"], row["next_run_at"]) == ("Aborted", "InstanceReleased", None)
+        assert row["error_info"] == fleet.RELEASED_RUN_INFO
+    assert box.row(once, iid)["output"] == b"started\n"  # the output so far is kept
+    wait_until(lambda: not pids_matching(period_m), 5, "the released instance's schedule run to be gone")
+    assert box.row(once, other)["status"] == "Running"  # the other instance goes on
+    box.conn.execute("UPDATE invocation_instances SET status = 'Stopping' WHERE invoke_id = ? AND instance_id = ?",
+                     (once, other))
+    agentlink.poke(box.dir)
+    box.wait_status(once, other, {"Terminated"}, timeout=5)
+    wait_until(lambda: not pids_matching(once_m), 5, "every run of the test to be gone")
+    time.sleep(0.5)  # a tick or two: nothing brings the released schedules back
+    assert box.row(period, iid)["status"] == "Aborted" and box.row(later, iid)["status"] == "Aborted"
+    if box.mode == "namespaces":
+        wait_until(lambda: box.init_pid(iid) is None, 5, "the released instance's init to go")
+
+
 def test_reboot_runs_boot_tasks_and_installs_the_agent(box: Sandbox):
     (iid,) = box.add_instances(1, agent=False)
     box.conn.execute("UPDATE instances SET agent_install_pending = 1 WHERE instance_id = ?", (iid,))

@@ -19,6 +19,7 @@ from sandbox.tests.integration.sandbox_fixture import (
     assistant_status,
     b64decode,
     ctl,
+    ctl_raw,
     describe_instances,
     describe_invocation,
     ecs_client_v1,
@@ -528,3 +529,24 @@ def test_stop_one_instance_of_an_invocation(client: Any, linux_ids: list[str]) -
     # reference §3.2: Success plus only Stopped-class instances is Success overall; legacy Finished
     assert inv["InvocationStatus"] == "Success", inv
     assert inv["InvokeStatus"] == "Finished", inv
+
+
+def test_instance_released_mid_run(sandbox_info: dict[str, Any], client: Any) -> None:
+    gone, other = add_instances(sandbox_info, 2)
+    wait_agent_ready(client, gone)
+    wait_agent_ready(client, other)
+    invoke_id = run_command(client, "echo started; sleep 3; echo done", [gone, other])["InvokeId"]
+    wait_instance_status(client, invoke_id, gone, {"Running"}, timeout=15)
+    assert ctl(sandbox_info, "instances", "release", gone) == {"released": [gone]}
+    inv = wait_invocation(client, invoke_id, timeout=20)
+    rows = invoke_instances(inv)
+    # the invocation still reports what happened on the released instance; the other one finishes
+    assert (rows[gone]["InvocationStatus"], rows[gone]["ErrorCode"]) == ("Aborted", "InstanceReleased"), rows[gone]
+    assert output_of(rows[gone]) == b"started\n"
+    assert (rows[other]["InvocationStatus"], output_of(rows[other])) == ("Success", b"started\ndone\n")
+    assert inv["InvocationStatus"] == "PartialFailed", inv
+    assert describe_instances(client, [gone]) == []
+    err = api_error(lambda: run_command(client, "true", [gone]))
+    assert (err.code, err.status_code) == ("InvalidInstance.NotFound", 404)
+    again = ctl_raw(sandbox_info, "instances", "release", gone)
+    assert again.returncode == 2 and f"no such instance: {gone}" in again.stderr

@@ -142,3 +142,48 @@ def test_seq_continues_across_batches(conn):
     assert [r[0] for r in conn.execute("SELECT seq FROM instances ORDER BY seq")] == [1, 2, 3, 4]
     assert [r[0] for r in conn.execute("SELECT instance_name FROM instances ORDER BY seq")] == [
         "sandbox-1", "sandbox-2", "sandbox-3", "sandbox-4"]
+
+
+def _row(conn, invoke_id, iid, status, next_run_at=None):
+    conn.execute("INSERT INTO invocation_instances(invoke_id, instance_id, status, next_run_at, creation_time,"
+                 " update_time) VALUES (?, ?, ?, ?, 0, 0)", (invoke_id, iid, status, next_run_at))
+
+
+def test_release_ends_planned_work_and_forgets_the_instance(conn):
+    gone, kept = fleet.create_instances(conn, 2, "cn-hangzhou", tags={"app": "web"})
+    for invoke_id, status in (("t-pending", "Pending"), ("t-sched", "Scheduled"), ("t-running", "Running"),
+                              ("t-done", "Success")):
+        _row(conn, invoke_id, gone, status, next_run_at=123.0)
+        _row(conn, invoke_id, kept, status, next_run_at=123.0)
+    conn.execute("INSERT INTO file_task_instances(invoke_id, instance_id, status, creation_time, update_time)"
+                 " VALUES ('f-1', ?, 'Pending', 0, 0)", (gone,))
+
+    assert fleet.release_instances(conn, [gone, gone]) == [gone]
+
+    assert [r[0] for r in conn.execute("SELECT instance_id FROM instances")] == [kept]
+    assert [r[0] for r in conn.execute("SELECT instance_id FROM instance_tags")] == [kept]
+    rows = {r["invoke_id"]: r for r in conn.execute("SELECT * FROM invocation_instances WHERE instance_id = ?",
+                                                     (gone,))}
+    for invoke_id in ("t-pending", "t-sched"):
+        assert (rows[invoke_id]["status"], rows[invoke_id]["error_code"], rows[invoke_id]["next_run_at"]) == (
+            "Aborted", "InstanceReleased", None)
+        assert rows[invoke_id]["error_info"] == fleet.RELEASED_RUN_INFO
+        assert rows[invoke_id]["finish_time"] is not None
+    # a running run is the agent host's to kill (it keeps the output so far); a finished one is history
+    assert rows["t-running"]["status"] == "Running" and rows["t-done"]["status"] == "Success"
+    others = {r[0] for r in conn.execute("SELECT status FROM invocation_instances WHERE instance_id = ?", (kept,))}
+    assert others == {"Pending", "Scheduled", "Running", "Success"}
+    f = conn.execute("SELECT status, error_code, error_info FROM file_task_instances").fetchone()
+    assert tuple(f) == ("Aborted", "InstanceReleased", fleet.RELEASED_FILE_INFO)
+
+
+def test_release_and_stop_refuse_unknown_ids_and_change_nothing(conn):
+    (iid,) = fleet.create_instances(conn, 1, "cn-hangzhou")
+    with pytest.raises(fleet.UnknownInstances) as err:
+        fleet.release_instances(conn, [iid, "i-nosuch"])
+    assert err.value.ids == ["i-nosuch"]
+    assert conn.execute("SELECT COUNT(*) FROM instances").fetchone()[0] == 1
+    assert fleet.stop_instances(conn, [iid]) == [iid]
+    assert conn.execute("SELECT status FROM instances").fetchone()[0] == "Stopped"
+    with pytest.raises(fleet.UnknownInstances, match="no Running instance"):
+        fleet.stop_instances(conn, [iid])
