@@ -942,6 +942,11 @@ class CloudAssistantCommand(object):
                           % ', '.join(both))
         return dict(plain, **secret) or None
 
+    def parameters_option(self):
+        """How messages about the custom parameters name the option(s) that gave them."""
+        given = [o for o in ('parameters', 'secret_parameters') if self.params.get(o)]
+        return ' and '.join(given) or 'parameters'
+
     # -- validation: everything that needs no API call ----------------------------------------------------------
     def validate(self):
         p = self.params
@@ -981,14 +986,15 @@ class CloudAssistantCommand(object):
                 raise invalid('creates and removes need a Linux shell: they are not supported with type=%s'
                               % p['type'])
         if content is None:
-            check_parameters(self.parameters(), None, True)
+            check_parameters(self.parameters(), None, True, option=self.parameters_option())
             return
         if not content.strip():
             raise invalid('command_content must not be empty')
         check_windows_user(p['type'], p.get('username'), p.get('windows_password_name'))
         if self.enable_parameter():
             check_placeholders(content)
-        check_parameters(self.parameters(), content, self.enable_parameter(), require_all=self.has_targets())
+        check_parameters(self.parameters(), content, self.enable_parameter(), require_all=self.has_targets(),
+                         option=self.parameters_option())
         self.warn(check_content_size(content, self.parameters() if self.has_targets() else None,
                                      saved=bool(p.get('name'))))
 
@@ -997,7 +1003,8 @@ class CloudAssistantCommand(object):
         Windows user rule, frequency against its timeout."""
         p = self.params
         where = 'the saved command %s' % (command['name'] or command['command_id'])
-        check_parameters(self.parameters(), command['command_content'], command['enable_parameter'], where=where)
+        check_parameters(self.parameters(), command['command_content'], command['enable_parameter'], where=where,
+                         option=self.parameters_option())
         self.warn(check_content_size(command['command_content'], self.parameters(),
                                      option='the content of %s' % where, saved=True))
         check_windows_user(command['type'], p.get('username'), p.get('windows_password_name'), where=where + "'s type")

@@ -1212,8 +1212,15 @@ def test_secret_parameters_are_merged_into_parameters():
 @pytest.mark.parametrize('params, words', [
     (dict(parameters={'Password': 'plain-V4lue'}, secret_parameters={'password': 'S3cret-V4lue'}),
      'parameters and secret_parameters both give password'),
-    (dict(secret_parameters={'password': 'S3cret-V4lue', 'extra': 'S3cret-V4lue'}), 'extra not used by command_content'),
-    (dict(secret_parameters={'password': 'S3cret-V4lue'}, enable_parameter=False), 'custom parameters are disabled'),
+    (dict(secret_parameters={'password': 'S3cret-V4lue', 'extra': 'S3cret-V4lue'}),
+     'secret_parameters: extra not used by command_content'),
+    (dict(secret_parameters={'password': 'S3cret-V4lue'}, enable_parameter=False),
+     'secret_parameters is given but custom parameters are disabled'),
+    (dict(secret_parameters={'password': ['S3cret-V4lue']}), "secret_parameters: the value of 'password' must be"),
+    (dict(secret_parameters={'bad name': 'S3cret-V4lue'}), "secret_parameters: the name 'bad name' is not valid"),
+    (dict(parameters={'user': 'V4lue'}, secret_parameters={'password': 'S3cret-V4lue', 'extra': 'S3cret-V4lue'}),
+     'parameters and secret_parameters: extra, user not used by command_content'),
+    (dict(parameters={'user': 'V4lue'}), 'parameters: user not used by command_content'),
 ])
 def test_secret_parameters_follow_the_rules_of_parameters(params, words):
     msg = error_of(instance_ids=['i-l000'], command_content='login {{password}}', **params)
