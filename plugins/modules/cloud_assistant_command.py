@@ -812,6 +812,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._resu
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._rolling import (
     RollingPlan,
+    ROLLING_OPTIONS,
     check_rolling,
     rolling_message,
 )
@@ -951,6 +952,11 @@ class CloudAssistantCommand(object):
     def validate(self):
         p = self.params
         content, scheduled = p.get('command_content'), p['repeat_mode'] != 'Once'
+        rolling_given = [o for o in ROLLING_OPTIONS + ('stop_on_error',) if p.get(o)]
+        if rolling_given and not self.has_targets():
+            raise invalid('%s shape%s a run on instances: give instance_ids or instance_tags (this task %s)'
+                          % (', '.join(rolling_given), 's' if len(rolling_given) == 1 else '',
+                             'deletes a saved command' if p['state'] == 'absent' else 'only saves the command'))
         if p['state'] == 'absent':
             if self.has_targets():
                 raise invalid('state=absent deletes a saved command; it does not take instance_ids or instance_tags')

@@ -1244,3 +1244,13 @@ def test_oos_parameter_store_references_need_no_value_and_enable_parameters():
     plain = FakeCloud(linux=1)
     run(plain, instance_ids=['i-l000'], command_content='echo {{not a parameter}}')
     assert [r for a, r in plain.calls if a == 'RunCommand'][0].enable_parameter in (False, None)
+
+
+@pytest.mark.parametrize('params, words', [
+    (dict(name='backup', command_content='echo', max_concurrency=5),
+     'max_concurrency shapes a run on instances: give instance_ids or instance_tags (this task only saves the command)'),
+    (dict(name='backup', state='absent', max_errors='10%', stop_on_error=True),
+     'max_errors, stop_on_error shape a run on instances: give instance_ids or instance_tags (this task deletes'),
+])
+def test_rolling_options_without_targets_are_refused_not_ignored(params, words):
+    assert words in error_of(**params)
