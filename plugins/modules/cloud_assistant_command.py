@@ -952,11 +952,14 @@ class CloudAssistantCommand(object):
     def validate(self):
         p = self.params
         content, scheduled = p.get('command_content'), p['repeat_mode'] != 'Once'
-        rolling_given = [o for o in ROLLING_OPTIONS + ('stop_on_error',) if p.get(o)]
+        rolling_given = [o for o in ROLLING_OPTIONS if p.get(o) is not None] + \
+            (['stop_on_error'] if p.get('stop_on_error') else [])
         if rolling_given and not self.has_targets():
-            raise invalid('%s shape%s a run on instances: give instance_ids or instance_tags (this task %s)'
-                          % (', '.join(rolling_given), 's' if len(rolling_given) == 1 else '',
-                             'deletes a saved command' if p['state'] == 'absent' else 'only saves the command'))
+            # a warning, not a failure: module_defaults may set them for every task of a play, save-only ones too
+            self.warn('%s ignored: %s shape%s a run on instances, and this task %s (no instance_ids or instance_tags)'
+                      % (', '.join(rolling_given), 'it' if len(rolling_given) == 1 else 'they',
+                         's' if len(rolling_given) == 1 else '',
+                         'deletes a saved command' if p['state'] == 'absent' else 'only saves the command'))
         if p['state'] == 'absent':
             if self.has_targets():
                 raise invalid('state=absent deletes a saved command; it does not take instance_ids or instance_tags')
