@@ -727,7 +727,8 @@ rolling:
 waves:
   description:
     - In check mode, for a rolling run - the instances of each wave it would start if every instance took as long -
-      the canary (up to O(max_concurrency) at a time), then O(max_concurrency) at a time.
+      the canary first, then the rest. A wave is as many whole start groups (RV(rolling.group_size) instances each)
+      as fit in O(max_concurrency), so it can hold a few instances less than O(max_concurrency).
   returned: in check mode, for rolling runs
   type: list
   elements: list
