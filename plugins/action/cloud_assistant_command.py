@@ -30,6 +30,7 @@ from ansible.utils.display import Display
 from ansible.utils.vars import merge_hash
 
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._progress import PROGRESS_ENV, read_progress
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._in_place import InPlaceModuleMixin
 
 MODULE = 'alicloud_ops.cloud_assistant.cloud_assistant_command'
 INTERVAL_ENV = 'CLOUD_ASSISTANT_PROGRESS_INTERVAL'
@@ -84,7 +85,7 @@ class ProgressWatcher(threading.Thread):
         self.join(5)
 
 
-class ActionModule(ActionBase):
+class ActionModule(InPlaceModuleMixin, ActionBase):
 
     _supports_check_mode = True
     _supports_async = True

@@ -28,10 +28,12 @@ from ansible.module_utils.common.text.converters import to_bytes
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._in_place import InPlaceModuleMixin
+
 MODULE = 'alicloud_ops.cloud_assistant.cloud_assistant_file'
 
 
-class ActionModule(ActionBase):
+class ActionModule(InPlaceModuleMixin, ActionBase):
 
     TRANSFERS_FILES = True
 

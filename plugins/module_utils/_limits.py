@@ -155,50 +155,52 @@ def check_placeholders(content, option='command_content'):
                       % (option, len(names), MAX_PLACEHOLDERS))
 
 
-def _check_parameter_entries(parameters):
+def _check_parameter_entries(parameters, option):
     if len(parameters) > MAX_PARAMETERS:
-        raise invalid('parameters has %d entries, more than the limit of %d per run'
-                      % (len(parameters), MAX_PARAMETERS))
+        raise invalid('%s has %d entries, more than the limit of %d per run'
+                      % (option, len(parameters), MAX_PARAMETERS))
     lowered = set()
     for key, value in parameters.items():
         if not key or len(key) > MAX_PARAMETER_NAME or not _PARAM_NAME.match(key):
-            raise invalid('parameters: the name %r is not valid (1 to %d letters, digits, "_" or "-")'
-                          % (key, MAX_PARAMETER_NAME))
+            raise invalid('%s: the name %r is not valid (1 to %d letters, digits, "_" or "-")'
+                          % (option, key, MAX_PARAMETER_NAME))
         if key.lower() in lowered:
-            raise invalid('parameters: %r is given twice (names are case-insensitive)' % key)
+            raise invalid('%s: %r is given twice (names are case-insensitive)' % (option, key))
         lowered.add(key.lower())
         if value is None or isinstance(value, (list, dict)):
-            raise invalid('parameters: the value of %r must be a string, number or boolean (sent as a string)' % key)
+            raise invalid('%s: the value of %r must be a string, number or boolean (sent as a string)'
+                          % (option, key))
     return lowered
 
 
 def check_parameters(parameters, content=None, enable_parameter=True, where='command_content',
-                     require_all=True):
+                     require_all=True, option='parameters'):
     """The ``parameters`` option: count, keys, value types, and (when the content is known) names that the
-    content uses and placeholders without a value."""
+    content uses and placeholders without a value. ``option``: the name the messages give the values (the module
+    merges ``secret_parameters`` in: never a value in a message, only names)."""
     parameters = parameters or {}
     names = placeholder_names(content) if content is not None else []
     if not parameters:
         if names and enable_parameter and require_all:
-            raise invalid('%s uses the parameter(s) %s but parameters gives no value for them'
-                          % (where, ', '.join('{{%s}}' % n for n in names)))
+            raise invalid('%s uses the parameter(s) %s but %s gives no value for them'
+                          % (where, ', '.join('{{%s}}' % n for n in names), option))
         return
     if not enable_parameter:
-        raise invalid('parameters is given but custom parameters are disabled (enable_parameter=false%s)'
-                      % ('' if where == 'command_content' else ' on ' + where))
-    lowered = _check_parameter_entries(parameters)
+        raise invalid('%s is given but custom parameters are disabled (enable_parameter=false%s)'
+                      % (option, '' if where == 'command_content' else ' on ' + where))
+    lowered = _check_parameter_entries(parameters, option)
     if content is None:
         return
     used = set(n.lower() for n in names)
     unused = [k for k in parameters if k.lower() not in used]
     if unused:
-        raise invalid('parameters: %s not used by %s (it has %s)'
-                      % (', '.join(sorted(unused)), where,
+        raise invalid('%s: %s not used by %s (it has %s)'
+                      % (option, ', '.join(sorted(unused)), where,
                          ', '.join('{{%s}}' % n for n in names) or 'no {{ }} placeholders'))
     missing = [n for n in names if n.lower() not in lowered]
     if require_all and missing:
-        raise invalid('%s uses %s but parameters gives no value for it'
-                      % (where, ', '.join('{{%s}}' % n for n in missing)))
+        raise invalid('%s uses %s but %s gives no value for it'
+                      % (where, ', '.join('{{%s}}' % n for n in missing), option))
 
 
 # -- tags -------------------------------------------------------------------------------------------------------

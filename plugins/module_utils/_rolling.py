@@ -232,10 +232,15 @@ class RollingPlan(object):
 
     # -- check mode ---------------------------------------------------------------------------------------------
     def waves(self):
-        """The instances in the waves the run would start if every instance took as long: the canary's (up to the
-        window at a time), then the window's."""
-        canary_ids, rest = self.targets[:self.canary], self.targets[self.canary:]
-        return _groups(canary_ids, self.window) + _groups(rest, self.window)
+        """The instances in the waves the run would start if every instance took as long: whole start groups, as
+        many as fit in the window (as ``startable`` starts them), the canary's first and on their own."""
+        waves, wave = [], []
+        for index, group in enumerate(self.groups):
+            if wave and (len(wave) + len(group) > self.window or (self.canary and index == self.canary_groups)):
+                waves.append(wave)
+                wave = []
+            wave = wave + group
+        return waves + ([wave] if wave else [])
 
     def settings(self):
         """What the run resolved its options to (a task result's ``rolling``)."""

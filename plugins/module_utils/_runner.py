@@ -45,6 +45,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._erro
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._invocations import (
     fetch_outputs,
     live_instances,
+    stop_instances,
     stop_live,
     wait_for_invocations,
 )
@@ -298,10 +299,15 @@ class CommandRunner(object):
                         plan.record(item.instance_id, item.invocation_status)
             if plan.halted is not None:
                 if plan.stop_on_error and not stopped_ids:
-                    for invocation in latest.values():
-                        live = live_instances(invocation) if invocation is not None else []
+                    for invoke_id, invocation in latest.items():
+                        if invocation is not None:
+                            live = stop_live(self.api, invocation)
+                        else:
+                            # started but in no listing yet: nothing is known of its instances, so all may run
+                            live = [i for b in batches if b.invoke_id == invoke_id for i in b.instance_ids]
+                            stop_instances(self.api, invoke_id, live)
                         plan.mark_stopped(live)
-                        stopped_ids.extend(stop_live(self.api, invocation) if live else [])
+                        stopped_ids.extend(live)
                 return []
             if self.clock() >= deadline:
                 # the wait's last look at its deadline: nothing new may start, and what did not start timed out

@@ -727,7 +727,8 @@ rolling:
 waves:
   description:
     - In check mode, for a rolling run - the instances of each wave it would start if every instance took as long -
-      the canary (up to O(max_concurrency) at a time), then O(max_concurrency) at a time.
+      the canary first, then the rest. A wave is as many whole start groups (RV(rolling.group_size) instances each)
+      as fit in O(max_concurrency), so it can hold a few instances less than O(max_concurrency).
   returned: in check mode, for rolling runs
   type: list
   elements: list
@@ -812,6 +813,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._resu
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._rolling import (
     RollingPlan,
+    ROLLING_OPTIONS,
     check_rolling,
     rolling_message,
 )
@@ -942,10 +944,23 @@ class CloudAssistantCommand(object):
                           % ', '.join(both))
         return dict(plain, **secret) or None
 
+    def parameters_option(self):
+        """How messages about the custom parameters name the option(s) that gave them."""
+        given = [o for o in ('parameters', 'secret_parameters') if self.params.get(o)]
+        return ' and '.join(given) or 'parameters'
+
     # -- validation: everything that needs no API call ----------------------------------------------------------
     def validate(self):
         p = self.params
         content, scheduled = p.get('command_content'), p['repeat_mode'] != 'Once'
+        rolling_given = [o for o in ROLLING_OPTIONS if p.get(o) is not None] + \
+            (['stop_on_error'] if p.get('stop_on_error') else [])
+        if rolling_given and not self.has_targets():
+            # a warning, not a failure: module_defaults may set them for every task of a play, save-only ones too
+            self.warn('%s ignored: %s shape%s a run on instances, and this task %s (no instance_ids or instance_tags)'
+                      % (', '.join(rolling_given), 'it' if len(rolling_given) == 1 else 'they',
+                         's' if len(rolling_given) == 1 else '',
+                         'deletes a saved command' if p['state'] == 'absent' else 'only saves the command'))
         if p['state'] == 'absent':
             if self.has_targets():
                 raise invalid('state=absent deletes a saved command; it does not take instance_ids or instance_tags')
@@ -981,14 +996,15 @@ class CloudAssistantCommand(object):
                 raise invalid('creates and removes need a Linux shell: they are not supported with type=%s'
                               % p['type'])
         if content is None:
-            check_parameters(self.parameters(), None, True)
+            check_parameters(self.parameters(), None, True, option=self.parameters_option())
             return
         if not content.strip():
             raise invalid('command_content must not be empty')
         check_windows_user(p['type'], p.get('username'), p.get('windows_password_name'))
         if self.enable_parameter():
             check_placeholders(content)
-        check_parameters(self.parameters(), content, self.enable_parameter(), require_all=self.has_targets())
+        check_parameters(self.parameters(), content, self.enable_parameter(), require_all=self.has_targets(),
+                         option=self.parameters_option())
         self.warn(check_content_size(content, self.parameters() if self.has_targets() else None,
                                      saved=bool(p.get('name'))))
 
@@ -997,7 +1013,8 @@ class CloudAssistantCommand(object):
         Windows user rule, frequency against its timeout."""
         p = self.params
         where = 'the saved command %s' % (command['name'] or command['command_id'])
-        check_parameters(self.parameters(), command['command_content'], command['enable_parameter'], where=where)
+        check_parameters(self.parameters(), command['command_content'], command['enable_parameter'], where=where,
+                         option=self.parameters_option())
         self.warn(check_content_size(command['command_content'], self.parameters(),
                                      option='the content of %s' % where, saved=True))
         check_windows_user(command['type'], p.get('username'), p.get('windows_password_name'), where=where + "'s type")

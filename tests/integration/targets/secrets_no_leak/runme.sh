@@ -14,21 +14,28 @@ mkdir -p "$work/runner/inventory" "$work/runner/env" "$work/runner/project"
 ansible-playbook setup.yml -e "leak_work_dir=$work" "${config[@]}" "$@"
 cp leak.yml "$work/runner/project/leak.yml"
 
-# 1. ansible-playbook -vvvv, credentials from the environment only; leak.yml also writes its registered results
+# 1. ansible-playbook -vvvv, credentials from the environment only; leak.yml also writes its registered results.
+#    The modules run the way Ansible packages them for any host (CLOUD_ASSISTANT_ANSIBALLZ, an AnsiballZ zip); in
+#    step 2 they run from the installed collection, as they do by default on the controller
+#    (plugins/plugin_utils/_in_place.py): both ways are held to the same checks.
 mkdir "$work/results"
 (
     # shellcheck disable=SC1091
     . "$work/sts.env"
-    ANSIBLE_LOG_PATH="$work/ansible.log" ansible-playbook -i "$work/fleet.ecs.yml" leak.yml -e "@$work/vars.json" \
+    CLOUD_ASSISTANT_ANSIBALLZ=true ANSIBLE_LOG_PATH="$work/ansible.log" ansible-playbook -i "$work/fleet.ecs.yml" leak.yml -e "@$work/vars.json" \
         -e "leak_results_dir=$work/results" -vvvv >"$work/vvvv.stdout" 2>"$work/vvvv.stderr"
 ) || { tail -n 60 "$work/vvvv.stdout" "$work/vvvv.stderr"; exit 1; }
 [ "$(find "$work/results" -name '*.json' | wc -l)" = 2 ] || { echo "leak.yml did not write its results"; exit 1; }
+packaged=$(grep -c 'AnsiballZ packaging (CLOUD_ASSISTANT_ANSIBALLZ is set)' "$work/vvvv.stdout" || true)
+[ "$packaged" -ge 5 ] || { echo "step 1 ran $packaged module tasks from an AnsiballZ zip, expected every module's"; exit 1; }
 
 # 2. ansible-runner with a private data directory: env/envvars, env/extravars, inventory/, project/
 python -m ansible_runner run "$work/runner" -p leak.yml --ident leak --cmdline=-vvvv >"$work/runner.stdout" 2>&1 ||
     { tail -n 60 "$work/runner.stdout"; exit 1; }
 artifacts="$work/runner/artifacts/leak"
 [ "$(cat "$artifacts/rc")" = 0 ] || { echo "ansible-runner: rc $(cat "$artifacts/rc")"; exit 1; }
+in_place=$(grep -c 'runs from the installed collection' "$work/runner.stdout" || true)
+[ "$in_place" -ge 5 ] || { echo "step 2 ran $in_place module tasks from the installed collection, expected every module's"; exit 1; }
 events=$(find "$artifacts/job_events" -name '*.json' | wc -l)
 [ "$events" -gt 20 ] || { echo "ansible-runner wrote only $events job events"; exit 1; }
 for module in cloud_assistant_command cloud_assistant_invocation_info cloud_assistant_invocation cloud_assistant_agent \

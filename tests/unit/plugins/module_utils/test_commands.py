@@ -1212,8 +1212,15 @@ def test_secret_parameters_are_merged_into_parameters():
 @pytest.mark.parametrize('params, words', [
     (dict(parameters={'Password': 'plain-V4lue'}, secret_parameters={'password': 'S3cret-V4lue'}),
      'parameters and secret_parameters both give password'),
-    (dict(secret_parameters={'password': 'S3cret-V4lue', 'extra': 'S3cret-V4lue'}), 'extra not used by command_content'),
-    (dict(secret_parameters={'password': 'S3cret-V4lue'}, enable_parameter=False), 'custom parameters are disabled'),
+    (dict(secret_parameters={'password': 'S3cret-V4lue', 'extra': 'S3cret-V4lue'}),
+     'secret_parameters: extra not used by command_content'),
+    (dict(secret_parameters={'password': 'S3cret-V4lue'}, enable_parameter=False),
+     'secret_parameters is given but custom parameters are disabled'),
+    (dict(secret_parameters={'password': ['S3cret-V4lue']}), "secret_parameters: the value of 'password' must be"),
+    (dict(secret_parameters={'bad name': 'S3cret-V4lue'}), "secret_parameters: the name 'bad name' is not valid"),
+    (dict(parameters={'user': 'V4lue'}, secret_parameters={'password': 'S3cret-V4lue', 'extra': 'S3cret-V4lue'}),
+     'parameters and secret_parameters: extra, user not used by command_content'),
+    (dict(parameters={'user': 'V4lue'}), 'parameters: user not used by command_content'),
 ])
 def test_secret_parameters_follow_the_rules_of_parameters(params, words):
     msg = error_of(instance_ids=['i-l000'], command_content='login {{password}}', **params)
@@ -1237,3 +1244,21 @@ def test_oos_parameter_store_references_need_no_value_and_enable_parameters():
     plain = FakeCloud(linux=1)
     run(plain, instance_ids=['i-l000'], command_content='echo {{not a parameter}}')
     assert [r for a, r in plain.calls if a == 'RunCommand'][0].enable_parameter in (False, None)
+
+
+@pytest.mark.parametrize('params, words', [
+    (dict(name='backup', command_content='echo', max_concurrency=5),
+     'max_concurrency ignored: it shapes a run on instances, and this task only saves the command'),
+    (dict(name='backup', command_content='echo', max_errors=0),  # 0 is a value, not "not given"
+     'max_errors ignored: it shapes'),
+    (dict(name='old', state='absent', max_errors='10%', stop_on_error=True),
+     'max_errors, stop_on_error ignored: they shape a run on instances, and this task deletes a saved command'),
+])
+def test_rolling_options_without_targets_are_ignored_with_a_warning(params, words):
+    # a warning rather than a failure: module_defaults may give them to every task of a play
+    api = FakeCloud()
+    api.add_command('old')
+    result = run(api, **params)
+    assert result['changed']
+    assert any(words in w for w in result['_warnings']), result['_warnings']
+    assert not any('ignored' in w for w in run(FakeCloud(), name='other', command_content='echo')['_warnings'])

@@ -273,6 +273,16 @@ def test_waves_for_check_mode():
     assert RollingPlan(IDS[:2]).waves() == [['i-000', 'i-001']]
 
 
+def test_waves_are_whole_start_groups_that_fit_the_window():
+    # a window of 7 starts groups of 2 (a fifth, rounded up): three groups (6 instances) fit, not 7
+    plan = RollingPlan(IDS[:10], max_concurrency=Amount(7))
+    assert plan.block == 2
+    assert plan.waves() == [IDS[:6], IDS[6:10]]
+    assert [len(g) for g in plan.startable()] == [2, 2, 2]  # what the run really starts first
+    with_canary = RollingPlan(IDS[:10], max_concurrency=Amount(7), canary=Amount(3))
+    assert with_canary.waves() == [IDS[:3], IDS[3:10]]  # groups [3,4] [5,6] [7,8] [9]: 7 fit
+
+
 def test_window_schedule_counts_from_the_last_start():
     pace = WindowSchedule(PollSchedule(floor=0.2, ratio=0.1, cap=5.0))
     assert pace.next_delay(40.0, 3) == 4.0

@@ -138,6 +138,42 @@ def test_stop_on_error_stops_the_running_ones():
     assert clock.now < 10
 
 
+class LaggingFleet(FakeFleet):
+    """FakeFleet whose listings leave out every invocation but ``shown`` until ``until`` (a listing that has not
+    caught up with the latest start calls yet)."""
+
+    def __init__(self, clock, shown, until, **kwargs):
+        FakeFleet.__init__(self, clock, **kwargs)
+        self.shown = shown
+        self.until = until
+
+    def describe_invocations_with_options(self, request, runtime):
+        response = FakeFleet.describe_invocations_with_options(self, request, runtime)
+        if self.clock.now < self.until:
+            body = response.body
+            body.invocations.invocation = [i for i in body.invocations.invocation if i.invoke_id in self.shown]
+            body.total_count = len(body.invocations.invocation)
+        return response
+
+
+def test_stop_on_error_also_stops_what_no_listing_has_shown_yet():
+    clock = FakeClock()
+    durations = dict((iid, 100.0) for iid in IDS)
+    durations[IDS[0]] = 0.5
+    # three groups of one start at once; for 30 s the listings show the first two (the first fails), not the third
+    fleet = LaggingFleet(clock, shown=('t-0001', 't-0002'), until=30.0, durations=durations, failing=[IDS[0]])
+    plan = RollingPlan(IDS[:6], max_concurrency=Amount(3), max_errors=Amount(0), stop_on_error=True)
+    run = rolling(fleet, clock, plan)
+    assert sorted(i for r in fleet.calls('StopInvocation') for i in r['InstanceId']) == IDS[1:3]
+    assert sorted(run.stopped_ids) == IDS[1:3]
+    assert [e['invocation_status'] for e in run.instances] == ['Failed', 'Terminated', 'Terminated', 'Skipped',
+                                                               'Skipped', 'Skipped']
+    # stopped when the run halted (about 1 s in), not when a listing first showed it (30 s) nor after its 100 s;
+    # the wait still lasts until a listing shows its final state
+    assert fleet.spans[('t-0003', IDS[2])][1] < 5
+    assert 30 <= clock.now < 60
+
+
 def test_canary_failure_starts_nothing_else():
     clock = FakeClock()
     fleet = FakeFleet(clock, failing=[IDS[1]])

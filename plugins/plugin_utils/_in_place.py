@@ -1,0 +1,252 @@
+# Copyright (c) alicloud_ops.cloud_assistant contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# Private to this collection: may change without notice.
+
+"""Runs this collection's modules on the controller from the installed collection, instead of from an AnsiballZ zip.
+
+A cloud module runs where the API client is: on the controller (a play on ``localhost``, or ``delegate_to:
+localhost``). Ansible still packages it as for a remote host: for each ``ansible-playbook`` process it walks the
+module's imports and zips the module with every ``module_utils`` file it reaches (about 0.45 s for
+``cloud_assistant_command``), and the module then imports those files from the zip, where Python keeps no compiled
+bytecode, so about 80 files are compiled again on every run (another 0.3-0.5 s). Measured against a minimal SDK
+client run as a whole process, that packaging was most of the task's extra time (``docs/performance.md``).
+
+When the module would run on the controller, with the controller's own Python, this mixin's ``_configure_module``
+returns a small launcher in place of the AnsiballZ script: the module's arguments, encoded exactly as AnsiballZ
+encodes them, and the lines that put the collection's installed location on ``sys.path`` and hand the module to
+``ansible-core``'s own AnsiballZ loader (``_loader.run_module``, which sets the arguments, runs the module as
+``__main__`` and reports an unexpected exception as a module failure). Everything else is Ansible's usual path:
+the temporary directory, pipelining, the environment, ``become`` checks, the result's parsing and ``no_log``
+masking. The module is the same file and runs in a process of its own, as before; only where its code is read
+from changes.
+
+Any other case takes Ansible's path unchanged: another connection, ``async``, ``become``, an interpreter that is
+not the controller's own (discovered or set to another Python), AnsiballZ extensions (the debugger, coverage),
+``ANSIBLE_KEEP_REMOTE_FILES`` (the kept AnsiballZ file can be exploded), ``PYTHON_MODULE_RLIMIT_NOFILE``,
+experimental module metadata, an ``ansible-core`` release the launcher was not tested with (``TESTED_CORE``), a
+module outside a collection directory, anything unforeseen while building the launcher, or
+``CLOUD_ASSISTANT_ANSIBALLZ`` set to a true value.
+
+The launcher imports only from where the controller found the collection: the directories a user's files could
+shadow modules from are taken off ``sys.path`` and the collection's packages are pinned to that copy (see
+``LAUNCHER``). Python writes the compiled files beside the collection's sources when it may (``__pycache__``, as
+for any plugin the controller imports); a read-only install still skips the packaging, and compiles on each run as
+the zip did.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from ansible import constants as C
+from ansible.module_utils.parsing.convert_bool import boolean
+from ansible.utils.display import Display
+
+from ansible.release import __version__ as ANSIBLE_CORE_VERSION
+
+try:  # ansible-core 2.19; before, Ansible's own path is always taken
+    from ansible._internal._ansiballz import _builder
+    from ansible.executor import module_common
+    from ansible.executor.interpreter_discovery import InterpreterDiscoveryRequiredError
+    from ansible.module_utils._internal._ansiballz import _loader  # noqa: F401 (the launcher imports it)
+    from ansible.module_utils.common.json import Direction, get_module_encoder
+    HAS_LOADER = hasattr(module_common, '_BuiltModule') and hasattr(_loader, 'run_module')
+except ImportError:
+    HAS_LOADER = False
+
+    class InterpreterDiscoveryRequiredError(Exception):  # type: ignore[no-redef]
+        """Stands for ansible-core's, which older releases keep elsewhere (never raised: they take Ansible's path)."""
+
+OPT_OUT_ENV = 'CLOUD_ASSISTANT_ANSIBALLZ'
+# The launcher leans on private parts of ansible-core (the AnsiballZ loader, _get_shebang, _BuiltModule): only the
+# releases it was tested with take it; any other takes Ansible's own path until it is tested there too.
+TESTED_CORE = ('2.19',)
+COLLECTION = ('alicloud_ops', 'cloud_assistant')
+
+display = Display()
+
+# The launcher imports what AnsiballZ's zip would hold from where the controller found it: ``sys.path`` loses the
+# entries a user's files could sit in (the current directory, the script's directory), as the AnsiballZ wrapper
+# does, and the collection's three package levels are pinned to this copy of it, so no other ``ansible_collections``
+# on the path (another installed copy, an ``__init__.py`` that would hide the rest) is merged in or wins. The
+# arguments sit on a line of their own (a traceback shows the failing line) and anything but the module's own exit
+# becomes a failure in JSON without them.
+LAUNCHER = '''{shebang}
+# Generated by alicloud_ops.cloud_assistant (plugins/plugin_utils/_in_place.py): runs the module {fqcn}
+# from the installed collection with ansible-core's AnsiballZ loader, in place of an AnsiballZ zip.
+import os
+import sys
+import types
+
+_HERE = os.path.dirname(os.path.abspath(globals().get('__file__') or '.'))
+sys.path[:] = [p for p in sys.path if p not in ('', '.', _HERE)]
+
+_ROOT = {root!r}
+_PARAMS = (
+    {params!r}
+)
+
+
+def _pin(name, path):
+    package = types.ModuleType(name)
+    package.__path__ = [path]
+    package.__package__ = name
+    sys.modules[name] = package
+    return package
+
+
+def _main():
+    if sys.argv[1:]:
+        print('{{"failed": true, "msg": "this launcher takes no subcommand: run the task with '
+              'CLOUD_ASSISTANT_ANSIBALLZ=true to get an AnsiballZ file to explode"}}')
+        sys.exit(1)
+    path = os.path.join(_ROOT, 'ansible_collections')
+    top = _pin('ansible_collections', path)
+    top.alicloud_ops = _pin('ansible_collections.alicloud_ops', os.path.join(path, 'alicloud_ops'))
+    top.alicloud_ops.cloud_assistant = _pin('ansible_collections.alicloud_ops.cloud_assistant',
+                                            os.path.join(path, 'alicloud_ops', 'cloud_assistant'))
+    try:
+        from ansible.module_utils._internal._ansiballz import _loader
+        _loader.run_module(json_params=_PARAMS, profile={profile!r}, module_fqn={module_fqn!r}, modlib_path=_ROOT,
+                           extensions={{}})
+    except SystemExit:
+        raise
+    except BaseException as exc:  # the module's own errors are reported by run_module; this is the launcher's
+        import json
+        print(json.dumps(dict(failed=True, msg='{fqcn} could not be started from the installed collection '
+                              '(%s: %s); CLOUD_ASSISTANT_ANSIBALLZ=true runs it the usual way' % (type(exc).__name__, exc))))
+        sys.exit(1)
+
+
+_main()
+'''
+
+
+def collection_root(module_path):
+    """The directory that holds ``ansible_collections`` for a module of this collection at ``module_path``
+    (``<root>/ansible_collections/alicloud_ops/cloud_assistant/plugins/modules/<name>.py``), or None."""
+    path = os.path.abspath(module_path)
+    parts = path.split(os.sep)
+    if len(parts) < 7 or not path.endswith('.py'):
+        return None
+    if parts[-6] != 'ansible_collections' or tuple(parts[-5:-3]) != COLLECTION or parts[-3:-1] != ['plugins', 'modules']:
+        return None
+    return os.sep.join(parts[:-6]) or os.sep
+
+
+def module_fqn(module_path):
+    """The Python name the module runs under, as AnsiballZ names it:
+    ``ansible_collections.alicloud_ops.cloud_assistant.plugins.modules.<name>``."""
+    name = os.path.splitext(os.path.basename(module_path))[0]
+    return '.'.join(('ansible_collections',) + COLLECTION + ('plugins', 'modules', name))
+
+
+def core_tested(version=None):
+    """True when this ansible-core release (major.minor) is one the launcher was tested with."""
+    version = ANSIBLE_CORE_VERSION if version is None else version
+    return '.'.join(version.split('.')[:2]) in TESTED_CORE
+
+
+def opted_out(environ=None):
+    """True when ``CLOUD_ASSISTANT_ANSIBALLZ`` asks for Ansible's own packaging."""
+    value = (os.environ if environ is None else environ).get(OPT_OUT_ENV, '')
+    return boolean(value, strict=False) if value else False
+
+
+def same_python(interpreter, executable=None):
+    """True when ``interpreter`` is this controller's own Python (the same path: a virtualenv's ``python`` and the
+    system's share a binary but not their packages)."""
+    executable = sys.executable if executable is None else executable
+    if not interpreter or not executable:
+        return False
+    return os.path.normpath(os.path.abspath(interpreter)) == os.path.normpath(os.path.abspath(executable))
+
+
+def launcher(shebang, fqcn, root, fqn, params, profile):
+    """The launcher script's bytes; ``params``: the JSON text of ``{"ANSIBLE_MODULE_ARGS": ...}``."""
+    return LAUNCHER.format(shebang=shebang, fqcn=fqcn, root=root, module_fqn=fqn,
+                           params=params.encode('utf-8'), profile=profile).encode('utf-8')
+
+
+class InPlaceModuleMixin(object):
+    """For an ``ActionBase`` subclass: ``_configure_module`` builds the launcher when the module runs here."""
+
+    def _in_place_reason(self, module_name):
+        """Why Ansible's own packaging is taken for ``module_name`` on this task, or None when it is not."""
+        if not HAS_LOADER or not core_tested():
+            return 'not tested with ansible-core %s' % ANSIBLE_CORE_VERSION
+        if opted_out():
+            return '%s is set' % OPT_OUT_ENV
+        if getattr(self._connection, 'transport', None) != 'local':
+            return 'the module does not run on the controller'
+        if self._task.async_val:
+            return 'async'
+        if self._connection.become is not None and self._play_context.become:
+            return 'become'
+        if C.config.get_config_value('_MODULE_METADATA'):
+            return 'module metadata is enabled'
+        return None
+
+    def _in_place_args_reason(self, module_args, use_vars):
+        """Why the task's arguments or settings need Ansible's own path, or None."""
+        if module_args.get('_ansible_keep_remote_files'):
+            return 'ANSIBLE_KEEP_REMOTE_FILES: the AnsiballZ file can be exploded'
+        if C.config.get_config_value('PYTHON_MODULE_RLIMIT_NOFILE', variables=use_vars):
+            return 'PYTHON_MODULE_RLIMIT_NOFILE is set'
+        if _builder.ExtensionManager.create(task_vars=use_vars).extension_names:
+            return 'AnsiballZ extensions (debugger, coverage)'
+        return None
+
+    def _in_place_module(self, module_name, module_args, task_vars):
+        """(``_BuiltModule`` of the launcher, module path), or None to take Ansible's own path."""
+        try:
+            return self._build_in_place(module_name, module_args, task_vars)
+        except InterpreterDiscoveryRequiredError:
+            return None  # Ansible's path discovers the interpreter
+        except Exception as exc:  # anything unforeseen: Ansible's own path, which reports its own errors
+            display.vvvv('%s: AnsiballZ packaging (%s: %s)' % (module_name, type(exc).__name__, exc))
+            return None
+
+    def _build_in_place(self, module_name, module_args, task_vars):
+        reason = self._in_place_reason(module_name)
+        if reason is not None:
+            display.vvvv('%s: AnsiballZ packaging (%s)' % (module_name, reason))
+            return None
+        found = self._shared_loader_obj.module_loader.find_plugin_with_context(
+            module_name, '.py', collection_list=self._task.collections)
+        module_path = found.plugin_resolved_path if found.resolved else None
+        root = collection_root(module_path) if module_path else None
+        if root is None:
+            display.vvvv('%s: AnsiballZ packaging (not a module of this collection)' % module_name)
+            return None
+        use_vars = (task_vars.get('ansible_delegated_vars', {}).get(self._task.delegate_to)
+                    if self._task.delegate_to else task_vars) or {}
+        reason = self._in_place_args_reason(module_args, use_vars)
+        if reason is not None:
+            display.vvvv('%s: AnsiballZ packaging (%s)' % (module_name, reason))
+            return None
+        shebang, interpreter = module_common._get_shebang(
+            '/usr/bin/python', use_vars, self._templar,
+            remote_is_local=bool(getattr(self._connection, '_remote_is_local', False)))
+        if not same_python(interpreter):
+            display.vvvv('%s: AnsiballZ packaging (interpreter %s is not the controller\'s %s)'
+                         % (module_name, interpreter, sys.executable))
+            return None
+        profile = module_common._DEFAULT_LEGACY_METADATA.serialization_profile
+        encoder = get_module_encoder(profile, Direction.CONTROLLER_TO_MODULE)
+        params = json.dumps(dict(ANSIBLE_MODULE_ARGS=module_args), cls=encoder)
+        data = launcher(shebang, module_name, root, module_fqn(module_path), params, profile)
+        display.vvv('%s: runs from the installed collection (%s), not an AnsiballZ zip' % (module_name, root))
+        built = module_common._BuiltModule(b_module_data=data, module_style='new', shebang=shebang,
+                                           serialization_profile=profile)
+        return built, module_path
+
+    def _configure_module(self, module_name, module_args, task_vars):
+        in_place = self._in_place_module(module_name, module_args, task_vars)
+        if in_place is not None:
+            return in_place
+        return super(InPlaceModuleMixin, self)._configure_module(module_name, module_args, task_vars)
