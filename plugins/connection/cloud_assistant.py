@@ -70,6 +70,18 @@ options:
       - name: ansible_cloud_assistant_command_timeout
     env:
       - name: ANSIBLE_CLOUD_ASSISTANT_COMMAND_TIMEOUT
+  api_timeout:
+    description:
+      - Seconds one API call is retried (throttling, server errors, an endpoint that does not answer) before the
+        host is reported unreachable; the same for each poll of a running command. A command that keeps running
+        on the instance meanwhile is not affected; an API that stays away ends the task within this time.
+      - Between 5 and 3600.
+    type: int
+    default: 120
+    vars:
+      - name: ansible_cloud_assistant_api_timeout
+    env:
+      - name: ANSIBLE_CLOUD_ASSISTANT_API_TIMEOUT
   poll_interval:
     description:
       - The shortest time in seconds between two requests for the result of a command. The wait grows with the
@@ -235,7 +247,6 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._remo
 display = Display()
 
 API_SLACK = 60                 # seconds allowed beyond command_timeout for the API to report the end
-CALL_RETRY_SECONDS = 120       # how long one API call is retried (throttling, no answer) before the host is unreachable
 SEND_SLACK = 180               # seconds a file transfer may take beyond its parts' own SendFile timeout
 COMMAND_LIMIT_B64 = 24 * 1024  # RunCommand's CommandContent, after Base64 (reference 2.1)
 INPUT_STAGING = '/tmp/.ansible-ca-in-'  # + a transfer ID: SendFile parts a command waits for
@@ -324,7 +335,7 @@ class Connection(ConnectionBase):
 
     def _settings(self):
         """Everything ``_connect`` reads, to tell whether a connection still matches its options."""
-        names = ('instance_id', 'host', 'command_timeout', 'poll_interval', 'agent_check_interval')
+        names = ('instance_id', 'host', 'command_timeout', 'poll_interval', 'agent_check_interval', 'api_timeout')
         values = [self.get_option(name) for name in names] + [self._play_context.remote_addr]
         try:
             values.append(sorted(OptionAdapter.from_plugin(self).connection_options().to_dict().items()))
@@ -340,6 +351,8 @@ class Connection(ConnectionBase):
         self._timeout = int(self._int_option('command_timeout', 10, 86400))
         self._poll_floor = self._int_option('poll_interval', 0.1, 5)
         self._agent_every = int(self._int_option('agent_check_interval', 0, 3600))
+        # how long one API call is retried (throttling, no answer) before the host is unreachable
+        self._call_retry = int(self._int_option('api_timeout', 5, 3600))
         try:
             opts = resolved_credentials(OptionAdapter.from_plugin(self).connection_options())
             self._api = build_api(opts, RetryPolicy())
@@ -374,7 +387,7 @@ class Connection(ConnectionBase):
             raise AnsibleError('internal error: a command of %d bytes does not fit in RunCommand' % size)
         spec = CommandSpec(content=script, username=username or self._username(), timeout=timeout,
                            description='ansible connection')
-        api = self._api_for(CALL_RETRY_SECONDS)
+        api = self._api_for(self._call_retry)
         try:
             body = api.call('RunCommand', spec.request([self._instance], self._token('run', script)))
         except CloudAssistantError as exc:
@@ -397,7 +410,7 @@ class Connection(ConnectionBase):
         state = {'agent_checked': started}
 
         def fetch():
-            api = self._api_for(CALL_RETRY_SECONDS)   # each poll is retried on its own, not until the deadline
+            api = self._api_for(self._call_retry)   # each poll is retried on its own, not until the deadline
             found = self._describe(api, invoke_id)
             status = getattr(found, 'invocation_status', None)
             now = time.monotonic()

@@ -73,11 +73,15 @@ class CloudAssistantModule(AnsibleModule):
 
     def run_resource(self, resource_class):
         """``resource_class(self).run()`` returns the result dict (``failed`` set when the task must fail);
-        ``CloudAssistantError`` becomes ``fail_json`` with the API's error fields."""
+        ``CloudAssistantError`` becomes ``fail_json`` with the API's error fields, and with the resource's
+        ``partial_result`` (a dict, when it has set one): what a failed task must still return - the IDs it was
+        given or has created - however early an API call failed."""
+        resource = None
         try:
-            result = resource_class(self).run()
+            resource = resource_class(self)
+            result = resource.run()
         except CloudAssistantError as exc:
-            self.fail_json(msg=exc.msg, **exc.result())
+            self.fail_json(msg=exc.msg, **dict(getattr(resource, 'partial_result', None) or {}, **exc.result()))
         except Exception as exc:  # pylint: disable=broad-except
             self.fail_json(msg='unexpected error: %s: %s' % (type(exc).__name__, exc),
                            exception=traceback.format_exc())

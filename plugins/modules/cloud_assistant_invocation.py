@@ -284,6 +284,7 @@ class CloudAssistantInvocation(object):
         self.started = module.started
         self.deadline = self.started + self.params['wait_timeout']
         self.api = None
+        self.partial_result = None   # what a failed task returns however early it failed (_module.run_resource)
 
     def validate(self):
         p = self.params
@@ -299,6 +300,7 @@ class CloudAssistantInvocation(object):
         p = self.params
         self.api = self.module.api(self.deadline + RETRY_GRACE)
         ids = list(dict.fromkeys(i.strip() for i in p['invoke_id']))
+        self.partial_result = {'invoke_ids': ids, 'invoke_id': ids[0]}   # returned even when the API fails
         known = describe_many(self.api, ids, max_workers=self.max_workers)
         missing = [i for i in ids if known.get(i) is None]
         if missing:

@@ -99,7 +99,7 @@ class FakeInstanceApi(FakeSendApi):
 
 
 OPTIONS = {'instance_id': None, 'host': INSTANCE, 'remote_user': None, 'command_timeout': 3600, 'poll_interval': 0.1,
-           'agent_check_interval': 30, 'module_cache': True, 'pipelining': True, 'region_id': 'cn-test'}
+           'agent_check_interval': 30, 'api_timeout': 120, 'module_cache': True, 'pipelining': True, 'region_id': 'cn-test'}
 
 
 @pytest.fixture
@@ -182,6 +182,8 @@ def test_a_malformed_instance_id_is_refused(instance):
     ('poll_interval', 0.05, 'poll_interval must be between 0.1 and 5, not 0.05'),
     ('poll_interval', 5.5, 'poll_interval must be between 0.1 and 5'),
     ('agent_check_interval', -1, 'agent_check_interval must be between 0 and 3600'),
+    ('api_timeout', 4, 'api_timeout must be between 5 and 3600, not 4'),
+    ('api_timeout', 3601, 'api_timeout must be between 5 and 3600'),
 ])
 def test_out_of_bounds_options_are_named(instance, name, value, message):
     conn = connection(**{name: value})
@@ -191,7 +193,8 @@ def test_out_of_bounds_options_are_named(instance, name, value, message):
 
 
 @pytest.mark.parametrize('name, value', [('command_timeout', 10), ('command_timeout', 86400), ('poll_interval', 0.1),
-                                         ('poll_interval', 5), ('agent_check_interval', 0)])
+                                         ('poll_interval', 5), ('agent_check_interval', 0),
+                                         ('api_timeout', 5), ('api_timeout', 3600)])
 def test_bounds_are_inclusive(instance, name, value):
     conn = connection(**{name: value})
     conn._connect()

@@ -158,6 +158,20 @@ def test_an_api_error_while_waiting_fails_with_what_was_stopped():
     assert result['error']['code'] == 'InvalidParameter.Oops'
 
 
+def test_an_api_failure_before_the_first_answer_still_names_the_invocations():
+    """The API unreachable from the start: the task fails with the invoke IDs it was given (_module.run_resource
+    returns the resource's partial_result with the error)."""
+    client = FakeEcs([invocation('t-1', {'i-a': 'Running'})],
+                     fail={'DescribeInvocations': {1: api_error('InvalidParameter.Oops')}})
+    module = FakeModule(client, params(invoke_id=['t-1', 't-2', 't-1']))
+    resource = CloudAssistantInvocation(module)
+    assert resource.partial_result is None
+    with pytest.raises(CloudAssistantError):
+        resource.run()
+    assert resource.partial_result == {'invoke_ids': ['t-1', 't-2'], 'invoke_id': 't-1'}
+    assert client.calls('StopInvocation') == []
+
+
 @pytest.mark.parametrize('given, message', [
     ({'invoke_id': ['t-nope', 't-1']}, 'the API does not list t-nope'),
     ({'invoke_id': ['t-1'], 'instance_ids': ['i-a', 'i-zzz']}, 'i-zzz is not part of t-1'),
