@@ -78,8 +78,8 @@ options:
     description:
       - The shortest time in seconds between two requests for the result of a command. The wait grows with the
         command's run time (a tenth of it, at most 5 seconds between two requests). The first request for a module
-        run comes after 1.5 times this (a module cannot end sooner: its Python process starts and imports Ansible's
-        module_utils first).
+        run comes after 1.5 times this (a module cannot end sooner, since its Python process starts and imports
+        Ansible's module_utils first).
       - Between 0.1 and 5.
     type: float
     default: 0.2
