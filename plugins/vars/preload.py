@@ -10,8 +10,8 @@ short_description: Load the cloud_assistant connection once in the controller, n
 version_added: 0.2.0
 description:
   - Sets no variables. Loads the connection plugin C(alicloud_ops.cloud_assistant.cloud_assistant), and with it the
-    Alibaba Cloud SDK, once in the C(ansible-playbook) process when Ansible loads its vars plugins (before the
-    inventory is read and before any task runs).
+    Alibaba Cloud SDK, once in the C(ansible-playbook) process when Ansible loads its vars plugins (while it reads
+    the inventory, before any task runs).
   - Ansible forks a new worker process for every task and host. Without this plugin each worker imports the
     connection plugin and the SDK again and compiles the collection's code it uses (Ansible's collection loader
     compiles collection code from source every time); forked from a controller that has them loaded already,
