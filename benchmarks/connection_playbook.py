@@ -36,9 +36,11 @@ RunCommand per host and no SendFile, as the sandbox counted them) <= 3 API calls
 goal is not met.
 
 Run: `python -m benchmarks.connection_playbook [--instances 1,10] [--trials 3] [--collection-root DIR]
-[--ways cloud_assistant,ssh,local] [--ecs-inventory] [--json [PATH]]`. `--ecs-inventory`: the cloud_assistant hosts
-come from the collection's `ecs` inventory plugin with `use_cloud_assistant_connection` (the controller process
-then has the SDK loaded before Ansible forks the task workers) instead of host variables.
+[--ways cloud_assistant,ssh,local] [--ecs-inventory] [--preload] [--json [PATH]]`. `--ecs-inventory`: the
+cloud_assistant hosts come from the collection's `ecs` inventory plugin with `use_cloud_assistant_connection` (the
+controller process then has the SDK loaded before Ansible forks the task workers) instead of host variables.
+`--preload`: the cloud_assistant runs enable the collection's `preload` vars plugin (ANSIBLE_VARS_ENABLED), which
+loads the connection plugin and the SDK in the controller process before Ansible forks the task workers.
 Needs root (nsenter) and /usr/sbin/sshd (Debian:
 `apt-get install -y openssh-server`). Traffic goes to 127.0.0.1 only; every process has
 ALIBABA_CLOUD_ECS_METADATA_DISABLED=true; every wait is bounded.
@@ -336,8 +338,9 @@ def _snapshot_collection(tmp: Path, root: Path) -> None:
 
 class Bench:
     def __init__(self, tmp: Path, info: dict[str, Any], state_dir: Path, ids: list[str], fleet: SshdFleet | None,
-                 collection_root: Path, ecs_inventory: bool = False) -> None:
+                 collection_root: Path, ecs_inventory: bool = False, preload: bool = False) -> None:
         self.tmp = tmp
+        self.preload = preload
         self.ecs_region: str | None = info["region_id"] if ecs_inventory else None
         self.state_dir = state_dir
         self.ids = ids
@@ -366,6 +369,8 @@ class Bench:
         inventory = _inventory(run_dir / "inventory.json", way, ids, self.tmp, self.fleet, self.ecs_region)
         token = secrets.token_hex(8)
         env = {**self.env, "TASK_CLOCK_OUT": str(run_dir / "clock.json"), MARKER: token}
+        if way == "cloud_assistant" and self.preload:
+            env["ANSIBLE_VARS_ENABLED"] = "host_group_vars,alicloud_ops.cloud_assistant.preload"
         run = f"{count}-{label}"
         cmd = [self.ansible_playbook, "-i", str(inventory), str(self.playbook), "-e", f"bench_run={run}",
                "-e", f"fetch_dir={run_dir / 'fetched'}"]
@@ -409,7 +414,7 @@ class Bench:
 
 
 def measure(counts: list[int], trials: int, ways: list[str], collection_root: Path,
-            warmup: bool = True, ecs_inventory: bool = False) -> dict[str, Any]:
+            warmup: bool = True, ecs_inventory: bool = False, preload: bool = False) -> dict[str, Any]:
     os.environ["ALIBABA_CLOUD_ECS_METADATA_DISABLED"] = "true"
     runs: list[dict[str, Any]] = []
     warmups: list[dict[str, Any]] = []
@@ -430,7 +435,7 @@ def measure(counts: list[int], trials: int, ways: list[str], collection_root: Pa
                     fleet.start()
                     _log(f"sshd on ports {sorted(fleet.ports.values())}")
                 revision = _revision(collection_root)
-                bench = Bench(tmp, info, state_dir, ids, fleet, collection_root, ecs_inventory)
+                bench = Bench(tmp, info, state_dir, ids, fleet, collection_root, ecs_inventory, preload)
                 rounds = (["warm-up"] if warmup else []) + [str(n) for n in range(1, trials + 1)]
                 for label in rounds:
                     for count in counts:
@@ -446,6 +451,7 @@ def measure(counts: list[int], trials: int, ways: list[str], collection_root: Pa
     result = summarize(runs, counts, ways, trials, leftovers)
     result["collection"] = {"root": str(collection_root), "revision": revision}
     result["cloud_assistant_inventory"] = "ecs inventory plugin" if ecs_inventory else "static (host vars)"
+    result["preload"] = preload
     result["load_average"] = {"start": [round(x, 1) for x in load_start],
                               "end": [round(x, 1) for x in os.getloadavg()], "cpus": os.cpu_count()}
     result["runs"] = runs
@@ -532,7 +538,8 @@ def summarize(runs: list[dict[str, Any]], counts: list[int], ways: list[str], tr
 
 def report(result: dict[str, Any]) -> int:
     ways = result["ways"]
-    print(f"cloud_assistant hosts from: {result['cloud_assistant_inventory']}")
+    print(f"cloud_assistant hosts from: {result['cloud_assistant_inventory']}; preload vars plugin: "
+          f"{'on' if result.get('preload') else 'off'}")
     print(f"collection: {result['collection']['root']} at {result['collection']['revision']}; load average "
           f"(1, 5, 15 min) at start {result['load_average']['start']}, at end {result['load_average']['end']}, "
           f"{result['load_average']['cpus']} CPUs")
@@ -586,6 +593,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ecs-inventory", action="store_true",
                         help="reach the cloud_assistant hosts through the collection's ecs inventory plugin "
                              "(use_cloud_assistant_connection) instead of host variables")
+    parser.add_argument("--preload", action="store_true",
+                        help="enable the collection's preload vars plugin for the cloud_assistant runs")
     parser.add_argument("--json", nargs="?", const="-", metavar="PATH",
                         help="print the result as JSON instead of Markdown; with PATH, write it there as well")
     args = parser.parse_args(argv)
@@ -600,7 +609,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("the ssh row starts sshd inside the instances with nsenter: run as root, or --ways without ssh")
     # SIGTERM unwinds like Ctrl-C, so the finally blocks stop every sshd and the sandbox
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(143))
-    result = measure(counts, args.trials, ways, args.collection_root, not args.no_warmup, args.ecs_inventory)
+    result = measure(counts, args.trials, ways, args.collection_root, not args.no_warmup, args.ecs_inventory,
+                     args.preload)
     if args.json == "-":
         print(json.dumps(result, indent=2))
         return 0 if all(result["goals"].values()) else 1

@@ -14,14 +14,18 @@ description:
   - Modules run as over SSH with pipelining. The module is sent with the command; the files it is made of
     (C(basic.py), C(module_utils)) are kept on the instance under their SHA-256 in a directory only the user
     running the command can use (C(/var/tmp/.ansible-cloud-assistant-UID)), so after the first task a module
-    usually travels in the one C(RunCommand) that runs it. Missing files are sent once with C(SendFile).
+    usually travels in the one C(RunCommand) that runs it. Missing files are sent once with C(SendFile). The
+    module's whole archive is kept there too (the 24 most recently used, about 200 KB each), so that its later
+    runs are put together by the shell without a Python loader.
+  - Each task's worker process imports this plugin and the SDK (0.4-0.6 seconds) unless the controller has them
+    loaded; the vars plugin P(alicloud_ops.cloud_assistant.preload#vars) loads them there once.
   - Standard output, standard error and the exit code are kept apart and complete (output larger than the 24 KB
     the service keeps is read in pieces). Files are copied with C(SendFile) (parts assembled atomically and
     checked with SHA-256) and fetched through command output in pieces (checked with SHA-256); both are
     binary-safe.
   - Linux instances only (C(RunShellScript)); the instance needs C(/bin/sh) and the usual base tools (C(base64),
     C(sha256sum), C(mktemp), C(find), C(dd), C(wc), C(cut), C(tr), C(head), C(id), a C(sleep) that takes
-    fractions; C(gzip) when present), and Python for modules, as over SSH.
+    fractions; C(gzip), C(stat) and C(touch) when present), and Python for modules, as over SSH.
 author:
   - alicloud_ops maintainers (@alicloud-ops)
 extends_documentation_fragment:
@@ -85,7 +89,9 @@ options:
   poll_interval:
     description:
       - The shortest time in seconds between two requests for the result of a command. The wait grows with the
-        command's run time (a tenth of it, at most 5 seconds between two requests).
+        command's run time (a tenth of it, at most 5 seconds between two requests). The first request for a module
+        run comes after 1.5 times this (a module cannot end sooner, since its Python process starts and imports
+        Ansible's module_utils first).
       - Between 0.1 and 5.
     type: float
     default: 0.2
@@ -146,6 +152,8 @@ notes:
 seealso:
   - plugin: alicloud_ops.cloud_assistant.ecs
     plugin_type: inventory
+  - plugin: alicloud_ops.cloud_assistant.preload
+    plugin_type: vars
 '''
 
 EXAMPLES = r'''
@@ -252,6 +260,10 @@ COMMAND_LIMIT_B64 = 24 * 1024  # RunCommand's CommandContent, after Base64 (refe
 INPUT_STAGING = '/tmp/.ansible-ca-in-'  # + a transfer ID: SendFile parts a command waits for
 PARTS_SHAPE = (INPUT_STAGING + 'x' * 16, 10 ** 10, '0' * 64)   # the longest parts argument of exec_script, for sizing
 CHUNK_WORKERS = 4              # pieces of a large output or file read at once
+# A module run cannot end before its Python process has imported Ansible's module_utils (a few tenths of a second
+# on any instance): its first poll waits this many poll intervals instead of one (one DescribeInvocationResults less
+# for most modules, and no later on average: the polls after it come every poll_interval as before).
+MODULE_FIRST_POLL = 1.5
 # Why a run did not happen on the instance, as the service reports it: the host is unreachable.
 UNREACHABLE_CODES = frozenset(['ClientNotRunning', 'ClientNotOnline', 'ClientNetworkBlocked', 'ClientNotResponse',
                                'ClientIsUpgrading', 'ClientNeedUpgrade', 'InstanceNotRunning', 'InstanceRestarted',
@@ -378,9 +390,10 @@ class Connection(ConnectionBase):
         self._serial += 1
         return client_token([self._instance, self._serial] + list(parts), self._salt)
 
-    def _run(self, script, timeout=None, wait=True, username=None):
+    def _run(self, script, timeout=None, wait=True, username=None, module=False):
         """Run ``script`` on the instance; the raw output (bytes) once it has finished. Raises for a run that did not
-        happen or did not end (unreachable host, timeout, stopped)."""
+        happen or did not end (unreachable host, timeout, stopped). ``module``: the script runs a module payload
+        (its first poll comes later, MODULE_FIRST_POLL)."""
         timeout = int(timeout or self._timeout)
         size = len(script.encode('utf-8'))
         if (size + 2) // 3 * 4 > COMMAND_LIMIT_B64:
@@ -396,7 +409,8 @@ class Connection(ConnectionBase):
         display.vvvv(u'CLOUD ASSISTANT: RunCommand %s' % invoke_id, host=self._instance)
         if not wait:
             return invoke_id
-        return self._result(invoke_id, timeout, own_timeout=username is not None or timeout != self._timeout)
+        return self._result(invoke_id, timeout, own_timeout=username is not None or timeout != self._timeout,
+                            first_poll=self._poll_floor * MODULE_FIRST_POLL if module else None)
 
     def _describe(self, api, invoke_id):
         request = make_request('DescribeInvocationResultsRequest', invoke_id=invoke_id, instance_id=self._instance,
@@ -404,7 +418,7 @@ class Connection(ConnectionBase):
         results = invocation_results_of(api.call('DescribeInvocationResults', request))
         return results[0] if results else None
 
-    def _result(self, invoke_id, timeout, own_timeout=False):
+    def _result(self, invoke_id, timeout, own_timeout=False, first_poll=None):
         started = time.monotonic()
         deadline = started + timeout + API_SLACK
         state = {'agent_checked': started}
@@ -421,7 +435,7 @@ class Connection(ConnectionBase):
             return found
 
         outcome = poll(fetch, lambda r: r is not None and is_terminal(getattr(r, 'invocation_status', None)),
-                       deadline, schedule=PollSchedule(floor=self._poll_floor), started=started)
+                       deadline, schedule=PollSchedule(floor=self._poll_floor, first=first_poll), started=started)
         if outcome.error is not None:
             self._unreachable('reading the result of %s failed' % invoke_id, outcome.error)
         result = outcome.value
@@ -528,27 +542,27 @@ class Connection(ConnectionBase):
         if script is None:
             display.vvv(u'CLOUD ASSISTANT: module arguments too large for one command, sending the payload', host=self._instance)
             return self._frame(self._run_with_parts(cmd, in_data))
-        frame = self._frame(self._run(script))
+        frame = self._frame(self._run(script, module=True))
         if frame.kind != 'X':
             return frame
         display.vvv(u'CLOUD ASSISTANT: sending %d module files missing from the cache' % len(frame.missing), host=self._instance)
         script = self._module_script(cmd, payload, missing=frame.missing)
         if script is None:
             return self._frame(self._run_with_parts(cmd, in_data))
-        frame = self._frame(self._run(script))
+        frame = self._frame(self._run(script, module=True))
         if frame.kind == 'X':
             raise AnsibleError('the module cache on %s cannot be used (files sent but not found: %s)'
                                % (self._instance, ' '.join(frame.missing[:3])))
         return frame
 
     def _module_script(self, cmd, payload, missing=None):
-        """The script that runs ``payload`` from the cache, with the module's own file inline when it fits; with
-        ``missing`` (digests the instance lacks), those files are sent first and the script waits for them. None
-        when even the arguments alone do not fit."""
+        """The script that runs ``payload`` from the cache, with the module's own file inline when it fits (and the
+        call again for the shell fast path, when that fits too); with ``missing`` (digests the instance lacks), those
+        files are sent first and the script waits for them. None when even the arguments alone do not fit."""
         module_digests = [digest(data) for name, data in payload.members if name == payload.module_path]
-        for inline in (True, False):
+        for inline, fast in ((True, True), (True, False), (False, True), (False, False)):
             send = set(missing or ()) | (set() if inline else set(module_digests))
-            plan = ansiballz_plan(payload, send=send if missing is not None else (), inline_module=inline)
+            plan = ansiballz_plan(payload, send=send if missing is not None else (), inline_module=inline, fast=fast)
             parts = None
             if plan.blob is not None:
                 parts = PARTS_SHAPE

@@ -48,6 +48,8 @@ SCRIPT_BUDGET = 18000
 OUTPUT_BUDGET = 23500
 CHUNK_BYTES = 17000            # bytes of a stream read by one chunk command (22,668 characters of Base64)
 INLINE_MEMBER_BYTES = 65536    # the module's own file travels in the script when it is at most this big (and fits)
+FAST_CALL_BYTES = 4096         # a module call (its arguments) and tail up to this size also travel for the shell fast path
+ARCHIVES_KEPT = 24             # whole module archives kept in the cache (about 200 KB each), the least recently used go
 DIGEST_CHARS = 40              # 160 bits of SHA-256: the name of a cached file
 WAIT_PARTS_SECONDS = 120       # how long a script waits for SendFile parts before giving up
 WAIT_FILES_SECONDS = 60        # how long a script waits for a file put_file sent
@@ -127,19 +129,24 @@ def split_ansiballz(data):
 
 class PayloadPlan(object):
     """How a module payload reaches the instance: ``recipe`` (text the loader reads from stdin: which cached files,
-    which inline ones), ``sizes`` {digest: bytes} of every file it names, and ``blob``: a zip of the files to send
-    first (named by digest), or None."""
+    which inline ones), ``sizes`` {digest: bytes} of every file it names, ``blob``: a zip of the files to send
+    first (named by digest), or None; ``archive_key``: the name of the module's whole archive in the cache (a digest
+    of its files' names and digests); ``fast``: (wrapper digest, call, tail) for the shell to assemble the payload
+    from the cached archive without Python, or None when the call and tail are too long to carry twice."""
 
-    def __init__(self, recipe, sizes, blob=None):
+    def __init__(self, recipe, sizes, blob=None, archive_key=None, fast=None):
         self.recipe = recipe
         self.sizes = sizes
         self.blob = blob
+        self.archive_key = archive_key
+        self.fast = fast
 
 
-def ansiballz_plan(payload, send=(), inline_module=True):
+def ansiballz_plan(payload, send=(), inline_module=True, fast=True):
     """The ``PayloadPlan`` for an ``AnsiballZ``: the call (arguments) and, with ``inline_module``, the module's own
     file inline (compressed with the recipe, so a new module needs no second round), every other file by digest.
-    ``send``: digests the instance reported missing; they go into the blob (sent with SendFile before the run)."""
+    ``send``: digests the instance reported missing; they go into the blob (sent with SendFile before the run).
+    ``fast``: carry the call and tail for the shell fast path too (when they are at most ``FAST_CALL_BYTES``)."""
     send = set(send)
     entries = []
     sizes = {}
@@ -157,6 +164,10 @@ def ansiballz_plan(payload, send=(), inline_module=True):
         entries.append([name, key, inline])
     recipe = _b64z(json.dumps({'f': entries, 'c': payload.call.decode('latin-1'), 't': payload.tail.decode('latin-1')},
                               separators=(',', ':')).encode('utf-8'))
+    archive_key = digest(json.dumps([[name, key] for name, key, _inline in entries[1:]], separators=(',', ':')).encode('utf-8'))
+    shell_parts = None
+    if fast and len(payload.call) + len(payload.tail) <= FAST_CALL_BYTES:
+        shell_parts = (entries[0][1], payload.call, payload.tail)
     blob = None
     if blob_members:
         buf = io.BytesIO()
@@ -164,14 +175,17 @@ def ansiballz_plan(payload, send=(), inline_module=True):
             for key, data in blob_members:
                 archive.writestr(zipfile.ZipInfo(key, (1980, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
         blob = buf.getvalue()
-    return PayloadPlan(recipe, sizes, blob)
+    return PayloadPlan(recipe, sizes, blob, archive_key, shell_parts)
 
 
 # The loader: rebuilds the payload on the instance (Python 3, standard library only). argv: out-file cache-dir
-# blob-file(or '-'); stdin: the recipe. Prints "ACA1 X <digests>" and exits 0 when files are missing.
+# blob-file(or '-') archive-key(or '-'); stdin: the recipe. Prints "ACA1 X <digests>" and exits 0 when files are
+# missing. Once built, the archive (Base64, as the payload holds it) is kept in the cache as
+# "z-<archive key>-<its own digest>", which the script's shell fast path uses for the next run of the same module;
+# the ARCHIVES_KEPT most recently used (the fast path touches what it uses) are kept.
 LOADER = r'''
 import base64, hashlib, io, json, os, stat, sys, zipfile, zlib
-out, cache, blob = sys.argv[1:4]
+out, cache, blob, zkey = (sys.argv[1:5] + ['-'])[:4]
 recipe = json.loads(zlib.decompress(base64.b64decode(sys.stdin.read())))
 def key(data):
     return hashlib.sha256(data).hexdigest()[:40]
@@ -224,14 +238,22 @@ if missing:
     sys.stdout.write('ACA1 X %s\n' % ' '.join(missing))
     sys.exit(0)
 buf = io.BytesIO()
-with zipfile.ZipFile(buf, 'w', zipfile.ZIP_STORED) as archive:
+with zipfile.ZipFile(buf, 'w', zipfile.ZIP_DEFLATED) as archive:
     for name, data in files[1:]:
-        archive.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), data)
+        archive.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
+zipped = base64.b64encode(buf.getvalue())
 with open(out, 'wb') as handle:
-    handle.write(files[0][1] + recipe['c'].encode('latin-1') + base64.b64encode(buf.getvalue())
-                 + recipe['t'].encode('latin-1'))
+    handle.write(files[0][1] + recipe['c'].encode('latin-1') + zipped + recipe['t'].encode('latin-1'))
+try:
+    if usable and zkey != '-' and not [n for n in os.listdir(cache) if n.startswith('z-%s-' % zkey)]:
+        save('z-%s-%s' % (zkey, key(zipped)), zipped)
+        kept = sorted((os.stat(os.path.join(cache, n)).st_mtime, n) for n in os.listdir(cache) if n.startswith('z-'))
+        for _when, name in kept[:-@ARCHIVES@]:
+            os.remove(os.path.join(cache, name))
+except OSError:
+    pass
 sys.stdout.write('ACA1 L\n')
-'''
+'''.replace('@ARCHIVES@', str(ARCHIVES_KEPT))
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -295,6 +317,29 @@ wf() {
 '''
 
 
+# The shell fast path of a module payload: when the cache holds the module's whole archive (kept by the loader, named
+# by the archive key and its own digest) and the wrapper's file, both as their digests say, the payload is the
+# wrapper, the call, the archive and the tail put together, with no Python process before the module's own; the
+# cache directory must be as the loader requires (a real directory, this user's, mode 0700). A damaged archive is
+# removed, and anything missing (stat included) leaves the work to the loader.
+_FAST = r'''d=%(cache)s"-$(id -u)"
+if [ -d "$d" ] && [ ! -L "$d" ] && [ -O "$d" ] && [ "$(stat -c %%a "$d" 2>/dev/null)" = 700 ]; then
+  for z in "$d"/z-%(key)s-*; do
+    [ -f "$z" ] || break
+    if [ "$(sha256sum <"$z" | cut -c1-40)" != "${z##*-}" ]; then rm -f "$z"; break; fi
+    [ -f "$d/%(head)s" ] && [ "$(sha256sum <"$d/%(head)s" | cut -c1-40)" = %(head)s ] || break
+    base64 -d >"$w/c" <<'ACA_EOF' || break
+%(call)s
+ACA_EOF
+    base64 -d >"$w/t" <<'ACA_EOF' || break
+%(tail)s
+ACA_EOF
+    cat "$d/%(head)s" "$w/c" "$z" "$w/t" >"$w/in" && r="ACA1 L" && touch -c "$z" 2>/dev/null
+    break
+  done
+fi'''
+
+
 def exec_script(command, stdin=None, payload=None, parts=None, cache_dir=CACHE_DIR, files=()):
     """The wrapper script for one ``exec_command``.
 
@@ -319,10 +364,16 @@ def exec_script(command, stdin=None, payload=None, parts=None, cache_dir=CACHE_D
         blob = '"$w/blob"' if parts is not None else '-'
         if parts is not None:
             lines.append('ap "$w/blob" || { rm -rf "$w"; exit 0; }')
+        lines.append('r=')
+        if parts is None and plan.fast is not None and plan.archive_key:
+            lines.append(_FAST % {'cache': shell_quote(cache_dir), 'key': plan.archive_key, 'head': plan.fast[0],
+                                  'call': _wrap(base64.b64encode(plan.fast[1]).decode('ascii')),
+                                  'tail': _wrap(base64.b64encode(plan.fast[2]).decode('ascii'))})
         lines.append('L=%s' % _b64z(LOADER.encode('utf-8')))
-        lines.append('r=$(%s -c "import base64,zlib;exec(zlib.decompress(base64.b64decode(\'$L\')))" '
-                     '"$w/in" %s"-$(id -u)" %s 2>"$w/lerr" <<\'ACA_EOF\'\n%s\nACA_EOF\n)'
-                     % (shell_quote(interpreter), shell_quote(cache_dir), blob, _wrap(plan.recipe)))
+        lines.append('[ -n "$r" ] || r=$(%s -c "import base64,zlib;exec(zlib.decompress(base64.b64decode(\'$L\')))" '
+                     '"$w/in" %s"-$(id -u)" %s %s 2>"$w/lerr" <<\'ACA_EOF\'\n%s\nACA_EOF\n)'
+                     % (shell_quote(interpreter), shell_quote(cache_dir), blob, plan.archive_key or '-',
+                        _wrap(plan.recipe)))
         lines.append('case $r in "ACA1 L") ;; "ACA1 X"*) echo "$r"; rm -rf "$w"; exit 0;; '
                      '*) echo "ACA1 E LoaderFailed $(printf %s "$r" | head -c 200) '
                      '$(tail -c 300 "$w/lerr" | tr \'\\n\' \' \')"; rm -rf "$w"; exit 0;; esac')

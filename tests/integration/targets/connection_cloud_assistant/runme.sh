@@ -15,8 +15,12 @@ cleanup() {
 }
 trap 'cleanup "$@"' EXIT
 ansible-playbook setup.yml -e "connection_work_dir=$work" "$@"
-# at -vvvv, with the log kept: the access key secret must appear nowhere in it
-ansible-playbook -i "$work/fleet.ecs.yml" inventory_plugin.yml -vvvv "$@" >"$work/vvvv.log" 2>&1 || { cat "$work/vvvv.log"; exit 1; }
+# at -vvvv, with the log kept: the access key secret must appear nowhere in it; with the preload vars plugin
+# enabled, which loads the connection in the controller before the workers fork (play.yml runs without it)
+ANSIBLE_VARS_ENABLED=host_group_vars,alicloud_ops.cloud_assistant.preload \
+    ansible-playbook -i "$work/fleet.ecs.yml" inventory_plugin.yml -vvvv "$@" >"$work/vvvv.log" 2>&1 || { cat "$work/vvvv.log"; exit 1; }
 grep -q 'CLOUD ASSISTANT: .* API calls for this task' "$work/vvvv.log" || { echo "no API call count at -vvvv"; exit 1; }
+grep -q 'preload: alicloud_ops.cloud_assistant.cloud_assistant loaded in the controller' "$work/vvvv.log" ||
+    { echo "the preload vars plugin did not load the connection"; exit 1; }
 if grep -qF -f "$work/secret" "$work/vvvv.log"; then echo "the access key secret appears in the -vvvv output"; exit 1; fi
 ansible-playbook -i "$work/inventory.yml" play.yml -e "connection_work_dir=$work" "$@"

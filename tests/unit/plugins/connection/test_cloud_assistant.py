@@ -366,11 +366,14 @@ def test_a_module_sends_its_files_once_then_runs_from_the_cache(instance, payloa
 
 
 def script_sizes(payload):
-    """Lengths of the first module command with the module's file inline and without, and of the wait for parts."""
+    """Lengths of the first module command with the module's file inline and without, and of the wait for parts
+    (without the shell fast path, which the connection leaves out first when a script is too long)."""
     split = split_ansiballz(payload)
-    inline = cloud_assistant.exec_script(sys.executable, payload=(ansiballz_plan(split), split.interpreter))
-    plain = cloud_assistant.exec_script(sys.executable, payload=(ansiballz_plan(split, inline_module=False), split.interpreter))
-    waiting = cloud_assistant.exec_script(sys.executable, payload=(ansiballz_plan(split, inline_module=False), split.interpreter),
+    inline = cloud_assistant.exec_script(sys.executable, payload=(ansiballz_plan(split, fast=False), split.interpreter))
+    plain = cloud_assistant.exec_script(sys.executable, payload=(ansiballz_plan(split, inline_module=False, fast=False),
+                                                                 split.interpreter))
+    waiting = cloud_assistant.exec_script(sys.executable, payload=(ansiballz_plan(split, inline_module=False, fast=False),
+                                                                   split.interpreter),
                                           parts=(cloud_assistant.INPUT_STAGING + '0' * 16, 999999, '0' * 64))
     return len(inline), len(plain), len(waiting) - len(plain)
 

@@ -83,11 +83,23 @@ def test_schedule_is_fast_first_then_proportional_then_capped():
     assert s.next_delay(-5, 0) == 0.2             # never below the floor
 
 
+def test_schedule_first_delay_replaces_only_the_first_one():
+    s = PollSchedule(first=0.3)
+    assert s.next_delay(0, 0) == 0.3
+    assert s.next_delay(0.3, 1) == 0.2
+    assert s.next_delay(10.0, 12) == pytest.approx(1.0)
+    assert PollSchedule().first is None and PollSchedule().next_delay(0, 0) == 0.2
+
+
 def test_schedule_rejects_nonsense():
     with pytest.raises(ValueError):
         PollSchedule(floor=0)
     with pytest.raises(ValueError):
         PollSchedule(floor=2, cap=1)
+    with pytest.raises(ValueError):
+        PollSchedule(first=0)
+    with pytest.raises(ValueError):
+        PollSchedule(first=6)
 
 
 def test_schedule_call_count_for_a_long_run_is_bounded():

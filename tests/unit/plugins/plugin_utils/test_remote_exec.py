@@ -462,9 +462,12 @@ def test_loader_rebuilds_the_payload_from_sent_parts_then_from_the_cache(sandbox
     assert (again.head, again.call, again.tail, again.members) == (payload.head, payload.call, payload.tail, payload.members)
     assert run_module(rebuilt, sandbox['root']) == run_module(payload_bytes, sandbox['root'])
 
-    # the files are now in the cache, private, under their digests: the module runs with no parts at all
+    # the files are now in the cache, private, under their digests, and the module's whole archive (Base64) under
+    # its archive key and its own digest: the module runs with no parts at all
     cached = sandbox['cache'] + '-%d' % os.getuid()
-    assert sorted(os.listdir(cached)) == sorted(set(first.missing))
+    zipped = rebuilt[len(payload.head) + len(payload.call):len(rebuilt) - len(payload.tail)]
+    archive = 'z-%s-%s' % (plan.archive_key, digest(zipped))
+    assert sorted(os.listdir(cached)) == sorted(set(first.missing) | {archive})
     plan = ansiballz_plan(payload)
     frame = parse_frame(sh(exec_script(payload.interpreter, payload=(plan, payload.interpreter), cache_dir=cache)))
     assert (frame.kind, frame.rc) == ('R', 0), frame.__dict__
@@ -473,23 +476,93 @@ def test_loader_rebuilds_the_payload_from_sent_parts_then_from_the_cache(sandbox
     assert work_dirs(sandbox['tmp']) == []
 
 
-def test_loader_does_not_trust_a_tampered_or_shared_cache(sandbox, payload_bytes):
-    payload = split_ansiballz(payload_bytes)
+def rebuilt_by(script):
+    """The payload the script gave its command (``cat``), read back whole."""
+    frame = parse_frame(sh(script))
+    assert frame.kind in ('R', 'M'), frame.__dict__
+    return streams(frame)[0] if frame.kind == 'R' else read_back(frame)[0]
+
+
+def fill_cache(sandbox, payload):
+    """Run a payload once with the files it lacks sent as parts: the cache then holds them and the archive.
+    Returns the missing digests, the cache directory and the payload as the loader rebuilt it."""
     cache = sandbox['cache']
     first = parse_frame(sh(exec_script('cat', payload=(ansiballz_plan(payload), payload.interpreter), cache_dir=cache)))
     parts = stage_parts(sandbox['root'] / 'stage', ansiballz_plan(payload, send=first.missing).blob, part_bytes=24000)
-    sh(exec_script('true', payload=(ansiballz_plan(payload, send=first.missing), payload.interpreter), parts=parts,
-                   cache_dir=cache))
-    cached = sandbox['cache'] + '-%d' % os.getuid()
+    rebuilt = rebuilt_by(exec_script('cat', payload=(ansiballz_plan(payload, send=first.missing), payload.interpreter),
+                                     parts=parts, cache_dir=cache))
+    again = split_ansiballz(rebuilt)
+    assert (again.head, again.call, again.tail, again.members) == (payload.head, payload.call, payload.tail, payload.members)
+    return first.missing, sandbox['cache'] + '-%d' % os.getuid(), rebuilt
+
+
+def test_fast_path_builds_the_payload_from_the_cached_archive_without_the_loader(sandbox, payload_bytes):
+    payload = split_ansiballz(payload_bytes)
+    plan = ansiballz_plan(payload)
+    assert plan.fast == (digest(payload.head), payload.call, payload.tail)
+    _missing, cached, rebuilt = fill_cache(sandbox, payload)
+    # the loader cannot run (no such interpreter): only the shell fast path can give the module its payload
+    script = exec_script('cat', payload=(plan, '/nonexistent/python3'), cache_dir=sandbox['cache'])
+    assert len(script) <= SCRIPT_BUDGET
+    assert rebuilt_by(script) == rebuilt
+    assert work_dirs(sandbox['tmp']) == []
+    # another call of the same module (other arguments) uses the same archive
+    other = AnsiballZ(payload.interpreter, payload.head, payload.call.replace(b'caf', b'other'), payload.tail,
+                      payload.members, payload.module_path)
+    assert other.call != payload.call and ansiballz_plan(other).archive_key == plan.archive_key
+    expected = payload.head + other.call + rebuilt[len(payload.head) + len(payload.call):]
+    assert rebuilt_by(exec_script('cat', payload=(ansiballz_plan(other), '/nonexistent/python3'),
+                                  cache_dir=sandbox['cache'])) == expected
+    # a shared cache directory is not used by the fast path either
+    os.chmod(cached, 0o755)
+    frame = parse_frame(sh(script))
+    assert frame.kind == 'E' and frame.error.startswith('LoaderFailed')
+
+
+def test_fast_path_removes_a_damaged_archive_and_the_loader_keeps_a_new_one(sandbox, payload_bytes):
+    payload = split_ansiballz(payload_bytes)
+    _missing, cached, rebuilt = fill_cache(sandbox, payload)
+    archive = [name for name in os.listdir(cached) if name.startswith('z-')]
+    assert len(archive) == 1
+    with open(os.path.join(cached, archive[0]), 'r+b') as handle:
+        handle.seek(100)
+        handle.write(b'AAAA')
+    script = exec_script('cat', payload=(ansiballz_plan(payload), payload.interpreter), cache_dir=sandbox['cache'])
+    assert rebuilt_by(script) == rebuilt                       # rebuilt by the loader from the verified files
+    assert [name for name in os.listdir(cached) if name.startswith('z-')] == archive
+    assert rebuilt_by(exec_script('cat', payload=(ansiballz_plan(payload), '/nonexistent/python3'),
+                                  cache_dir=sandbox['cache'])) == rebuilt
+
+
+def test_fast_path_is_left_out_when_the_call_is_long(payload_bytes):
+    payload = split_ansiballz(payload_bytes)
+    long_call = payload.call.replace(b'caf', b'x' * rx.FAST_CALL_BYTES)
+    plan = ansiballz_plan(AnsiballZ(payload.interpreter, payload.head, long_call, payload.tail, payload.members,
+                                    payload.module_path))
+    assert plan.fast is None and plan.archive_key
+    script = exec_script('cat', payload=(plan, payload.interpreter))
+    assert '/z-' not in script and plan.archive_key in script     # the loader still keeps the archive
+
+
+def test_loader_does_not_trust_a_tampered_or_shared_cache(sandbox, payload_bytes):
+    payload = split_ansiballz(payload_bytes)
+    cache = sandbox['cache']
+    missing, cached, rebuilt = fill_cache(sandbox, payload)
     basic = digest(dict(payload.members)['ansible/module_utils/basic.py'])
     with open(os.path.join(cached, basic), 'ab') as handle:
         handle.write(b'\nimport os; os.system("echo pwned")\n')
+    # the archive holds its own (verified) copy: the payload is still the original one
+    assert rebuilt_by(exec_script('cat', payload=(ansiballz_plan(payload), payload.interpreter), cache_dir=cache)) == rebuilt
+    # without it, the loader finds the tampered file and asks for it again
+    for name in os.listdir(cached):
+        if name.startswith('z-'):
+            os.remove(os.path.join(cached, name))
     frame = parse_frame(sh(exec_script('cat', payload=(ansiballz_plan(payload), payload.interpreter), cache_dir=cache)))
     assert (frame.kind, frame.missing) == ('X', [basic])
     # a cache directory others can read is not used at all
     os.chmod(cached, 0o755)
     frame = parse_frame(sh(exec_script('cat', payload=(ansiballz_plan(payload), payload.interpreter), cache_dir=cache)))
-    assert frame.kind == 'X' and len(frame.missing) == len(first.missing)
+    assert frame.kind == 'X' and len(frame.missing) == len(missing)
 
 
 def test_loader_failure_is_an_error_frame(sandbox, payload_bytes):
@@ -550,3 +623,20 @@ def test_cleanup_refuses_paths_that_are_not_work_dirs(sandbox):
         assert decoy.exists(), path
     sh(cleanup_script(str(decoy)))
     assert not decoy.exists()
+
+
+def test_loader_keeps_only_the_most_recently_used_archives(sandbox, payload_bytes):
+    payload = split_ansiballz(payload_bytes)
+    cached = sandbox['cache'] + '-%d' % os.getuid()
+    os.makedirs(cached, 0o700)
+    old = ['z-%040x-%040x' % (n, n) for n in range(rx.ARCHIVES_KEPT + 3)]
+    for age, name in enumerate(old):
+        path = os.path.join(cached, name)
+        with open(path, 'wb') as handle:
+            handle.write(b'x')
+        os.utime(path, (1000000 + age, 1000000 + age))
+    _missing, _cached, _rebuilt = fill_cache(sandbox, payload)
+    archives = sorted(name for name in os.listdir(cached) if name.startswith('z-'))
+    mine = [name for name in archives if name.startswith('z-%s-' % ansiballz_plan(payload).archive_key)]
+    assert len(archives) == rx.ARCHIVES_KEPT and len(mine) == 1
+    assert sorted(set(archives) - set(mine)) == old[-(rx.ARCHIVES_KEPT - 1):]     # the oldest went
