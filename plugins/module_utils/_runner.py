@@ -41,6 +41,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batc
     chunks,
     run_concurrently,
 )
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._claims import claim_tags
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._invocations import (
     fetch_outputs,
@@ -172,6 +173,7 @@ class CommandRunner(object):
         self.clock = clock
         self.sleep = sleep
         self.token_salt = token_salt or new_salt()
+        self.claim = None
 
     @staticmethod
     def shares_run_tag(spec, count):
@@ -183,6 +185,12 @@ class CommandRunner(object):
         """This runner with another ClientToken salt."""
         other = copy.copy(self)
         other.token_salt = token_salt
+        return other
+
+    def with_claim(self, claim):
+        """This runner with a claim tag (``_claims``) on every start call, outside the ClientTokens."""
+        other = copy.copy(self)
+        other.claim = claim
         return other
 
     def quiet(self):
@@ -200,6 +208,7 @@ class CommandRunner(object):
         Raises the first error when every batch was refused (nothing was accepted)."""
         batches = chunks(list(targets), BATCH_LIMITS[spec.action])
         extra_tags = {RUN_TAG: self.run_tag_value(spec)} if self.shares_run_tag(spec, len(targets)) else {}
+        extra_tags.update(claim_tags(self.claim))
         done = self.send(spec, batches, extra_tags)
         if done and all(b.error is not None for b in done):
             raise done[0].error
@@ -344,6 +353,12 @@ class CommandRunner(object):
         result.plan = plan
         result.stopped_ids = stopped_ids
         return result
+
+    @staticmethod
+    def entries(batches, known=None):
+        """One entry per instance of ``batches``, in order: refused (with the error), or submitted with ``known``
+        models ({invoke_id: {instance_id: model}})."""
+        return CommandRunner._entries(batches, known or {})
 
     @staticmethod
     def _entries(batches, known):
