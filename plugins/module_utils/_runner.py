@@ -41,9 +41,10 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batc
     chunks,
     run_concurrently,
 )
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._claims import claim_tags
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._claims import claim_tags, is_merged
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._invocations import (
+    describe_tagged,
     fetch_outputs,
     live_instances,
     stop_live,
@@ -131,6 +132,7 @@ class Batch(object):
         self.invoke_id = invoke_id
         self.command_id = command_id
         self.error = error
+        self.merged = False  # the invocation another request with the same ClientToken created (_claims)
 
 
 class RunResult(object):
@@ -154,6 +156,12 @@ class RunResult(object):
     @property
     def rejected(self):
         return [i for i in self.instances if i['invocation_status'] == REJECTED]
+
+    @property
+    def merged(self):
+        """True when every accepted batch is another request's invocation (the same ClientToken, sent first)."""
+        accepted = [b for b in self.batches if b.invoke_id]
+        return bool(accepted) and all(b.merged for b in accepted)
 
 
 class CommandRunner(object):
@@ -205,11 +213,19 @@ class CommandRunner(object):
 
     def submit(self, spec, targets):
         """One call per batch of 100, concurrently. Returns the batches; a refused batch carries ``error``.
-        Raises the first error when every batch was refused (nothing was accepted)."""
+        Raises the first error when every batch was refused (nothing was accepted).
+
+        With a claim (``with_claim``), a one-time run also carries RUN_TAG, whose value comes from the salt: a batch
+        the service refuses because another request with the same ClientToken came first is given that request's
+        invocation, found by the tag (``Batch.merged``)."""
         batches = chunks(list(targets), BATCH_LIMITS[spec.action])
-        extra_tags = {RUN_TAG: self.run_tag_value(spec)} if self.shares_run_tag(spec, len(targets)) else {}
+        once_claimed = bool(self.claim) and spec.repeat_mode == 'Once'
+        shared = self.shares_run_tag(spec, len(targets)) or once_claimed
+        extra_tags = {RUN_TAG: self.run_tag_value(spec)} if shared else {}
         extra_tags.update(claim_tags(self.claim))
         done = self.send(spec, batches, extra_tags)
+        if once_claimed:
+            self.take_over(spec, done)
         if done and all(b.error is not None for b in done):
             raise done[0].error
         return done
@@ -230,6 +246,24 @@ class CommandRunner(object):
                          command_id=getattr(body, 'command_id', None) or spec.command_id)
 
         return run_concurrently(send_one, batches, max_workers=self.max_workers)
+
+    def take_over(self, spec, batches):
+        """Batches refused with IdempotentParameterMismatch get the invocation of the same instances that carries
+        this run's RUN_TAG value (another task run with the same salt sent it first)."""
+        merged = [b for b in batches if is_merged(b.error)]
+        if not merged:
+            return
+        found = {}
+        try:
+            for invocation in describe_tagged(self.api, (RUN_TAG, self.run_tag_value(spec))).values():
+                found[frozenset(i.instance_id for i in invoke_instances(invocation))] = invocation
+        except CloudAssistantError:
+            return  # those batches stay refused, with the mismatch; the accepted ones are kept
+        for batch in merged:
+            invocation = found.get(frozenset(batch.instance_ids))
+            if invocation is not None:
+                batch.invoke_id, batch.error, batch.merged = invocation.invoke_id, None, True
+                batch.command_id = getattr(invocation, 'command_id', None) or spec.command_id
 
     def run(self, spec, targets, deadline, wait=True, stop_on_timeout=False):
         """Submit, then (one-time runs with ``wait``) wait until ``deadline`` and fetch the outputs."""

@@ -148,10 +148,10 @@ options:
     description:
       - Tags put on the invocation (and, with O(name), on the saved command when it is created), at most 20.
       - Keys may not start with C(aliyun) or C(acs:) (system tags) or C(ansible:cloud-assistant:). The module
-        uses the last prefix for three tags on scheduled runs (which leaves 17 for them), for one tag on a saved
-        command it creates (which leaves 19 with O(name) and O(command_content)), and for one tag on one-time runs
-        of more than 100 instances, which lets it ask for the status of all the batches in one call (which leaves
-        19 there).
+        uses the last prefix for three tags on scheduled runs (which leaves 17 for them), for two tags on one-time
+        runs with O(client_token) (which leaves 18), for one tag on a saved command it creates (which leaves 19
+        with O(name) and O(command_content)), and for one tag on one-time runs of more than 100 instances, which
+        lets it ask for the status of all the batches in one call (which leaves 19 there).
       - The tags of an existing saved command are not compared or changed.
     type: dict
   instance_ids:
@@ -298,8 +298,11 @@ options:
         C(IdempotentParameterMismatch) and the module then finds what the other run created.
       - A one-time run without O(client_token) is not deduplicated - two identical tasks at the same moment run
         the command twice, as two runs one after the other would. With the same O(client_token) both tasks get
-        the one invocation (each instance runs the command once) and its results, and both report C(changed) -
-        the service answers a repeated token with the first request's IDs and nothing that tells the two apart.
+        the one invocation (each instance runs the command once) and its results, and only the task whose request
+        came first reports C(changed) - the same claim tag makes the service refuse the other request, which then
+        finds the invocation by a tag derived from O(client_token). The same holds for a later run of the task with
+        that O(client_token) (it reports the first run's results, unchanged), as long as the service remembers the
+        token.
       - The API reference does not say how long the service remembers a token. The module does not depend on it;
         when a remembered token hands back a saved command deleted since, or a schedule stopped since, the
         module notices and submits again with a new token.
@@ -982,6 +985,10 @@ class CloudAssistantCommand(object):
             check_tags(p.get('tags'), reserved=RESERVED_TAGS,
                        why_reserved='a scheduled run carries %d tags of this collection, which find it again on the '
                                     'next run and tell two runs at the same moment apart' % RESERVED_TAGS)
+        elif p.get('client_token') and self.rolling is None and self.has_targets():
+            check_tags(p.get('tags'), reserved=2,
+                       why_reserved='a one-time run with client_token carries 2 tags of this collection, which tell '
+                                    'two task runs with that token apart and let the later one find the run')
         else:
             check_tags(p.get('tags'), reserved=1 if p.get('name') and content is not None else 0,
                        why_reserved='a saved command this task creates carries a tag of this collection, which tells '
@@ -1167,11 +1174,14 @@ class CloudAssistantCommand(object):
         to_run = [t for t in targets if t not in skipped]
         if self.rolling is not None and to_run:
             return self.run_rolling(spec, command, to_run, targets, skipped, result)
-        run = self.runner().run(spec, to_run, self.deadline, wait=p['wait'],
-                                stop_on_timeout=p['stop_on_timeout']) if to_run else None
+        # with client_token, a claim tag tells this run from another task run with the same token (_claims)
+        runner = self.runner().with_claim(self.claim) if p.get('client_token') else self.runner()
+        run = runner.run(spec, to_run, self.deadline, wait=p['wait'],
+                         stop_on_timeout=p['stop_on_timeout']) if to_run else None
         ran = dict((e['instance_id'], e) for e in (run.instances if run else []))
         instances = [ran.get(t) or instance_entry(t, status=SKIPPED, skipped=True) for t in targets]
-        result.update(run_fields(instances, run.invoke_ids if run else []), changed=result['changed'] or bool(run))
+        result.update(run_fields(instances, run.invoke_ids if run else []),
+                      changed=result['changed'] or (run is not None and not run.merged))
         if run is not None and not command:
             result['command_id'] = run.command_id
         if len(instances) == 1 and (run is None or p['wait']) and (run is None or run.error is None):
@@ -1181,6 +1191,8 @@ class CloudAssistantCommand(object):
                                               else (only['exit_code'], (only['output'] or '').rstrip('\r\n')))
             result['stdout_lines'] = result['stdout'].splitlines()
         result['msg'] = self.run_message(run, instances, to_run, skipped)
+        if run is not None and run.merged:
+            result['msg'] += ' (the run of another task with the same client_token: %s)' % ', '.join(run.invoke_ids)
         result['summary'] = status_counts(instances)
         result['failed'] = run is not None and (run.error is not None or run.timed_out or bool(run.rejected)
                                                 or (p['wait'] and failure_message(instances) is not None))

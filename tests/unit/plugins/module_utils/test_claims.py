@@ -185,3 +185,56 @@ def test_the_claim_takes_one_tag():
                                                 **SCHEDULE)
     assert 'at most 19 are allowed' in error_of(tags=dict(('k%d' % n, 'v') for n in range(20)), **SAVED)
     assert SCH.RESERVED_TAGS == 3
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One-time runs with the same client_token
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_two_runs_with_one_client_token_run_once_and_report_one_change():
+    api = TokenCloud(linux=2)
+    ids = sorted(api.instances)
+    first = run(api, instance_ids=ids, command_content='echo once', client_token='deploy-42')
+    second = run(api, instance_ids=ids, command_content='echo once', client_token='deploy-42')
+    assert first['changed'] and second['changed'] is False and not second.get('failed')
+    assert second['invoke_ids'] == first['invoke_ids'] and len(api.invocations) == 1
+    assert [i['output'] for i in second['instances']] == [i['output'] for i in first['instances']] == ['ok\n'] * 2
+    assert 'another task with the same client_token' in second['msg']
+    one, two = [r for a, r in api.calls if a == 'RunCommand']
+    assert one.client_token == two.client_token
+    tags = [dict(_tag_pairs(r.tag)) for r in (one, two)]
+    assert tags[0][M.RUN_TAG] == tags[1][M.RUN_TAG] and tags[0][CL.CLAIM_TAG] != tags[1][CL.CLAIM_TAG]
+
+
+def test_without_client_token_there_is_no_claim_and_two_runs():
+    api = TokenCloud(linux=1)
+    first = run(api, instance_ids=['i-l000'], command_content='echo')
+    second = run(api, instance_ids=['i-l000'], command_content='echo')
+    assert first['changed'] and second['changed'] and first['invoke_id'] != second['invoke_id']
+    assert all(not r.tag for a, r in api.calls if a == 'RunCommand')
+
+
+def test_client_token_over_100_instances_takes_over_each_batch_the_other_sent_first():
+    api = TokenCloud(linux=150)
+    ids = sorted(api.instances)
+    first = run(api, instance_ids=ids, command_content='echo', client_token='t')
+    second_batch = [k for k, (_p, answer) in api.remembered.items() if answer.invoke_id == first['invoke_ids'][1]]
+    del api.remembered[second_batch[0]]  # as though the first run had not sent that batch yet
+    second = run(api, instance_ids=ids, command_content='echo', client_token='t')
+    assert second['changed'] and not second.get('failed')
+    assert second['invoke_ids'][0] == first['invoke_ids'][0] and second['invoke_ids'][1] not in first['invoke_ids']
+    third = run(api, instance_ids=ids, command_content='echo', client_token='t')
+    assert third['changed'] is False and third['invoke_ids'] == second['invoke_ids']
+
+
+def test_a_merged_run_that_cannot_be_found_fails_with_the_mismatch(monkeypatch):
+    api = TokenCloud(linux=1)
+    run(api, instance_ids=['i-l000'], command_content='echo', client_token='t')
+    api.invocations.clear()  # the service no longer lists the first run's invocation
+    message = error_of(api, instance_ids=['i-l000'], command_content='echo', client_token='t')
+    assert 'IdempotentParameterMismatch' in message
+
+
+def test_client_token_takes_two_tags():
+    assert 'at most 18 are allowed' in error_of(instance_ids=['i-l000'], command_content='echo', client_token='t',
+                                                tags=dict(('k%d' % n, 'v') for n in range(19)))
