@@ -101,6 +101,10 @@ options:
     type: int
     default: 300
 notes:
+  - C(InstallCloudAssistant) and C(RebootInstance) take no ClientToken, and an installation shows only after the
+    restart, so two tasks with O(state=present) at the same moment both install, both report C(changed), and
+    with O(reboot=true) an instance may be restarted twice. The agent ends installed and online either way;
+    install from one place (one job, or C(run_once)) to restart each instance once.
   - C(CloudAssistantStatus) is true when the service saw a heartbeat of the agent in the last two minutes; agents
     send one about every minute, so an agent that just stopped may be reported online for up to two minutes, and
     one that just started may take a minute to be seen.
