@@ -41,8 +41,10 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batc
     chunks,
     run_concurrently,
 )
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._claims import claim_tags, is_merged
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._invocations import (
+    describe_tagged,
     fetch_outputs,
     live_instances,
     stop_instances,
@@ -131,6 +133,7 @@ class Batch(object):
         self.invoke_id = invoke_id
         self.command_id = command_id
         self.error = error
+        self.merged = False  # the invocation another request with the same ClientToken created (_claims)
 
 
 class RunResult(object):
@@ -155,6 +158,12 @@ class RunResult(object):
     def rejected(self):
         return [i for i in self.instances if i['invocation_status'] == REJECTED]
 
+    @property
+    def merged(self):
+        """True when every accepted batch is another request's invocation (the same ClientToken, sent first)."""
+        accepted = [b for b in self.batches if b.invoke_id]
+        return bool(accepted) and all(b.merged for b in accepted)
+
 
 class CommandRunner(object):
     """Runs a ``CommandSpec`` on any number of instances (see the file's docstring).
@@ -173,6 +182,7 @@ class CommandRunner(object):
         self.clock = clock
         self.sleep = sleep
         self.token_salt = token_salt or new_salt()
+        self.claim = None
 
     @staticmethod
     def shares_run_tag(spec, count):
@@ -184,6 +194,12 @@ class CommandRunner(object):
         """This runner with another ClientToken salt."""
         other = copy.copy(self)
         other.token_salt = token_salt
+        return other
+
+    def with_claim(self, claim):
+        """This runner with a claim tag (``_claims``) on every start call, outside the ClientTokens."""
+        other = copy.copy(self)
+        other.claim = claim
         return other
 
     def quiet(self):
@@ -198,10 +214,19 @@ class CommandRunner(object):
 
     def submit(self, spec, targets):
         """One call per batch of 100, concurrently. Returns the batches; a refused batch carries ``error``.
-        Raises the first error when every batch was refused (nothing was accepted)."""
+        Raises the first error when every batch was refused (nothing was accepted).
+
+        With a claim (``with_claim``), a one-time run also carries RUN_TAG, whose value comes from the salt: a batch
+        the service refuses because another request with the same ClientToken came first is given that request's
+        invocation, found by the tag (``Batch.merged``)."""
         batches = chunks(list(targets), BATCH_LIMITS[spec.action])
-        extra_tags = {RUN_TAG: self.run_tag_value(spec)} if self.shares_run_tag(spec, len(targets)) else {}
+        once_claimed = bool(self.claim) and spec.repeat_mode == 'Once'
+        shared = self.shares_run_tag(spec, len(targets)) or once_claimed
+        extra_tags = {RUN_TAG: self.run_tag_value(spec)} if shared else {}
+        extra_tags.update(claim_tags(self.claim))
         done = self.send(spec, batches, extra_tags)
+        if once_claimed:
+            self.take_over(spec, done)
         if done and all(b.error is not None for b in done):
             raise done[0].error
         return done
@@ -222,6 +247,24 @@ class CommandRunner(object):
                          command_id=getattr(body, 'command_id', None) or spec.command_id)
 
         return run_concurrently(send_one, batches, max_workers=self.max_workers)
+
+    def take_over(self, spec, batches):
+        """Batches refused with IdempotentParameterMismatch get the invocation of the same instances that carries
+        this run's RUN_TAG value (another task run with the same salt sent it first)."""
+        merged = [b for b in batches if is_merged(b.error)]
+        if not merged:
+            return
+        found = {}
+        try:
+            for invocation in describe_tagged(self.api, (RUN_TAG, self.run_tag_value(spec))).values():
+                found[frozenset(i.instance_id for i in invoke_instances(invocation))] = invocation
+        except CloudAssistantError:
+            return  # those batches stay refused, with the mismatch; the accepted ones are kept
+        for batch in merged:
+            invocation = found.get(frozenset(batch.instance_ids))
+            if invocation is not None:
+                batch.invoke_id, batch.error, batch.merged = invocation.invoke_id, None, True
+                batch.command_id = getattr(invocation, 'command_id', None) or spec.command_id
 
     def run(self, spec, targets, deadline, wait=True, stop_on_timeout=False):
         """Submit, then (one-time runs with ``wait``) wait until ``deadline`` and fetch the outputs."""
@@ -350,6 +393,12 @@ class CommandRunner(object):
         result.plan = plan
         result.stopped_ids = stopped_ids
         return result
+
+    @staticmethod
+    def entries(batches, known=None):
+        """One entry per instance of ``batches``, in order: refused (with the error), or submitted with ``known``
+        models ({invoke_id: {instance_id: model}})."""
+        return CommandRunner._entries(batches, known or {})
 
     @staticmethod
     def _entries(batches, known):

@@ -12,7 +12,8 @@ ModifyCommand can change differ), ``recreate`` (content, type or enable_paramete
 
 CreateCommand's ClientToken comes from the command's fields alone (``create_command``), so two runs of one task
 at the same moment create one command, not two of one name. The reference does not say how long the service
-remembers a token; a token that hands back a command since deleted is detected, and a new token is used.
+remembers a token; a token that hands back a command since deleted is detected, and a new token is used. Of two
+runs that create one command at the same moment only one reports it created (the claim tag, ``_claims``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api 
     commands_of,
     make_request,
     request_tags,
+    tags_of,
 )
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._claims import claim_tags, claimed_by_other, is_merged
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limits import DEFAULT_TIMEOUT
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._tokens import client_token, fingerprint
@@ -102,9 +105,12 @@ def plan(current, desired):
     return None, after, []
 
 
-def create_command(api, fields, tags=None, salt=None):
-    """CreateCommand; returns the new command's ID. The ClientToken comes from ``fields``, ``tags`` and ``salt``
-    (a user's ``client_token``, or None), so the same command asked for twice at once is created once."""
+def create_command(api, fields, tags=None, salt=None, claim=None):
+    """CreateCommand; returns ``(command_id, created)``. The ClientToken comes from ``fields``, ``tags`` and ``salt``
+    (a user's ``client_token``, or None), so the same command asked for twice at once is created once. ``claim``
+    (``_claims.new_claim()``, one per module run) goes into a tag outside the token: of two runs at the same moment,
+    the one whose request came second learns it (``IdempotentParameterMismatch``, or the other run's claim on the
+    command) and gets ``created`` false with the other run's command, once it has the same fields."""
     encoded = base64.b64encode(fields['command_content'].encode('utf-8')).decode('ascii')
     identity = ['CreateCommand', fingerprint(sorted(fields.items()), sorted((tags or {}).items()))]
     stale = []
@@ -114,11 +120,23 @@ def create_command(api, fields, tags=None, salt=None):
                                description=fields.get('description') or None,
                                working_dir=fields.get('working_dir') or None, timeout=fields.get('timeout'),
                                enable_parameter=fields['enable_parameter'], launcher=fields.get('launcher') or None,
-                               tag=request_tags('CreateCommandRequestTag', tags),
+                               tag=request_tags('CreateCommandRequestTag', dict(tags or {}, **claim_tags(claim))),
                                client_token=client_token(identity + stale, salt or 'saved-command'))
-        command_id = api.call('CreateCommand', request).command_id
-        if describe_commands(api, command_id=command_id):
-            return command_id
+        try:
+            command_id = api.call('CreateCommand', request).command_id
+        except CloudAssistantError as exc:
+            if not is_merged(exc):
+                raise
+            same = [c for c in describe_commands(api, name=fields['name']) if plan(c, fields)[0] is None]
+            if same:
+                return same[0]['command_id'], False  # another run sent this request first and created it
+            stale.append('mismatch')  # a token the service remembers from an earlier request (a command deleted since)
+            continue
+        models = [m for m in api.paginate('DescribeCommands', make_request('DescribeCommandsRequest',
+                                                                           command_id=command_id), commands_of)
+                  if m.command_id == command_id]
+        if models:
+            return command_id, not claimed_by_other(tags_of(models[0]), claim)
         stale.append(command_id)  # the service remembered the token of a command deleted since
     raise CloudAssistantError('CreateCommand kept returning commands that no longer exist (%s)' % ', '.join(stale))
 

@@ -26,6 +26,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api 
     make_request,
     tags_of,
 )
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._claims import is_merged
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._invocations import (
     describe_invocation,
@@ -36,13 +37,14 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._invo
     wait_for_invocations,
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limits import TAG_PREFIX
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._runner import RunResult
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._status import RUNNING, STOPPING
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._tokens import fingerprint
 
 KEY_TAG = TAG_PREFIX + 'key'
 SPEC_TAG = TAG_PREFIX + 'spec'
 # Tags a scheduled run carries besides the user's.
-RESERVED_TAGS = 2
+RESERVED_TAGS = 3  # KEY_TAG, SPEC_TAG and the claim tag (_claims)
 # How long stopped runs of a saved command may take to end before the command can be deleted.
 SETTLE_SECONDS = 60
 
@@ -69,14 +71,56 @@ def matches(existing, spec_hash, targets):
             and len(seen) == len(set(seen)) and set(seen) == set(targets))
 
 
-def submit_schedule(runner, spec, targets, key, spec_hash, replaces=(), salt=None):
+class Merged(Exception):
+    """Raised by ``submit_schedule`` when another run submitted the same schedule first (``live``: its invocations)."""
+
+    def __init__(self, live):
+        Exception.__init__(self, ', '.join(inv.invoke_id for inv in live))
+        self.live = live
+
+
+def _merged_batches(runner, run, key, spec_hash, replaces):
+    """Batches the service refused because another run sent the same request first (``_claims.is_merged``): each
+    gets that run's live invocation of the same instances. Returns the batches with none (a token remembered from
+    an earlier request instead)."""
+    merged = [b for b in run.batches if is_merged(b.error)]
+    if not merged:
+        return []
+    live = dict((frozenset(i.instance_id for i in invoke_instances(inv)), inv) for inv in find_schedules(runner.api, key)
+                if inv.invoke_id not in replaces and tags_of(inv).get(SPEC_TAG) == spec_hash)
+    missing = []
+    for batch in merged:
+        inv = live.get(frozenset(batch.instance_ids))
+        if inv is None:
+            missing.append(batch)
+        else:
+            batch.invoke_id, batch.error = inv.invoke_id, None
+    return missing
+
+
+def submit_schedule(runner, spec, targets, key, spec_hash, replaces=(), salt=None, claim=None):
     """Submit ``spec`` (tagged with key and hash) on ``targets`` with deterministic ClientTokens; returns the
-    ``RunResult``. ``replaces``: the invoke IDs of the schedules this one replaces (part of the tokens)."""
+    ``RunResult``. ``replaces``: the invoke IDs of the schedules this one replaces (part of the tokens). ``claim``
+    (``_claims``): when another run at the same moment submitted every batch first, raises ``Merged`` with its
+    invocations; batches it submitted first are taken over into the result."""
     tagged = spec.with_tags({KEY_TAG: key, SPEC_TAG: spec_hash})
     stale = []
     for dummy in range(3):
-        run = runner.with_salt(fingerprint('schedule', key, spec_hash, sorted(replaces), salt, stale)).run(
-            tagged, targets, deadline=None, wait=False)
+        sender = runner.with_salt(fingerprint('schedule', key, spec_hash, sorted(replaces), salt, stale)).with_claim(claim)
+        try:
+            run = sender.run(tagged, targets, deadline=None, wait=False)
+        except CloudAssistantError as exc:
+            if not is_merged(exc):
+                raise
+            live = [inv for inv in find_schedules(runner.api, key) if inv.invoke_id not in replaces]
+            if matches(live, spec_hash, targets):
+                raise Merged(live)
+            stale.append('mismatch')  # a token the service remembers from an earlier request
+            continue
+        if _merged_batches(runner, run, key, spec_hash, replaces):
+            stale.append('mismatch')
+            continue
+        run = RunResult(run.batches, runner.entries(run.batches), command_id=run.command_id)
         # a remembered token hands back what it created then: a schedule stopped since is not live any more
         dead = [iid for iid in run.invoke_ids if iid in replaces
                 or not live_instances(describe_invocation(runner.api, iid, timed=True))]
@@ -87,7 +131,7 @@ def submit_schedule(runner, spec, targets, key, spec_hash, replaces=(), salt=Non
                               % ', '.join(stale))
 
 
-def replace_schedules(runner, spec, targets, key, spec_hash, existing, salt=None):
+def replace_schedules(runner, spec, targets, key, spec_hash, existing, salt=None, claim=None):
     """Submit the replacement of the ``existing`` schedules, then stop them: ``(run, stopped)``.
 
     Nothing is stopped unless every batch of the replacement was accepted: when some were refused, the accepted
@@ -95,7 +139,7 @@ def replace_schedules(runner, spec, targets, key, spec_hash, existing, salt=None
     the replacement was accepted is kept in ``run.error`` (with the invoke IDs), not raised. Raises when every
     batch was refused (nothing changed)."""
     replaced = [inv.invoke_id for inv in existing]
-    run = submit_schedule(runner, spec, targets, key, spec_hash, replaces=replaced, salt=salt)
+    run = submit_schedule(runner, spec, targets, key, spec_hash, replaces=replaced, salt=salt, claim=claim)
     stopped = []
     try:
         if run.rejected:

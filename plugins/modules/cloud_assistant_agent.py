@@ -101,6 +101,12 @@ options:
     type: int
     default: 300
 notes:
+  - C(InstallCloudAssistant) and C(RebootInstance) take no ClientToken, and an installation shows only after the
+    restart, so two tasks with O(state=present) at the same moment both install, both report C(changed), and
+    with O(reboot=true) an instance may be restarted twice. A restart refused with C(IncorrectInstanceStatus)
+    (the instance is no longer C(Running) - the other task's restart is under way) is taken as that restart - RV(msg)
+    says so and the task waits for the agent like the others. The agent ends installed and online either way;
+    install from one place (one job, or C(run_once)) to restart each instance once.
   - C(CloudAssistantStatus) is true when the service saw a heartbeat of the agent in the last two minutes; agents
     send one about every minute, so an agent that just stopped may be reported online for up to two minutes, and
     one that just started may take a minute to be seen.
@@ -436,6 +442,7 @@ class CloudAssistantAgent(object):
         self.errors = {}      # instance_id -> CloudAssistantError of its install or restart
         self.install_sent = []
         self.rebooted = []
+        self.restarting = []  # RebootInstance refused as the instance was no longer Running: a restart under way
         self.infos = {}       # instance_id -> DescribeInstances model (status, OS type)
 
     # -- validation: everything that needs no API call ----------------------------------------------------------
@@ -537,7 +544,10 @@ class CloudAssistantAgent(object):
             done.append('installed the agent on %d instance(s)' % len(self.install_sent))
         if self.rebooted:
             done.append('restarted %d instance(s)' % len(self.rebooted))
-        elif self.install_sent:
+        if self.restarting:
+            done.append('%d instance(s) were restarting already (another task at the same moment?): %s'
+                        % (len(self.restarting), listing(self.restarting)))
+        elif self.install_sent and not self.rebooted:
             done.append('it takes effect after the next restart (reboot=true restarts them)')
         if not done:
             done.append('installed nothing' if self.errors else 'the agent is installed on all %d instance(s)' % len(ids))
@@ -587,6 +597,10 @@ class CloudAssistantAgent(object):
         for instance_id, error in zip(ids, run_concurrently(send, ids, max_workers=workers)):
             if error is None:
                 self.rebooted.append(instance_id)
+            elif error.code == 'IncorrectInstanceStatus':
+                # it was Running a moment ago: another restart (another task at the same moment) is under way; the
+                # wait tells whether it comes back
+                self.restarting.append(instance_id)
             else:
                 self.errors[instance_id] = error
 

@@ -148,9 +148,10 @@ options:
     description:
       - Tags put on the invocation (and, with O(name), on the saved command when it is created), at most 20.
       - Keys may not start with C(aliyun) or C(acs:) (system tags) or C(ansible:cloud-assistant:). The module
-        uses the last prefix for two tags on scheduled runs (which leaves 18 for them), and for one tag on
-        one-time runs of more than 100 instances, which lets it ask for the status of all the batches in one
-        call (which leaves 19 there).
+        uses the last prefix for three tags on scheduled runs (which leaves 17 for them), for two tags on one-time
+        runs with O(client_token) (which leaves 18), for one tag on a saved command it creates (which leaves 19
+        with O(name) and O(command_content)), and for one tag on one-time runs of more than 100 instances, which
+        lets it ask for the status of all the batches in one call (which leaves 19 there).
       - The tags of an existing saved command are not compared or changed.
     type: dict
   instance_ids:
@@ -291,7 +292,17 @@ options:
       - The tokens of C(CreateCommand) and of scheduled runs never depend on the task run - they come from the
         command's identity and settings (and the schedules being replaced) - so two runs of the same task at the
         same moment (two CI jobs, an AWX schedule and a manual run) create one saved command and one schedule -
-        the service merges the identical requests.
+        the service merges the identical requests. Only one of the two reports C(changed) for them; the other
+        reports the saved command C(unchanged) and the schedule as existing. Each run adds a tag of its own
+        (C(ansible:cloud-assistant:claim)), outside the token, so the service answers the later request with
+        C(IdempotentParameterMismatch) and the module then finds what the other run created.
+      - A one-time run without O(client_token) is not deduplicated - two identical tasks at the same moment run
+        the command twice, as two runs one after the other would. With the same O(client_token) both tasks get
+        the one invocation (each instance runs the command once) and its results, and only the task whose request
+        came first reports C(changed) - the same claim tag makes the service refuse the other request, which then
+        finds the invocation by a tag derived from O(client_token). The same holds for a later run of the task with
+        that O(client_token) (it reports the first run's results, unchanged), as long as the service remembers the
+        token.
       - The API reference does not say how long the service remembers a token. The module does not depend on it;
         when a remembered token hands back a saved command deleted since, or a schedule stopped since, the
         module notices and submits again with a new token.
@@ -771,9 +782,11 @@ import time
 
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import invoke_instances
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batching import BATCH_LIMITS
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._claims import new_claim
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._frequency import check_frequency
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._guards import evaluate_guards
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._invocations import stop_live
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limits import (
     COMMAND_TYPES,
     DEFAULT_TIMEOUT,
@@ -832,6 +845,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._save
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._schedules import (
     RESERVED_TAGS,
+    Merged,
     find_schedules,
     matches,
     schedule_hash,
@@ -914,6 +928,8 @@ class CloudAssistantCommand(object):
         self._runner = None
         # one salt per task run: a retried call repeats its ClientToken, a new task run runs the command again
         self.token_salt = self.params.get('client_token') or new_salt()
+        # this task run's own tag on what it creates: of two runs at the same moment, one reports it created
+        self.claim = new_claim()
         # counts for the action plugin's progress lines while a run is awaited (None: no one watches)
         self.progress = progress_reporter()
 
@@ -980,9 +996,18 @@ class CloudAssistantCommand(object):
                               ('working_dir', WORKING_DIR_LIMIT), ('username', USERNAME_LIMIT),
                               ('launcher', LAUNCHER_LIMIT)):
             check_length(p.get(option), limit, option)
-        check_tags(p.get('tags'), reserved=RESERVED_TAGS if scheduled else 0,
-                   why_reserved='a scheduled run carries %d tags of this collection, which find it again on the '
-                                'next run' % RESERVED_TAGS)
+        if scheduled:
+            check_tags(p.get('tags'), reserved=RESERVED_TAGS,
+                       why_reserved='a scheduled run carries %d tags of this collection, which find it again on the '
+                                    'next run and tell two runs at the same moment apart' % RESERVED_TAGS)
+        elif p.get('client_token') and self.rolling is None and self.has_targets():
+            check_tags(p.get('tags'), reserved=2,
+                       why_reserved='a one-time run with client_token carries 2 tags of this collection, which tell '
+                                    'two task runs with that token apart and let the later one find the run')
+        else:
+            check_tags(p.get('tags'), reserved=1 if p.get('name') and content is not None else 0,
+                       why_reserved='a saved command this task creates carries a tag of this collection, which tells '
+                                    'two runs at the same moment apart')
         if p.get('frequency') is not None:
             if p['repeat_mode'] != 'Period':
                 raise invalid('frequency is only used with repeat_mode=Period (repeat_mode is %s)' % p['repeat_mode'])
@@ -1106,8 +1131,16 @@ class CloudAssistantCommand(object):
                     # again for the new command
                     self.pre_stopped = stop_schedules_of_command(self.runner(), current['command_id'],
                                                                  self.deadline)
-                    delete_command(self.api, current['command_id'])
-                after['command_id'] = create_command(self.api, after, p.get('tags'), salt=p.get('client_token'))
+                    try:
+                        delete_command(self.api, current['command_id'])
+                    except CloudAssistantError as exc:
+                        if exc.code != 'InvalidCmdId.NotFound':  # another run deleted it first
+                            raise
+                after['command_id'], created = create_command(self.api, after, p.get('tags'), salt=p.get('client_token'),
+                                                              claim=self.claim)
+                if not created and action == 'create':
+                    # another run at the same moment created it (the same request, sent first): no change here
+                    action, fields, result['changed'], current = None, [], False, dict(after)
         result['command_id'] = after['command_id']
         result['command'] = dict((k, v) for k, v in after.items() if k != 'command_content')
         result['command_action'] = {'create': 'created', 'recreate': 'recreated',
@@ -1158,11 +1191,14 @@ class CloudAssistantCommand(object):
         to_run = [t for t in targets if t not in skipped]
         if self.rolling is not None and to_run:
             return self.run_rolling(spec, command, to_run, targets, skipped, result)
-        run = self.runner().run(spec, to_run, self.deadline, wait=p['wait'],
-                                stop_on_timeout=p['stop_on_timeout']) if to_run else None
+        # with client_token, a claim tag tells this run from another task run with the same token (_claims)
+        runner = self.runner().with_claim(self.claim) if p.get('client_token') else self.runner()
+        run = runner.run(spec, to_run, self.deadline, wait=p['wait'],
+                         stop_on_timeout=p['stop_on_timeout']) if to_run else None
         ran = dict((e['instance_id'], e) for e in (run.instances if run else []))
         instances = [ran.get(t) or instance_entry(t, status=SKIPPED, skipped=True) for t in targets]
-        result.update(run_fields(instances, run.invoke_ids if run else []), changed=result['changed'] or bool(run))
+        result.update(run_fields(instances, run.invoke_ids if run else []),
+                      changed=result['changed'] or (run is not None and not run.merged))
         if run is not None and not command:
             result['command_id'] = run.command_id
         if len(instances) == 1 and (run is None or p['wait']) and (run is None or run.error is None):
@@ -1172,6 +1208,8 @@ class CloudAssistantCommand(object):
                                               else (only['exit_code'], (only['output'] or '').rstrip('\r\n')))
             result['stdout_lines'] = result['stdout'].splitlines()
         result['msg'] = self.run_message(run, instances, to_run, skipped)
+        if run is not None and run.merged:
+            result['msg'] += ' (the run of another task with the same client_token: %s)' % ', '.join(run.invoke_ids)
         result['summary'] = status_counts(instances)
         result['failed'] = run is not None and (run.error is not None or run.timed_out or bool(run.rejected)
                                                 or (p['wait'] and failure_message(instances) is not None))
@@ -1267,14 +1305,27 @@ class CloudAssistantCommand(object):
             return result
         replaced = [inv.invoke_id for inv in existing]
         to_stop = self.pre_stopped + replaced
+        changed_before = result['changed']  # by the saved command
         result['changed'] = True
         if self.check_mode:
             self.would_run(targets, result)
             result.update(would_stop=to_stop, msg='check mode: would %sschedule the run on %d instance(s)' % (
                 'stop %s and re-' % ', '.join(to_stop) if to_stop else '', len(targets)))
             return result
-        run, stopped = replace_schedules(self.runner(), spec, targets, key, spec_hash, existing,
-                                         salt=p.get('client_token'))
+        try:
+            run, stopped = replace_schedules(self.runner(), spec, targets, key, spec_hash, existing,
+                                             salt=p.get('client_token'), claim=self.claim)
+        except Merged as merged:
+            # another run at the same moment submitted the same schedule first: it reports the change
+            for invocation in existing:
+                stop_live(self.api, invocation)
+            entries = dict((i.instance_id, instance_entry(i.instance_id, invoke_id=inv.invoke_id, model=i))
+                           for inv in merged.live for i in invoke_instances(inv))
+            result.update(run_fields([entries[t] for t in targets], [inv.invoke_id for inv in merged.live]),
+                          changed=changed_before or bool(self.pre_stopped), stopped_invoke_ids=self.pre_stopped,
+                          msg='the same scheduled run was submitted at the same moment by another run, which '
+                              'created it (%s)' % ', '.join(inv.invoke_id for inv in merged.live))
+            return result
         result.update(run_fields(run.instances, run.invoke_ids))
         result['command_id'] = result['command_id'] or run.command_id
         result['stopped_invoke_ids'] = self.pre_stopped + stopped

@@ -152,6 +152,12 @@ options:
     type: int
     default: 300
 notes:
+  - Two tasks sending the same file to the same O(dest) at the same moment both send it (each run's C(SendFile)
+    calls carry ClientTokens of their own) and both report C(changed); the file ends whole, with the content
+    sent, and each run's parts stay in a staging directory of their own. Deriving the tokens from the file and
+    O(dest) instead would make the service hand back an earlier transfer of the same content, and a O(dest)
+    deleted since would not be written again (the reference does not say how long the service remembers a
+    token). A task that reads O(dest) after the other's file is in place reports no change.
   - Has no rolling options (M(alicloud_ops.cloud_assistant.cloud_assistant_command)'s
     O(alicloud_ops.cloud_assistant.cloud_assistant_command#module:max_concurrency),
     O(alicloud_ops.cloud_assistant.cloud_assistant_command#module:max_errors) and

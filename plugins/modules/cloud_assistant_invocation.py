@@ -81,7 +81,9 @@ options:
     default: 60
 notes:
   - Two tasks stopping the same invocation at the same time are safe - an instance already C(Stopping) is not
-    stopped again, only waited for.
+    stopped again, only waited for. When both read the instances before either call was made, both send
+    C(StopInvocation) and both report C(changed) - the call takes no ClientToken and answers with a request ID
+    only, so nothing tells the two apart; the instances end C(Terminated) (or C(Cancelled)) either way.
   - When a C(StopInvocation) call fails (they go 50 instances at a time), the task fails; RV(stopped) still
     lists the instances the calls before it stopped, and the instances it did not stop are not waited for.
 seealso:

@@ -16,6 +16,7 @@ from types import SimpleNamespace as NS
 import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils import _claims as CL
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils import _frequency as F
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils import _guards as G
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils import _limits as L
@@ -870,7 +871,7 @@ def test_schedule_is_created_once_and_found_again():
     assert first['changed'] and len(first['invoke_ids']) == 1
     request = [r for a, r in api.calls if a == 'RunCommand'][0]
     tags = dict(_tag_pairs(request.tag))
-    assert set(tags) == {SCH.KEY_TAG, SCH.SPEC_TAG} and request.repeat_mode == 'Period'
+    assert set(tags) == {SCH.KEY_TAG, SCH.SPEC_TAG, CL.CLAIM_TAG} and request.repeat_mode == 'Period'
     # the lookup, and the check that the accepted schedule is live: scheduled runs are not waited for
     assert api.count('DescribeInvocations') == 2
     assert all(r.timed for a, r in api.calls if a == 'DescribeInvocations')  # scheduled runs are listed with Timed

@@ -374,8 +374,8 @@ def test_a_refused_batch_fails_the_task_naming_its_instances_and_the_others_go_o
         code='InvalidInstanceId.OSTypeUnsupported', message='unsupported', kind='api')}
     api.refuse['InstallCloudAssistant'].update((i, api.refuse['InstallCloudAssistant'][ids[0]]) for i in ids[1:50])
     api.refuse['RebootInstance'] = {ids[55]: CloudAssistantError(
-        'RebootInstance failed: IncorrectInstanceStatus', action='RebootInstance', code='IncorrectInstanceStatus',
-        message='bad status', kind='api')}
+        'RebootInstance failed: InvalidInstanceId.NotFound', action='RebootInstance', code='InvalidInstanceId.NotFound',
+        message='released', kind='api')}
     result = run(api, clock, instance_ids=ids, state='present', reboot=True, wait=True, wait_timeout=60)
     assert result['failed'] and result['changed']
     assert result['installed_on'] == ids[50:]                  # each of the first 50 is refused, alone too
@@ -389,7 +389,7 @@ def test_a_refused_batch_fails_the_task_naming_its_instances_and_the_others_go_o
     assert result['error']['code'] == 'InvalidInstanceId.OSTypeUnsupported'
     entries = dict((e['instance_id'], e) for e in result['instances'])
     assert entries[ids[0]]['error_code'] == 'InvalidInstanceId.OSTypeUnsupported'
-    assert entries[ids[55]]['error_code'] == 'IncorrectInstanceStatus'
+    assert entries[ids[55]]['error_code'] == 'InvalidInstanceId.NotFound'
     assert entries[ids[56]]['online'] and entries[ids[56]]['error_code'] is None
     # instances that failed are not waited for: the task ends as soon as the others are online
     assert clock() - 1000.0 < 20.0
@@ -551,3 +551,29 @@ def test_an_api_error_after_the_installation_still_returns_where_it_was_installe
     assert result['installed_on'] == ids[1:]
     assert result['error']['code'] == 'ServiceUnavailable'
     assert result['msg'].startswith('installed the agent on 2 instance(s)')
+
+
+def test_a_restart_refused_while_another_task_restarts_the_instance_is_waited_for():
+    """Two tasks at the same moment: the other one's RebootInstance came first, so this one's is refused with
+    IncorrectInstanceStatus (the instance is Stopping or Starting); the agent comes up from that restart."""
+    api, clock, ids = fleet(n_online=1, n_none=2)
+    refused = CloudAssistantError('RebootInstance failed: IncorrectInstanceStatus', action='RebootInstance',
+                                  code='IncorrectInstanceStatus', message='bad status', kind='api')
+    api.refuse['RebootInstance'] = {ids[2]: refused}
+    original = api.InstallCloudAssistant
+
+    def install_and_restart_elsewhere(request):
+        answer = original(request)
+        api.instances[ids[2]].update(pending=False, online_at=clock() + api.boot_seconds)  # the other task's restart
+        return answer
+
+    api.InstallCloudAssistant = install_and_restart_elsewhere
+    result = run(api, clock, instance_ids=ids, state='present', reboot=True, wait=True, wait_timeout=60)
+    assert result['changed'] and 'failed' not in result and result['offline'] == []
+    assert result['rebooted'] == [ids[1]] and result['installed_on'] == ids[1:]
+    assert '1 instance(s) were restarting already (another task at the same moment?): %s' % ids[2] in result['msg']
+    # without that other restart the task fails at its wait_timeout, naming the instance
+    api, clock, ids = fleet(n_none=1)
+    api.refuse['RebootInstance'] = {ids[0]: refused}
+    result = run(api, clock, instance_ids=ids, state='present', reboot=True, wait=True, wait_timeout=20)
+    assert result['failed'] and result['offline'] == ids
