@@ -393,7 +393,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         return regions
 
     def _list(self, api, query, notes):
-        models = describe_instances(api, ids=query.ids, tags=query.tags, fields=query.fields)
+        # the API's records, not SDK models: the plugin keeps dicts, and 10,000 models cost more than the calls
+        models = describe_instances(api, ids=query.ids, tags=query.tags, fields=query.fields, raw=True)
         limited = [name for name in ('tags', 'resource_group_id')
                    if (query.tags if name == 'tags' else query.fields.get(name))]
         if limited and len(models) >= FILTER_RESOURCE_LIMIT:

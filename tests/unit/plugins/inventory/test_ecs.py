@@ -39,11 +39,6 @@ def instance(instance_id, region, name, status='Running', os_type='linux', tags=
             'Tags': {'Tag': [{'TagKey': k, 'TagValue': v} for k, v in (tags or {}).items()]}}
 
 
-class Model(dict):
-    def to_map(self):
-        return dict(self)
-
-
 class FakeAgent(object):
     def __init__(self, online):
         self.online = online
@@ -71,7 +66,8 @@ def fleet(monkeypatch):
              'cn-shanghai': [instance('i-5', 'cn-shanghai', 'plain')],
              'denied': set(), 'calls': [], 'denied_code': 'Forbidden.RAM', 'agents_denied': set(), 'many': 0}
 
-    def describe(api, ids=None, tags=None, fields=None, max_workers=8):
+    def describe(api, ids=None, tags=None, fields=None, max_workers=8, raw=False):
+        assert raw  # the plugin keeps the API's records, never SDK models
         state['calls'].append((api.region_id, ids, tags, fields))
         if api.region_id in state['denied']:
             code = state['denied_code']
@@ -86,8 +82,8 @@ def fleet(monkeypatch):
                 continue
             if (fields or {}).get('status') not in (None, item['Status']):
                 continue
-            found.append(Model(item))
-        return found + [Model(instance('i-x%d' % n, api.region_id, 'x', status='Deleted')) for n in range(state['many'])]
+            found.append(dict(item))
+        return found + [instance('i-x%d' % n, api.region_id, 'x', status='Deleted') for n in range(state['many'])]
 
     monkeypatch.setattr(ecs, 'describe_instances', describe)
 
@@ -488,14 +484,14 @@ def test_regions_are_listed_concurrently_within_the_bound(fleet, monkeypatch):
     state = {'now': 0, 'most': 0}
     regions = ['r-%02d' % n for n in range(ecs.REGION_WORKERS * 2)]
 
-    def describe(api, ids=None, tags=None, fields=None):
+    def describe(api, ids=None, tags=None, fields=None, raw=False):
         with lock:
             state['now'] += 1
             state['most'] = max(state['most'], state['now'])
         time.sleep(0.05)
         with lock:
             state['now'] -= 1
-        return [Model(instance('i-' + api.region_id, api.region_id, 'x'))]
+        return [instance('i-' + api.region_id, api.region_id, 'x')]
     monkeypatch.setattr(ecs, 'describe_instances', describe)
     module = plugin()
     run(module, regions=regions)
