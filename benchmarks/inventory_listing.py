@@ -123,14 +123,17 @@ def write_static(path: Path, listing: dict[str, Any]) -> None:
     path.write_text(yaml.dump(data, Dumper=dumper, default_flow_style=False, sort_keys=False))
 
 
-def phase_pattern(collection_root: Path) -> re.Pattern[str]:
-    """The plugin's own `PHASE_PATTERN` (the -vvv line of its timing), from the collection being timed."""
+def phase_pattern(collection_root: Path) -> re.Pattern[str] | None:
+    """The plugin's own `PHASE_PATTERN` (the -vvv line of its timing), from the collection being timed; None for
+    a version of the collection without it (`--collection` of an older checkout: whole processes only)."""
     sys.path.insert(0, str(collection_root))
     try:
-        pattern: re.Pattern[str] = importlib.import_module(PHASE_MODULE).PHASE_PATTERN
+        pattern: re.Pattern[str] | None = getattr(importlib.import_module(PHASE_MODULE), "PHASE_PATTERN", None)
         return pattern
     finally:
         sys.path.remove(str(collection_root))
+        for name in [m for m in sys.modules if m.startswith("ansible_collections")]:
+            del sys.modules[name]
 
 
 def split_output(name: str, stdout: str, pattern: re.Pattern[str] | None) -> tuple[dict[str, Any], dict[str, float]]:

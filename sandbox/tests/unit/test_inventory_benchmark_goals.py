@@ -4,7 +4,9 @@ Kept with the sandbox's pytest suite, the one `bash scripts/test` runs for code 
 
 from __future__ import annotations
 
-import re
+import importlib
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,14 +15,13 @@ from benchmarks.inventory_listing import (
     ROWS,
     decide,
     median_interval,
+    phase_pattern,
     split_output,
     summarize,
 )
 
 CALLS = {"uncached": 100, "cached": 0, "static": 0, "vendor": 1002}
-# the plugin's -vvv line, as plugins/module_utils/_inventory.py phase_timing writes it
-PATTERN = re.compile(r"(?P<instances>\d+) instances of (?P<regions>\d+) regions? listed from (?P<source>the API|the "
-                     r"cache) in (?P<listing>[0-9.]+) s; (?P<hosts>\d+) hosts added in (?P<populate>[0-9.]+) s")
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _runs(trials: list[dict[str, float]], inside: list[tuple[float, float]] | None = None,
@@ -91,12 +92,28 @@ def test_too_few_trials_cannot_pass() -> None:
     assert not met and "too few to decide" in label and label.endswith(", undecided")
 
 
-def test_the_plugin_timing_line_is_read_from_the_verbose_output() -> None:
-    stdout = ("ansible-inventory [core 2.19.14]\n  config file = x\n"
-              "alicloud_ops.cloud_assistant.ecs: 10000 instances of 2 regions listed from the API in 2.345 s; "
-              "10000 hosts added in 4.500 s\nParsed x.ecs.yml inventory source with auto plugin\n"
+def test_the_plugin_timing_line_is_read_from_the_verbose_output(tmp_path: Path) -> None:
+    # the pattern and the line both from this checkout's plugins/module_utils/_inventory.py
+    parent = tmp_path / "ansible_collections" / "alicloud_ops"
+    parent.mkdir(parents=True)
+    (parent / "cloud_assistant").symlink_to(REPO)
+    pattern = phase_pattern(tmp_path)
+    assert pattern is not None
+    sys.path.insert(0, str(tmp_path))
+    try:
+        line = importlib.import_module("ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils."
+                                       "_inventory").phase_timing(
+            "alicloud_ops.cloud_assistant.ecs", {"a": {"instances": [{}] * 3}, "b": {"instances": [{}]}}, True,
+            2.3451, 4, 4.5)
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [m for m in sys.modules if m.startswith("ansible_collections")]:
+            del sys.modules[name]
+    stdout = (f"ansible-inventory [core 2.19.14]\n  config file = x\n{line}\n"
+              "Parsed x.ecs.yml inventory source with auto plugin\n"
               '{\n    "_meta": {"hostvars": {}}\n}\n')
-    out, inside = split_output("uncached", stdout, PATTERN)
+    out, inside = split_output("uncached", stdout, pattern)
     assert out == {"_meta": {"hostvars": {}}} and inside == {"listing_s": 2.345, "populate_s": 4.5}
+    assert split_output("uncached", '{"_meta": {}}', None) == ({"_meta": {}}, {})
     out, inside = split_output("vendor", '{"hosts": 3, "api_calls": 2, "seconds": 1.5}\n', None)
     assert out["hosts"] == 3 and inside == {"listing_s": 1.5}
