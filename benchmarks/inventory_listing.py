@@ -191,7 +191,8 @@ def measure(instances: int, trials: int, regions: list[str], warmup: bool = Fals
             add_fleet(state_dir, regions, instances)
             if latency_ms:
                 subprocess.run([sys.executable, "-m", "sandbox", "ctl", "--state-dir", str(state_dir), "faults",
-                                "--latency-ms", str(latency_ms)], cwd=REPO, check=True, timeout=60)
+                                "--latency-ms", str(latency_ms)], cwd=REPO, check=True, timeout=60,
+                               stdout=subprocess.DEVNULL)
             print(json.dumps({"setup": f"{instances} instances in {len(regions)} regions",
                               "latency_ms": latency_ms, "seconds": round(time.monotonic() - started, 1)}), flush=True)
             env = _environment(tmp, info)
