@@ -231,6 +231,7 @@ cache_connection: ~/.cache/ansible-ecs-inventory
 cache_timeout: 3600
 '''
 
+import json
 import threading
 import time
 
@@ -244,10 +245,12 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._clie
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._inventory import (
     agent_hostvars,
+    cached_regions,
     check_hostnames,
     hostname_candidates,
     instance_hostvars,
     parse_filters,
+    phase_timing,
     query_fingerprint,
     raw_record,
 )
@@ -280,7 +283,7 @@ MAX_TIMEOUT = 3600
 REGION_WORKERS = 8
 # DescribeInstances filters by tags and by resource group among at most this many resources (SDK documentation).
 FILTER_RESOURCE_LIMIT = 1000
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3  # 3: the regions as one JSON text
 _CREDENTIALS_LOCK = threading.Lock()
 # The connection options that decide which account and which answers a listing gets (hashed in the cache key).
 IDENTITY_OPTIONS = ('endpoint', 'access_key_id', 'security_token', 'profile', 'role_arn', 'role_session_name',
@@ -390,7 +393,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         return regions
 
     def _list(self, api, query, notes):
-        models = describe_instances(api, ids=query.ids, tags=query.tags, fields=query.fields)
+        # the API's records, not SDK models: the plugin keeps dicts, and 10,000 models cost more than the calls
+        models = describe_instances(api, ids=query.ids, tags=query.tags, fields=query.fields, raw=True)
         limited = [name for name in ('tags', 'resource_group_id')
                    if (query.tags if name == 'tags' else query.fields.get(name))]
         if limited and len(models) >= FILTER_RESOURCE_LIMIT:
@@ -464,16 +468,19 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                                      % (template, variables.get('instance_id'), to_native(err)))
             return None
 
-    def _named(self, key):
-        return '%s%s%s' % (self.get_option('hostvars_prefix') or '', key, self.get_option('hostvars_suffix') or '')
-
     def _populate(self, by_region, hostnames):
         strict = self.get_option('strict')
         compose = self.get_option('compose')
         groups = self.get_option('groups')
         keyed_groups = self.get_option('keyed_groups')
-        default_groups = self.get_option('default_groups')
         duplicates = self.get_option('allow_duplicated_hosts')
+        # looked up once per listing, not once per host or per variable
+        self._prefix = self.get_option('hostvars_prefix') or ''
+        self._suffix = self.get_option('hostvars_suffix') or ''
+        self._default_groups = self.get_option('default_groups')
+        self._ca_connection = self.get_option('use_cloud_assistant_connection')
+        self._stored = {}
+        self._group_names = {}
         owner = {}
         for region_id in sorted(by_region):
             region = by_region[region_id]
@@ -493,25 +500,58 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                                          % (names[0], instance_id, owner[names[0]], instance_id, free[0]))
                 for name in (free if duplicates else free[:1]):
                     owner[name] = instance_id
-                    self._add_host(name, hostvars, region_id, default_groups, strict, compose, groups, keyed_groups)
+                    self._add_host(name, hostvars, region_id, strict, compose, groups, keyed_groups)
+        return len(owner)
 
-    def _add_host(self, name, hostvars, region_id, default_groups, strict, compose, groups, keyed_groups):
-        variables = dict((self._named(k), v) for k, v in hostvars.items())
-        self.inventory.add_host(name)
+    def _set_variables(self, name, variables):
+        """``set_variable`` for each of ``variables``, handing the inventory a string or a number it has already
+        stored for another host where there is one.
+
+        ansible-core 2.19 and later copy every value handed to ``set_variable`` and tag the copy with the
+        inventory source (most of the time this plugin takes for a host). A value tagged so is stored as it is,
+        so a status, zone, image or instance type that thousands of instances share is copied once, not once per
+        host. What the hosts get is the same (the same value, with the same tag); strings and numbers cannot
+        change, so sharing them is safe. Before 2.19 the inventory keeps the value itself, and so does this."""
+        inventory = self.inventory
+        stored = self._stored
+        host = None
         for key, value in variables.items():
-            self.inventory.set_variable(name, key, value)
-        if self.get_option('use_cloud_assistant_connection') and hostvars.get('os_type') != 'windows':
-            for key, value in (('ansible_connection', CONNECTION_PLUGIN), ('ansible_alicloud_instance_id', hostvars['instance_id']),
-                               ('ansible_alicloud_region_id', region_id)):
-                self.inventory.set_variable(name, key, value)
-        if default_groups:
+            kind = type(value)
+            if kind is not str and kind is not int:
+                inventory.set_variable(name, key, value)
+                continue
+            known = stored.get((kind, value))
+            if known is not None:
+                inventory.set_variable(name, key, known)
+                continue
+            inventory.set_variable(name, key, value)
+            if host is None:
+                host = inventory.get_host(name)
+            stored[(kind, value)] = host.vars[key]
+
+    def _group(self, name):
+        """A default group's name, sanitized once per name (not once per host)."""
+        group = self._group_names.get(name)
+        if group is None:
+            group = self._group_names[name] = self.inventory.add_group(self._sanitize_group_name(name))
+        return group
+
+    def _add_host(self, name, hostvars, region_id, strict, compose, groups, keyed_groups):
+        prefix, suffix = self._prefix, self._suffix
+        variables = dict((prefix + k + suffix, v) for k, v in hostvars.items()) if prefix or suffix else dict(hostvars)
+        self.inventory.add_host(name)
+        self._set_variables(name, variables)
+        if self._ca_connection and hostvars.get('os_type') != 'windows':
+            self._set_variables(name, {'ansible_connection': CONNECTION_PLUGIN,
+                                       'ansible_alicloud_instance_id': hostvars['instance_id'],
+                                       'ansible_alicloud_region_id': region_id})
+        if self._default_groups:
             for kind, value in (('region', region_id), ('zone', hostvars['zone_id']), ('os', hostvars['os_type']),
                                 ('status', (hostvars['status'] or '').lower())):
                 if value:
-                    group = self.inventory.add_group(self._sanitize_group_name('ecs_%s_%s' % (kind, value)))
-                    self.inventory.add_child(group, name)
+                    self.inventory.add_child(self._group('ecs_%s_%s' % (kind, value)), name)
         if (hostvars.get('cloud_assistant') or {}).get('online'):
-            self.inventory.add_child(self.inventory.add_group(ONLINE_GROUP), name)
+            self.inventory.add_child(self._group(ONLINE_GROUP), name)
         if compose:
             self._set_composite_vars(compose, variables, name, strict=strict)
         if groups:
@@ -533,6 +573,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             self._opts = self._connection_options()
             self._api_opts = None  # resolved on the first API call only (not for a cache hit)
             self._deadline = time.monotonic() + self._timeout()
+            started = time.monotonic()
             question = self._question(regions, includes, excludes, with_agents)
             use_cache = bool(self.get_option('cache'))
             cache_key = self.get_cache_key(path)
@@ -543,12 +584,18 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 except KeyError:
                     cached = None
                 if isinstance(cached, dict) and cached.get('question') == question:
-                    data = cached['regions']
+                    data = cached_regions(cached.get('regions'))
             fetched = data is None
             if fetched:
                 data = self._query(regions, includes, excludes, with_agents)
-            self._populate(data, hostnames)
+            listed = time.monotonic()
+            hosts = self._populate(data, hostnames)
+            populated = time.monotonic()
         except CloudAssistantError as err:
             raise AnsibleParserError('%s: %s' % (self.NAME, to_native(err.msg)))
         if fetched and use_cache:
-            self._cache[cache_key] = {'question': question, 'regions': data}
+            # one JSON text, not the structure: ansible-core copies, compares and encodes a cache entry value by
+            # value, which for 10,000 instances took longer than the listing itself
+            self._cache[cache_key] = {'question': question, 'regions': json.dumps(data, separators=(',', ':'))}
+        # the plugin's own timing (-vvv): the listing (API calls, or the cache read) apart from building the hosts
+        self.display.vvv(phase_timing(self.NAME, data, fetched, listed - started, hosts, populated - listed))

@@ -50,12 +50,28 @@ try:
 except ImportError:  # pragma: no cover - exercised only without the SDK
     ecs_models = None
 
+# ``call_raw``: the SDK's generic call, as its generated ``*_with_options`` methods make it (newer SDKs first).
+try:
+    from alibabacloud_tea_openapi.utils import Utils as _QueryUtils
+    from alibabacloud_tea_openapi.utils_models import OpenApiRequest, Params
+except ImportError:
+    try:
+        from alibabacloud_openapi_util.client import Client as _QueryUtils
+        from alibabacloud_tea_openapi.models import OpenApiRequest, Params
+    except ImportError:
+        _QueryUtils = OpenApiRequest = Params = None
+
 # Largest MaxResults each action accepts (shared/reference/cloud-assistant-api.md §7: 50 for the Cloud Assistant
 # Describe* actions, 100 for DescribeInstances).
 MAX_PAGE_SIZE = {
     'DescribeInstances': 100,
 }
 DEFAULT_MAX_PAGE_SIZE = 50
+# The version and wire style of the ECS API, every action of which this collection calls (what the SDK's generated
+# methods send; ``call_raw`` sends the same).
+ECS_API_VERSION = '2014-05-26'
+RPC_PARAMS = dict(version=ECS_API_VERSION, protocol='HTTPS', pathname='/', method='POST', auth_type='AK', style='RPC',
+                  req_body_type='formData', body_type='json')
 # A safety net against a NextToken chain that never ends (100,000 records at 50 a page is 2,000 pages).
 MAX_PAGES = 2500
 
@@ -166,21 +182,57 @@ class CloudAssistantApi:
             raise from_exception(action, exc) from exc
         return getattr(response, 'body', response)
 
-    def paginate(self, action, request, extract, token_of=None):
+    def call_raw(self, action, request):
+        """``call``, but the answer's body is returned as the API's JSON (a dict with the API's field names, such as
+        ``{'Instances': {'Instance': [...]}, 'NextToken': ...}``), without SDK models.
+
+        For long listings: building an SDK model for every record (and, for a caller that keeps dicts, turning it
+        back into one) costs more than the call. The request is sent as the SDK's generated method sends it (its
+        ``to_map`` field names, ``RPC_PARAMS``). With an SDK or a client that cannot make such a call, this is
+        ``call`` with the body's ``to_map()``.
+        """
+        call_api = getattr(self.client, 'call_api', None)
+        if Params is None or not callable(call_api) or RuntimeOptions is None:
+            body = self.call(action, request)
+            return body.to_map() if hasattr(body, 'to_map') else body
+        self._fill_region(request)
+        idempotent = action not in NOT_REPEATABLE_ACTIONS and not (
+            action in CLIENT_TOKEN_ACTIONS and not getattr(request, 'client_token', None))
+        params = Params(action=action, **RPC_PARAMS)
+
+        def attempt():
+            self._count(action)
+            request.validate()
+            fields = dict((k, v) for k, v in request.to_map().items() if v is not None and v != [])
+            return call_api(params, OpenApiRequest(query=_QueryUtils.query(fields)), self._runtime_options())
+
+        try:
+            response = self.retry.run(attempt, action=action, idempotent=idempotent)
+        except CloudAssistantError:
+            raise
+        except Exception as exc:  # pylint: disable=broad-except
+            raise from_exception(action, exc) from exc
+        return (response or {}).get('body') or {}
+
+    def paginate(self, action, request, extract, token_of=None, raw=False):
         """Yield the items ``extract(body)`` returns for every page of ``action``.
 
         Sets ``MaxResults`` to the largest page the action allows and follows ``NextToken`` until it is empty or
         absent. ``request`` is not modified (pages use a copy). ``token_of(body)``: where the answer keeps its
         NextToken when not at the top (DescribeInvocationResults: ``body.invocation.next_token``).
+        ``raw``: the pages are ``call_raw`` answers (dicts), their token ``NextToken``.
         """
         page_request = _copy_request(request)
         if hasattr(page_request, 'max_results'):
             page_request.max_results = MAX_PAGE_SIZE.get(action, DEFAULT_MAX_PAGE_SIZE)
         seen = set()
         for dummy in range(MAX_PAGES):
-            body = self.call(action, page_request)
+            body = self.call_raw(action, page_request) if raw else self.call(action, page_request)
             yield from extract(body) or ()
-            token = token_of(body) if token_of is not None else getattr(body, 'next_token', None)
+            if token_of is not None:
+                token = token_of(body)
+            else:
+                token = body.get('NextToken') if raw else getattr(body, 'next_token', None)
             if not token:
                 return
             if token in seen:
@@ -256,6 +308,12 @@ def invoke_instances(invocation):
 def instances_of(body):
     """The instance models of a DescribeInstances answer."""
     return _listed(body, 'instances', 'instance')
+
+
+def raw_instances_of(body):
+    """The instance records (the API's dicts) of a DescribeInstances answer from ``call_raw``."""
+    holder = (body or {}).get('Instances') or {}
+    return list(holder.get('Instance') or []) if isinstance(holder, dict) else []
 
 
 def commands_of(body):

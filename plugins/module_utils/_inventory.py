@@ -14,12 +14,16 @@
 - ``instance_hostvars(raw, agent=None)``: the snake_case hostvars of one instance.
 - ``check_hostnames(preferences)`` / ``hostname_candidates(preferences, hostvars, render)``: the ``hostnames``
   option.
+- ``cached_regions(text)``: the listing read back from the plugin's cache entry, or None when it is unusable.
+- ``phase_timing(...)``: the line the plugin shows at ``-vvv`` with the time of the listing and of adding the hosts
+  (``benchmarks/inventory_listing.py`` reads it: ``PHASE_PATTERN``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limits import invalid
 
@@ -265,3 +269,31 @@ def hostname_candidates(preferences, hostvars, render):
         if value is not None and value not in names:
             names.append(value)
     return names
+
+
+def cached_regions(text):
+    """The ``{region: {'instances': [...], ...}}`` of a cache entry (a JSON text, ``CACHE_FORMAT`` 3), or None when
+    it is not one (an older format or a damaged file: then the API is asked again)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        return None
+    return data
+
+
+# -- timing -----------------------------------------------------------------------------------------------------------
+PHASE_PATTERN = re.compile(r'(?P<instances>\d+) instances of (?P<regions>\d+) regions? listed from (?P<source>the API|the '
+                           r'cache) in (?P<listing>[0-9.]+) s; (?P<hosts>\d+) hosts added in (?P<populate>[0-9.]+) s')
+
+
+def phase_timing(plugin, by_region, fetched, listing_s, hosts, populate_s):
+    """The ``-vvv`` line of one parse: ``by_region`` as the plugin lists or caches it, ``fetched`` (from the API, not
+    the cache), the seconds of the listing (the API calls, or reading the cache) and of adding the hosts."""
+    instances = sum(len(region.get('instances') or []) for region in by_region.values())
+    return ('%s: %d instances of %d region%s listed from %s in %.3f s; %d hosts added in %.3f s'
+            % (plugin, instances, len(by_region), '' if len(by_region) == 1 else 's',
+               'the API' if fetched else 'the cache', listing_s, hosts, populate_s))

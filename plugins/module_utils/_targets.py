@@ -26,6 +26,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._agen
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import (
     instances_of,
     make_request,
+    raw_instances_of,
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batching import (
     BATCH_LIMITS,
@@ -47,10 +48,14 @@ class Targets(object):
         return len(self.ids)
 
 
-def describe_instances(api, ids=None, tags=None, max_workers=8, fields=None):
+def describe_instances(api, ids=None, tags=None, max_workers=8, fields=None, raw=False):
     """Instance models: of ``ids`` (missing ones are absent), or of every instance with all ``tags`` (a value of
     None or '' matches any value of the key). ``fields``: more DescribeInstancesRequest filters by their SDK
-    names (``status``, ``zone_id``, ``vpc_id``, ``v_switch_id``, ...), sent with every call."""
+    names (``status``, ``zone_id``, ``vpc_id``, ``v_switch_id``, ...), sent with every call. ``raw``: the API's
+    instance records (dicts with its field names) instead of models (``CloudAssistantApi.call_raw``), for a
+    caller that lists many and keeps dicts (the inventory plugin)."""
+    extract = raw_instances_of if raw else instances_of
+    pages = {'raw': True} if raw else {}  # (test doubles of the API may not know the raw keyword)
     fields = dict(fields or {})
     selector = dict((k, None if v in (None, '') else v) for k, v in (tags or {}).items())
     tag_list = [make_request('DescribeInstancesRequestTag', key=k, value=None if v is None else str(v))
@@ -59,11 +64,11 @@ def describe_instances(api, ids=None, tags=None, max_workers=8, fields=None):
         def describe(part):
             request = make_request('DescribeInstancesRequest', instance_ids=json.dumps(part), tag=tag_list or None,
                                    **fields)
-            return list(api.paginate('DescribeInstances', request, instances_of))
+            return list(api.paginate('DescribeInstances', request, extract, **pages))
         parts = chunks(ids, BATCH_LIMITS['DescribeInstances'])
         return [model for models in run_concurrently(describe, parts, max_workers=max_workers) for model in models]
     request = make_request('DescribeInstancesRequest', tag=tag_list or None, **fields)
-    return list(api.paginate('DescribeInstances', request, instances_of))
+    return list(api.paginate('DescribeInstances', request, extract, **pages))
 
 
 def resolve_targets(api, instance_ids=None, instance_tags=None, os_type=None, os_reason=None, warn=None,

@@ -39,11 +39,6 @@ def instance(instance_id, region, name, status='Running', os_type='linux', tags=
             'Tags': {'Tag': [{'TagKey': k, 'TagValue': v} for k, v in (tags or {}).items()]}}
 
 
-class Model(dict):
-    def to_map(self):
-        return dict(self)
-
-
 class FakeAgent(object):
     def __init__(self, online):
         self.online = online
@@ -71,7 +66,8 @@ def fleet(monkeypatch):
              'cn-shanghai': [instance('i-5', 'cn-shanghai', 'plain')],
              'denied': set(), 'calls': [], 'denied_code': 'Forbidden.RAM', 'agents_denied': set(), 'many': 0}
 
-    def describe(api, ids=None, tags=None, fields=None, max_workers=8):
+    def describe(api, ids=None, tags=None, fields=None, max_workers=8, raw=False):
+        assert raw  # the plugin keeps the API's records, never SDK models
         state['calls'].append((api.region_id, ids, tags, fields))
         if api.region_id in state['denied']:
             code = state['denied_code']
@@ -86,8 +82,8 @@ def fleet(monkeypatch):
                 continue
             if (fields or {}).get('status') not in (None, item['Status']):
                 continue
-            found.append(Model(item))
-        return found + [Model(instance('i-x%d' % n, api.region_id, 'x', status='Deleted')) for n in range(state['many'])]
+            found.append(dict(item))
+        return found + [instance('i-x%d' % n, api.region_id, 'x', status='Deleted') for n in range(state['many'])]
 
     monkeypatch.setattr(ecs, 'describe_instances', describe)
 
@@ -488,14 +484,14 @@ def test_regions_are_listed_concurrently_within_the_bound(fleet, monkeypatch):
     state = {'now': 0, 'most': 0}
     regions = ['r-%02d' % n for n in range(ecs.REGION_WORKERS * 2)]
 
-    def describe(api, ids=None, tags=None, fields=None):
+    def describe(api, ids=None, tags=None, fields=None, raw=False):
         with lock:
             state['now'] += 1
             state['most'] = max(state['most'], state['now'])
         time.sleep(0.05)
         with lock:
             state['now'] -= 1
-        return [Model(instance('i-' + api.region_id, api.region_id, 'x'))]
+        return [instance('i-' + api.region_id, api.region_id, 'x')]
     monkeypatch.setattr(ecs, 'describe_instances', describe)
     module = plugin()
     run(module, regions=regions)
@@ -547,3 +543,84 @@ def test_static_keys_are_used_as_they_are():
     from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._client import resolved_credentials
     opts = ConnectionOptions(access_key_id='LTAIbase', access_key_secret='base', region_id='cn-hangzhou')
     assert resolved_credentials(opts) is opts
+
+
+# -- what adding the hosts costs: shared values, one cache text, the -vvv timing ----------------------------------------
+def wrapped(module, source='<unit test>'):
+    """The plugin's inventory as ansible-core 2.19+ hands it over (every set_variable value copied and tagged with
+    ``source``)."""
+    manager = pytest.importorskip('ansible.inventory.manager')
+    tags = pytest.importorskip('ansible._internal._datatag._tags')
+    if not hasattr(manager, '_InventoryDataWrapper'):
+        pytest.skip('ansible-core before 2.19 hands plugins the inventory itself')
+    module.inventory = manager._InventoryDataWrapper(InventoryData(), target_plugin=module,
+                                                     origin=tags.Origin(description=source))
+    return tags.Origin
+
+
+def test_shared_values_give_every_host_what_set_variable_gives_it(fleet):
+    module = plugin(use_cloud_assistant_connection=True, hostvars_prefix='ecs_')
+    origin = wrapped(module)
+    data = run(module)
+    # the reference: every variable handed to set_variable on its own, as before the values were shared
+    reference = plugin(use_cloud_assistant_connection=True, hostvars_prefix='ecs_')
+    wrapped(reference)
+    for region in data.values():
+        for raw in region['instances']:
+            name = raw['InstanceId']
+            reference.inventory.add_host(name)
+            for key, value in ecs.instance_hostvars(raw).items():
+                reference.inventory.set_variable(name, 'ecs_' + key, value)
+            if raw['OSType'] != 'windows':
+                for key, value in (('ansible_connection', ecs.CONNECTION_PLUGIN),
+                                   ('ansible_alicloud_instance_id', name),
+                                   ('ansible_alicloud_region_id', raw['RegionId'])):
+                    reference.inventory.set_variable(name, key, value)
+
+    def seen(inventory):
+        return dict((h, dict((k, (v, type(v), origin.get_tag(v))) for k, v in inventory.get_host(h).vars.items()))
+                    for h in inventory.hosts)
+    assert seen(module.inventory) == seen(reference.inventory)
+    assert origin.get_tag(module.inventory.get_host('i-1').vars['ecs_status']) is not None
+    hosts = [module.inventory.get_host(h).vars for h in ('i-1', 'i-2')]
+    # one copy of a value the hosts share; unshared values stay apart
+    assert hosts[0]['ecs_region_id'] is hosts[1]['ecs_region_id']
+    assert hosts[0]['ecs_instance_tags'] is not hosts[1]['ecs_instance_tags']
+    assert module.inventory.get_host('i-2').vars['ansible_alicloud_instance_id'] is hosts[1]['ecs_instance_id']
+
+
+def test_shared_values_are_not_carried_from_one_source_to_the_next(fleet):
+    module = plugin()
+    origin = wrapped(module)
+    run(module, regions=['cn-hangzhou'])
+    first = module.inventory.get_host('i-1').vars['region_id']
+    wrapped(module, '<another source>')  # the same plugin object parses a second source
+    run(module, regions=['cn-hangzhou'])
+    second = module.inventory.get_host('i-1').vars['region_id']
+    assert first == second and first is not second and origin.get_tag(first) != origin.get_tag(second)
+
+
+def test_cache_entry_is_one_json_text_and_a_damaged_one_is_asked_again(fleet):
+    cache = RecordingCache()
+    parsed(fleet, cache, regions=['cn-hangzhou'], cache=True)
+    (entry,) = cache.values()
+    assert isinstance(entry['regions'], str)
+    assert sorted(i['InstanceId'] for i in json.loads(entry['regions'])['cn-hangzhou']['instances']) == ['i-1', 'i-2']
+    for damaged in ('{"cn-hangzhou": [', {'cn-hangzhou': {'instances': []}}, '[]', None):
+        (entry,) = cache.values()
+        entry['regions'] = damaged  # cut short, the format before 3, not a listing, missing
+        calls = len(fleet['calls'])
+        module = parsed(fleet, cache, regions=['cn-hangzhou'], cache=True)
+        assert len(fleet['calls']) == calls + 1 and sorted(module.inventory.hosts) == ['i-1', 'i-2']
+
+
+def test_the_listing_and_the_hosts_are_timed_at_vvv(fleet, monkeypatch):
+    from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._inventory import PHASE_PATTERN
+    lines = []
+    monkeypatch.setattr(ecs.InventoryModule().display, 'vvv', lambda msg, host=None: lines.append(msg))
+    cache = RecordingCache()
+    parsed(fleet, cache, regions=['cn-hangzhou', 'cn-beijing'], cache=True)
+    parsed(fleet, cache, regions=['cn-hangzhou', 'cn-beijing'], cache=True)
+    found = [PHASE_PATTERN.search(line) for line in lines]
+    assert [(m.group('source'), m.group('instances'), m.group('regions'), m.group('hosts')) for m in found if m] == [
+        ('the API', '3', '2', '3'), ('the cache', '3', '2', '3')]

@@ -287,3 +287,80 @@ def test_paginate_page_cap(monkeypatch):
                           lambda body: body.instances.instance))
     assert 'more than 3 pages' in info.value.msg
     assert api.calls == {'DescribeInstances': 3}
+
+
+# -- call_raw: the API's JSON without SDK models ----------------------------------------------------------------------
+def recording_sdk_client():
+    """A real SDK client whose generic ``call_api`` (where every generated method ends) records what it is given."""
+    from alibabacloud_ecs20140526.client import Client
+    from alibabacloud_tea_openapi import models as open_api_models
+    client = Client(open_api_models.Config(access_key_id='id', access_key_secret='secret', region_id='cn-hangzhou',
+                                           endpoint='127.0.0.1:1', protocol='http'))
+    client.recorded = []
+
+    def call_api(params, request, runtime):
+        client.recorded.append((params.to_map(), dict(request.query), runtime))
+        return {'statusCode': 200, 'headers': {}, 'body': {'RequestId': 'R', 'Instances': {'Instance': []}}}
+    client.call_api = call_api
+    return client
+
+
+def test_call_raw_sends_what_the_sdk_method_sends():
+    tags = [ecs_models.DescribeInstancesRequestTag(key='app', value='web'), ecs_models.DescribeInstancesRequestTag(key='env')]
+    fields = dict(instance_ids='["i-1", "i-2"]', status='Running', zone_id='cn-hangzhou-h', max_results=100,
+                  next_token='tok', tag=tags)
+    client = recording_sdk_client()
+    api = CloudAssistantApi(client, 'cn-hangzhou', no_sleep_policy(), runtime={'ignore_ssl': True})
+    assert api.call_raw('DescribeInstances', ecs_models.DescribeInstancesRequest(**fields)) == {
+        'RequestId': 'R', 'Instances': {'Instance': []}}
+    api.call('DescribeInstances', ecs_models.DescribeInstancesRequest(**fields))
+    (raw_params, raw_query, raw_runtime), (sdk_params, sdk_query, sdk_runtime) = client.recorded
+    assert raw_params == sdk_params and raw_params['action'] == 'DescribeInstances'
+    assert raw_query == sdk_query and raw_query['Tag.1.Key'] == 'app' and raw_query['RegionId'] == 'cn-hangzhou'
+    assert raw_runtime.ignore_ssl is True and sdk_runtime.ignore_ssl is True
+    assert api.calls == {'DescribeInstances': 2}
+
+
+class RawClient(FakeClient):
+    """``FakeClient`` that also answers the generic ``call_api`` from the same script (bodies as dicts)."""
+
+    def call_api(self, params, request, runtime):
+        with self.lock:
+            self.sent.append((params.action, dict(request.query)))
+            queue = self.script.get(params.action)
+            item = queue.pop(0) if queue else {'RequestId': 'ok'}
+        if isinstance(item, Exception):
+            raise item
+        return {'statusCode': 200, 'headers': {}, 'body': item}
+
+
+def test_call_raw_retries_counts_and_maps_errors_like_call():
+    client = RawClient()
+    client.script['DescribeInstances'] = [api_error('Throttling.User', 400), {'Instances': {'Instance': [{'InstanceId': 'i-1'}]}},
+                                          api_error('InvalidInstance.NotFound', 404)]
+    api = CloudAssistantApi(client, 'cn-hangzhou', no_sleep_policy())
+    request = ecs_models.DescribeInstancesRequest()
+    assert api.call_raw('DescribeInstances', request) == {'Instances': {'Instance': [{'InstanceId': 'i-1'}]}}
+    with pytest.raises(CloudAssistantError) as info:
+        api.call_raw('DescribeInstances', request)
+    assert info.value.code == 'InvalidInstance.NotFound'
+    assert api.calls == {'DescribeInstances': 3} and api.retry.retries == 1
+
+
+def test_paginate_raw_follows_next_token_in_the_json():
+    client = RawClient()
+    client.script['DescribeInstances'] = [{'Instances': {'Instance': [{'InstanceId': 'i-1'}]}, 'NextToken': 'tok-1'},
+                                          {'Instances': {'Instance': [{'InstanceId': 'i-2'}]}, 'NextToken': ''}]
+    api = CloudAssistantApi(client, 'cn-hangzhou', no_sleep_policy())
+    found = list(api.paginate('DescribeInstances', ecs_models.DescribeInstancesRequest(), _api.raw_instances_of,
+                              raw=True))
+    assert found == [{'InstanceId': 'i-1'}, {'InstanceId': 'i-2'}]
+    assert [(q.get('NextToken'), q['MaxResults']) for action, q in client.sent] == [(None, '100'), ('tok-1', '100')]
+
+
+def test_call_raw_without_the_generic_call_is_call_with_the_body_as_a_dict():
+    client = FakeClient()  # only the generated methods
+    client.script['DescribeInstances'] = [instances_page(['i-1'], '')]
+    api = CloudAssistantApi(client, 'cn-hangzhou', no_sleep_policy())
+    body = api.call_raw('DescribeInstances', ecs_models.DescribeInstancesRequest())
+    assert [i['InstanceId'] for i in _api.raw_instances_of(body)] == ['i-1']
