@@ -82,6 +82,7 @@ options:
       - Between 5 and 3600.
     type: int
     default: 120
+    version_added: 0.2.0
     vars:
       - name: ansible_cloud_assistant_api_timeout
     env:

@@ -141,6 +141,9 @@ options:
         C(ansible_alicloud_instance_id) and C(ansible_alicloud_region_id) (the variables it reads) on every Linux
         host; Windows hosts are left as they are (the connection runs shell scripts only).
       - These are set before O(compose), which can override them for some hosts.
+      - The connection plugin (and the SDK it uses) is then loaded once in the controller process, so the worker
+        Ansible forks for each task starts with it loaded; the C(alicloud_ops.cloud_assistant.preload) vars plugin
+        is not needed with this inventory.
     type: bool
     default: false
   timeout:
@@ -264,6 +267,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._targ
     agent_status,
     describe_instances,
 )
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._preload import preload_connection
 
 try:
     from ansible.template import trust_as_template
@@ -599,3 +603,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             self._cache[cache_key] = {'question': question, 'regions': json.dumps(data, separators=(',', ':'))}
         # the plugin's own timing (-vvv): the listing (API calls, or the cache read) apart from building the hosts
         self.display.vvv(phase_timing(self.NAME, data, fetched, listed - started, hosts, populated - listed))
+        if self._ca_connection:
+            # the hosts will use the connection: load it here, once, so that the workers Ansible forks for each task
+            # start with it (and the SDK) loaded instead of importing them again
+            preload_connection(self.NAME)

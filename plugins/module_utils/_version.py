@@ -13,4 +13,4 @@ collection spells the version out: the user agent (``_client.py``) reads it from
 from __future__ import annotations
 
 COLLECTION_NAME = 'alicloud_ops.cloud_assistant'
-COLLECTION_VERSION = '0.1.0'
+COLLECTION_VERSION = '0.2.0'

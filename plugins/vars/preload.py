@@ -17,8 +17,8 @@ description:
     compiles collection code from source every time); forked from a controller that has them loaded already,
     the worker starts without that cost, about 0.4 to 0.6 seconds of every task on a small machine (see
     C(docs/performance.md) in the collection).
-  - The C(alicloud_ops.cloud_assistant.ecs) inventory plugin loads the SDK in the controller too (while it lists
-    the instances), but not the connection plugin itself; enabling this plugin helps with either inventory.
+  - The C(alicloud_ops.cloud_assistant.ecs) inventory plugin does the same when it sets the connection on its hosts
+    (its C(use_cloud_assistant_connection) option); this plugin is for hosts from any other inventory.
   - Like every vars plugin from a collection, it runs only when enabled, in C(ansible.cfg) for example
     C(vars_plugins_enabled = host_group_vars,alicloud_ops.cloud_assistant.preload) (keep C(host_group_vars),
     which Ansible enables by default, in the list), or in E(ANSIBLE_VARS_ENABLED).
@@ -42,29 +42,11 @@ EXAMPLES = r'''
 # ANSIBLE_VARS_ENABLED=host_group_vars,alicloud_ops.cloud_assistant.preload ansible-playbook -i inventory.yml site.yml
 '''
 
-from ansible.module_utils.common.text.converters import to_native
-from ansible.plugins.loader import connection_loader
 from ansible.plugins.vars import BaseVarsPlugin
-from ansible.utils.display import Display
 
-CONNECTION = 'alicloud_ops.cloud_assistant.cloud_assistant'
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._preload import preload_connection
 
-display = Display()
-
-
-def preload_connection():
-    """Load the connection plugin's class (its module, the collection code it imports and the SDK) into this process;
-    whether it was loaded. Failing is harmless: the workers then load it themselves, as without this plugin."""
-    try:
-        loaded = connection_loader.get(CONNECTION, class_only=True)
-    except Exception as exc:  # pylint: disable=broad-exception-caught
-        display.warning(u'%s could not be loaded in the controller (each task will load it): %s' % (CONNECTION, to_native(exc)))
-        return False
-    if loaded is None:
-        display.warning(u'%s was not found; the preload vars plugin has nothing to load' % CONNECTION)
-        return False
-    display.vvv(u'alicloud_ops.cloud_assistant.preload: %s loaded in the controller' % CONNECTION)
-    return True
+NAME = 'alicloud_ops.cloud_assistant.preload'
 
 
 class VarsModule(BaseVarsPlugin):
@@ -74,7 +56,7 @@ class VarsModule(BaseVarsPlugin):
 
     def __init__(self):
         super(VarsModule, self).__init__()
-        preload_connection()
+        preload_connection(NAME)
 
     def get_vars(self, loader, path, entities, cache=True):
         return {}

@@ -404,6 +404,14 @@ def test_without_use_cloud_assistant_connection_no_connection_is_set(fleet):
     assert 'ansible_connection' not in module.inventory.hosts['i-2'].vars
 
 
+@pytest.mark.parametrize('use_connection', [True, False])
+def test_the_connection_is_loaded_in_the_controller_only_for_hosts_that_use_it(monkeypatch, fleet, use_connection):
+    loaded = []
+    monkeypatch.setattr(ecs, 'preload_connection', loaded.append)
+    parsed(fleet, RecordingCache(), regions=['cn-hangzhou'], use_cloud_assistant_connection=use_connection)
+    assert loaded == (['alicloud_ops.cloud_assistant.ecs'] if use_connection else [])
+
+
 def test_agent_status_denied_keeps_the_instances_with_a_warning(fleet):
     fleet['agents_denied'].add('cn-beijing')
     module = plugin(cloud_assistant_status=True)

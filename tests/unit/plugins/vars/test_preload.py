@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils import _preload
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.vars import preload
 
 CONNECTION_MODULE = 'ansible_collections.alicloud_ops.cloud_assistant.plugins.connection.cloud_assistant'
@@ -34,13 +35,13 @@ class FakeLoader(object):
 @pytest.fixture
 def warnings(monkeypatch):
     seen = []
-    monkeypatch.setattr(preload.display, 'warning', lambda msg, *a, **k: seen.append(msg))
+    monkeypatch.setattr(_preload.display, 'warning', lambda msg, *a, **k: seen.append(msg))
     return seen
 
 
 def test_loading_the_plugin_loads_the_connection_class_and_sets_no_variables(monkeypatch, warnings):
     loader = FakeLoader(answer=object)
-    monkeypatch.setattr(preload, 'connection_loader', loader)
+    monkeypatch.setattr(_preload, 'connection_loader', loader)
     plugin = preload.VarsModule()
     assert loader.calls == [('alicloud_ops.cloud_assistant.cloud_assistant', (), {'class_only': True})]
     assert plugin.get_vars(None, '/inventory', []) == {}
@@ -52,7 +53,7 @@ def test_loading_the_plugin_loads_the_connection_class_and_sets_no_variables(mon
     (FakeLoader(answer=None), 'was not found'),
 ])
 def test_a_connection_that_cannot_be_loaded_is_a_warning(monkeypatch, warnings, loader, message):
-    monkeypatch.setattr(preload, 'connection_loader', loader)
+    monkeypatch.setattr(_preload, 'connection_loader', loader)
     plugin = preload.VarsModule()
     assert plugin.get_vars(None, '/inventory', []) == {}
     assert len(warnings) == 1 and message in warnings[0]

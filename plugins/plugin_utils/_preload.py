@@ -1,0 +1,39 @@
+# Copyright (c) alicloud_ops.cloud_assistant contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# Private to this collection: may change without notice.
+
+"""Loading the ``cloud_assistant`` connection plugin in the controller process, before Ansible forks its workers.
+
+Ansible forks a worker for every task and host; a worker forked from a controller that has the connection plugin,
+the collection code it uses and the SDK loaded starts without importing them (0.4-0.6 s a task on a small machine,
+``docs/performance.md``). Two plugins call this: the ``preload`` vars plugin (any inventory) and the ``ecs``
+inventory plugin when it sets the connection on its hosts (``use_cloud_assistant_connection``).
+"""
+
+from __future__ import annotations
+
+from ansible.module_utils.common.text.converters import to_native
+from ansible.plugins.loader import connection_loader
+from ansible.utils.display import Display
+
+CONNECTION = 'alicloud_ops.cloud_assistant.cloud_assistant'
+
+display = Display()
+
+
+def preload_connection(by):
+    """Load the connection plugin's class (its module, the collection code it imports and the SDK) into this process;
+    whether it was loaded. ``by``: the plugin asking, for the messages. Failing is harmless: the workers then load it
+    themselves, as they would without this."""
+    try:
+        loaded = connection_loader.get(CONNECTION, class_only=True)
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        display.warning(u'%s could not be loaded in the controller (each task will load it): %s' % (CONNECTION, to_native(exc)))
+        return False
+    if loaded is None:
+        display.warning(u'%s was not found; %s has nothing to load' % (CONNECTION, by))
+        return False
+    display.vvv(u'%s: %s loaded in the controller' % (by, CONNECTION))
+    return True
