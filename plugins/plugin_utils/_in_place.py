@@ -24,8 +24,7 @@ from changes.
 
 Any other case takes Ansible's path unchanged: another connection, ``async``, ``become``, an interpreter that is
 not the controller's own (discovered or set to another Python), AnsiballZ extensions (the debugger, coverage),
-``ANSIBLE_KEEP_REMOTE_FILES`` (the kept AnsiballZ file can be exploded), ``PYTHON_MODULE_RLIMIT_NOFILE``,
-experimental module metadata, an ``ansible-core`` release the launcher was not tested with (``TESTED_CORE``), a
+``ANSIBLE_KEEP_REMOTE_FILES`` (the kept AnsiballZ file can be exploded), experimental module metadata, an ``ansible-core`` release the launcher was not tested with (``TESTED_CORE``), a
 module outside a collection directory, anything unforeseen while building the launcher, or
 ``CLOUD_ASSISTANT_ANSIBALLZ`` set to a true value.
 
@@ -86,6 +85,7 @@ _HERE = os.path.dirname(os.path.abspath(globals().get('__file__') or '.'))
 sys.path[:] = [p for p in sys.path if p not in ('', '.', _HERE)]
 
 _ROOT = {root!r}
+_RLIMIT_NOFILE = {rlimit_nofile!r}
 _PARAMS = (
     {params!r}
 )
@@ -99,11 +99,26 @@ def _pin(name, path):
     return package
 
 
+def _raise_nofile_limit():
+    # PYTHON_MODULE_RLIMIT_NOFILE, applied as the AnsiballZ wrapper applies it (the soft limit, within the hard one)
+    if not _RLIMIT_NOFILE:
+        return
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = min(hard, _RLIMIT_NOFILE) if hard != resource.RLIM_INFINITY else _RLIMIT_NOFILE
+    if wanted != soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except ValueError:
+            pass
+
+
 def _main():
     if sys.argv[1:]:
         print('{{"failed": true, "msg": "this launcher takes no subcommand: run the task with '
               'CLOUD_ASSISTANT_ANSIBALLZ=true to get an AnsiballZ file to explode"}}')
         sys.exit(1)
+    _raise_nofile_limit()
     path = os.path.join(_ROOT, 'ansible_collections')
     top = _pin('ansible_collections', path)
     top.alicloud_ops = _pin('ansible_collections.alicloud_ops', os.path.join(path, 'alicloud_ops'))
@@ -166,9 +181,10 @@ def same_python(interpreter, executable=None):
     return os.path.normpath(os.path.abspath(interpreter)) == os.path.normpath(os.path.abspath(executable))
 
 
-def launcher(shebang, fqcn, root, fqn, params, profile):
-    """The launcher script's bytes; ``params``: the JSON text of ``{"ANSIBLE_MODULE_ARGS": ...}``."""
-    return LAUNCHER.format(shebang=shebang, fqcn=fqcn, root=root, module_fqn=fqn,
+def launcher(shebang, fqcn, root, fqn, params, profile, rlimit_nofile=0):
+    """The launcher script's bytes; ``params``: the JSON text of ``{"ANSIBLE_MODULE_ARGS": ...}``;
+    ``rlimit_nofile``: PYTHON_MODULE_RLIMIT_NOFILE (0: leave the limit as it is)."""
+    return LAUNCHER.format(shebang=shebang, fqcn=fqcn, root=root, module_fqn=fqn, rlimit_nofile=int(rlimit_nofile),
                            params=params.encode('utf-8'), profile=profile).encode('utf-8')
 
 
@@ -195,8 +211,6 @@ class InPlaceModuleMixin(object):
         """Why the task's arguments or settings need Ansible's own path, or None."""
         if module_args.get('_ansible_keep_remote_files'):
             return 'ANSIBLE_KEEP_REMOTE_FILES: the AnsiballZ file can be exploded'
-        if C.config.get_config_value('PYTHON_MODULE_RLIMIT_NOFILE', variables=use_vars):
-            return 'PYTHON_MODULE_RLIMIT_NOFILE is set'
         if _builder.ExtensionManager.create(task_vars=use_vars).extension_names:
             return 'AnsiballZ extensions (debugger, coverage)'
         return None
@@ -239,7 +253,12 @@ class InPlaceModuleMixin(object):
         profile = module_common._DEFAULT_LEGACY_METADATA.serialization_profile
         encoder = get_module_encoder(profile, Direction.CONTROLLER_TO_MODULE)
         params = json.dumps(dict(ANSIBLE_MODULE_ARGS=module_args), cls=encoder)
-        data = launcher(shebang, module_name, root, module_fqn(module_path), params, profile)
+        rlimit = C.config.get_config_value('PYTHON_MODULE_RLIMIT_NOFILE', variables=use_vars)
+        try:
+            rlimit = int(rlimit or 0)
+        except (TypeError, ValueError):  # a template, as Ansible's own path allows
+            rlimit = int(self._templar.template(rlimit) or 0)
+        data = launcher(shebang, module_name, root, module_fqn(module_path), params, profile, rlimit)
         display.vvv('%s: runs from the installed collection (%s), not an AnsiballZ zip' % (module_name, root))
         built = module_common._BuiltModule(b_module_data=data, module_style='new', shebang=shebang,
                                            serialization_profile=profile)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 from unittest.mock import MagicMock
@@ -31,6 +32,7 @@ MODULE = 'alicloud_ops.cloud_assistant.fake_echo'
 # A module of the collection that returns its own parameters, with one no_log option and one default.
 FAKE_MODULE = '''#!/usr/bin/python
 import json
+import resource
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -45,7 +47,8 @@ def main():
     if module.params['text'] == 'raise':
         raise RuntimeError('unexpected')
     module.exit_json(changed=not module.check_mode, params=module.params, name=__name__,
-                     secret_reversed=(module.params['secret'] or '')[::-1], util=WHERE, json_from=json.__file__)
+                     secret_reversed=(module.params['secret'] or '')[::-1], util=WHERE, json_from=json.__file__,
+                     nofile=resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
 
 if __name__ == '__main__':
@@ -270,7 +273,7 @@ def test_delegated_vars_decide_the_interpreter(fake_collection):
     assert Action(path, delegate_to='ctl')._configure_module(MODULE, {}, delegated) == ('ansiballz', None)
 
 
-@pytest.mark.parametrize('setting', ['keep_remote_files', 'extension', 'metadata', 'rlimit', 'untested_core', 'broken'])
+@pytest.mark.parametrize('setting', ['keep_remote_files', 'extension', 'metadata', 'untested_core', 'broken'])
 def test_settings_that_need_ansible_packaging(monkeypatch, fake_collection, setting):
     task_vars = {'ansible_python_interpreter': sys.executable}
     args = {}
@@ -280,11 +283,10 @@ def test_settings_that_need_ansible_packaging(monkeypatch, fake_collection, sett
         fake = MagicMock()
         fake.extension_names = ('coverage',)
         monkeypatch.setattr(_in_place._builder.ExtensionManager, 'create', lambda task_vars: fake)
-    elif setting in ('metadata', 'rlimit'):
+    elif setting == 'metadata':
         real = _in_place.C.config.get_config_value
-        key = '_MODULE_METADATA' if setting == 'metadata' else 'PYTHON_MODULE_RLIMIT_NOFILE'
         monkeypatch.setattr(_in_place.C.config, 'get_config_value',
-                            lambda name, *a, **k: 1024 if name == key else real(name, *a, **k))
+                            lambda name, *a, **k: True if name == '_MODULE_METADATA' else real(name, *a, **k))
     elif setting == 'untested_core':
         monkeypatch.setattr(_in_place, 'ANSIBLE_CORE_VERSION', '2.99.0')
     elif setting == 'broken':
@@ -307,3 +309,14 @@ def test_the_real_action_plugins_use_the_mixin():
         assert issubclass(plugin.ActionModule, ActionBase)
         assert plugin.ActionModule.__mro__.index(InPlaceModuleMixin) < plugin.ActionModule.__mro__.index(ActionBase)
     assert os.path.basename(_in_place.__file__) == '_in_place.py'
+
+
+@pytest.mark.parametrize('value', [0, '0', 200, '200'])
+def test_python_module_rlimit_nofile_is_applied_as_ansiballz_applies_it(monkeypatch, fake_collection, value):
+    # ansible-test sets ANSIBLE_PYTHON_MODULE_RLIMIT_NOFILE for its runs: the setting must not cost the launcher
+    real = _in_place.C.config.get_config_value
+    monkeypatch.setattr(_in_place.C.config, 'get_config_value',
+                        lambda name, *a, **k: value if name == 'PYTHON_MODULE_RLIMIT_NOFILE' else real(name, *a, **k))
+    answer = run(launched(fake_collection, {'text': 'x'}), fake_collection[0])
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert answer['nofile'] == (soft if int(value) == 0 else min(200, hard))
