@@ -165,8 +165,6 @@ class CloudAssistantApi:
         """
         method, takes_runtime = self._method(action)
         self._fill_region(request)
-        idempotent = action not in NOT_REPEATABLE_ACTIONS and not (
-            action in CLIENT_TOKEN_ACTIONS and not getattr(request, 'client_token', None))
 
         def attempt():
             self._count(action)
@@ -174,13 +172,20 @@ class CloudAssistantApi:
                 return method(request, self._runtime_options())
             return method(request)
 
+        response = self._retried(action, request, attempt)
+        return getattr(response, 'body', response)
+
+    def _retried(self, action, request, attempt):
+        """``attempt()`` under the retry policy (a call that would not be safe to repeat is not repeated); any error
+        but the collection's own becomes a ``CloudAssistantError`` naming ``action``."""
+        idempotent = action not in NOT_REPEATABLE_ACTIONS and not (
+            action in CLIENT_TOKEN_ACTIONS and not getattr(request, 'client_token', None))
         try:
-            response = self.retry.run(attempt, action=action, idempotent=idempotent)
+            return self.retry.run(attempt, action=action, idempotent=idempotent)
         except CloudAssistantError:
             raise
         except Exception as exc:  # pylint: disable=broad-except
             raise from_exception(action, exc) from exc
-        return getattr(response, 'body', response)
 
     def call_raw(self, action, request):
         """``call``, but the answer's body is returned as the API's JSON (a dict with the API's field names, such as
@@ -196,8 +201,6 @@ class CloudAssistantApi:
             body = self.call(action, request)
             return body.to_map() if hasattr(body, 'to_map') else body
         self._fill_region(request)
-        idempotent = action not in NOT_REPEATABLE_ACTIONS and not (
-            action in CLIENT_TOKEN_ACTIONS and not getattr(request, 'client_token', None))
         params = Params(action=action, **RPC_PARAMS)
 
         def attempt():
@@ -206,12 +209,7 @@ class CloudAssistantApi:
             fields = dict((k, v) for k, v in request.to_map().items() if v is not None and v != [])
             return call_api(params, OpenApiRequest(query=_QueryUtils.query(fields)), self._runtime_options())
 
-        try:
-            response = self.retry.run(attempt, action=action, idempotent=idempotent)
-        except CloudAssistantError:
-            raise
-        except Exception as exc:  # pylint: disable=broad-except
-            raise from_exception(action, exc) from exc
+        response = self._retried(action, request, attempt)
         return (response or {}).get('body') or {}
 
     def paginate(self, action, request, extract, token_of=None, raw=False):
