@@ -24,9 +24,10 @@ from changes.
 
 Any other case takes Ansible's path unchanged: another connection, ``async``, ``become``, an interpreter that is
 not the controller's own (discovered or set to another Python), AnsiballZ extensions (the debugger, coverage),
-``ANSIBLE_KEEP_REMOTE_FILES`` (the kept AnsiballZ file can be exploded), experimental module metadata, an ``ansible-core`` release the launcher was not tested with (``TESTED_CORE``), a
-module outside a collection directory, anything unforeseen while building the launcher, or
-``CLOUD_ASSISTANT_ANSIBALLZ`` set to a true value.
+``ANSIBLE_KEEP_REMOTE_FILES`` (the kept AnsiballZ file can be exploded), experimental module metadata, an
+``ansible-core`` release the launcher was not tested with (``TESTED_CORE``), a module outside a collection
+directory, anything unforeseen while building the launcher, or ``CLOUD_ASSISTANT_ANSIBALLZ`` set to a true value.
+``PYTHON_MODULE_RLIMIT_NOFILE`` is applied by the launcher itself, as the AnsiballZ wrapper applies it.
 
 The launcher imports only from where the controller found the collection: the directories a user's files could
 shadow modules from are taken off ``sys.path`` and the collection's packages are pinned to that copy (see
