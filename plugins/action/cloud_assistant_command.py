@@ -70,7 +70,6 @@ class ProgressWatcher(threading.Thread):
         self.show = show
         self.interval = interval
         self.stopped = threading.Event()
-        self.shown = 0
         self.started = time.monotonic()
 
     def run(self):
@@ -78,7 +77,6 @@ class ProgressWatcher(threading.Thread):
             counts = read_progress(self.path)
             if counts is not None:
                 self.show(progress_line(counts, self.label, time.monotonic() - self.started))
-                self.shown += 1
 
     def stop(self):
         self.stopped.set()

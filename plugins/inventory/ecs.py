@@ -244,7 +244,7 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructa
 
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api import build_api, make_request
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batching import run_concurrently
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._client import resolved_credentials
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._client import resolved_credentials, transport_warnings
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._inventory import (
     agent_hostvars,
@@ -267,7 +267,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._targ
     agent_status,
     describe_instances,
 )
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._preload import preload_connection
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._preload import CONNECTION, preload_connection
 
 try:
     from ansible.template import trust_as_template
@@ -279,7 +279,7 @@ except ImportError:  # ansible-core < 2.19: every string from the configuration 
         return value
 
 # use_cloud_assistant_connection: the connection plugin set on Linux hosts.
-CONNECTION_PLUGIN = 'alicloud_ops.cloud_assistant.cloud_assistant'
+CONNECTION_PLUGIN = CONNECTION
 DEFAULT_DISCOVERY_REGION = 'cn-hangzhou'
 ONLINE_GROUP = 'cloud_assistant_online'
 # The timeout option: retries of the listing's calls end this long after it started.
@@ -374,14 +374,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         with _CREDENTIALS_LOCK:  # the regions' threads: the credential source is resolved (a role assumed) once
             if self.__dict__.get('_api_opts') is None:
                 self._api_opts = resolved_credentials(self._opts)
-            values = self._api_opts.to_dict()
-            values['region_id'] = region_id
-            api = build_api(ConnectionOptions(**values), RetryPolicy(deadline=self._deadline))
-            if not self.__dict__.get('_transport_warned'):  # once per listing, not once per region
-                self._transport_warned = True
-                for warning in api.warnings:
+                for warning in transport_warnings(self._api_opts):  # once per listing, not once per region
                     self.display.warning(warning)
-        return api
+        values = self._api_opts.to_dict()
+        values['region_id'] = region_id
+        return build_api(ConnectionOptions(**values), RetryPolicy(deadline=self._deadline))
 
     def _discover_regions(self):
         api = self._api(self._opts.region_id)

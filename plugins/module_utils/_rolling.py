@@ -145,9 +145,10 @@ class RollingPlan(object):
         self.canary = min(total, max(1, canary.of(total))) if canary is not None else 0
         self.stop_on_error = bool(stop_on_error)
         self.block = block_size(self.window)
-        canary_ids, rest = self.targets[:self.canary], self.targets[self.canary:]
-        self.groups = _groups(canary_ids, self.block) + _groups(rest, self.block)
-        self.canary_groups = len(_groups(canary_ids, self.block))
+        self.canary_ids = self.targets[:self.canary]
+        canary_groups = _groups(self.canary_ids, self.block)
+        self.groups = canary_groups + _groups(self.targets[self.canary:], self.block)
+        self.canary_groups = len(canary_groups)
         self.next_group = 0
         self.started = []           # instance IDs, in start order
         self.final = {}             # instance ID -> final status
@@ -161,8 +162,7 @@ class RollingPlan(object):
         return [i for i in self.started if i not in self.final]
 
     def canary_passed(self):
-        canary_ids = self.targets[:self.canary]
-        return all(self.final.get(i) == SUCCESS for i in canary_ids)
+        return all(self.final.get(i) == SUCCESS for i in self.canary_ids)
 
     def startable(self):
         """The next groups to start now (lists of instance IDs), marked as started; [] when none fits, the canary
@@ -197,7 +197,7 @@ class RollingPlan(object):
             return
         if self.max_errors is not None and len(self.failed) > self.max_errors:
             self.halted = HALT_MAX_ERRORS
-        elif instance_id in self.targets[:self.canary]:
+        elif instance_id in self.canary_ids:
             self.halted = HALT_CANARY
 
     def halt(self, why, detail):
@@ -225,7 +225,7 @@ class RollingPlan(object):
                     % (len(self.failed), self.max_errors))
         if self.halted == HALT_CANARY:
             return 'not started: the canary (the first %d instances) did not succeed on %s' % (
-                self.canary, ', '.join(i for i in self.failed if i in self.targets[:self.canary]))
+                self.canary, ', '.join(i for i in self.failed if i in self.canary_ids))
         if self.halted is not None:
             return 'not started: %s' % self.halt_detail
         return None

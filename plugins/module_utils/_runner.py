@@ -390,7 +390,6 @@ class CommandRunner(object):
         result = RunResult(batches, entries, timed_out=timed_out, stopped=stopped or bool(stopped_ids),
                            command_id=next((b.command_id for b in batches if b.command_id), spec.command_id),
                            error=error)
-        result.plan = plan
         result.stopped_ids = stopped_ids
         return result
 

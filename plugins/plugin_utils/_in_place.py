@@ -192,7 +192,7 @@ def launcher(shebang, fqcn, root, fqn, params, profile, rlimit_nofile=0):
 class InPlaceModuleMixin(object):
     """For an ``ActionBase`` subclass: ``_configure_module`` builds the launcher when the module runs here."""
 
-    def _in_place_reason(self, module_name):
+    def _in_place_reason(self):
         """Why Ansible's own packaging is taken for ``module_name`` on this task, or None when it is not."""
         if not HAS_LOADER or not core_tested():
             return 'not tested with ansible-core %s' % ANSIBLE_CORE_VERSION
@@ -227,7 +227,7 @@ class InPlaceModuleMixin(object):
             return None
 
     def _build_in_place(self, module_name, module_args, task_vars):
-        reason = self._in_place_reason(module_name)
+        reason = self._in_place_reason()
         if reason is not None:
             display.vvvv('%s: AnsiballZ packaging (%s)' % (module_name, reason))
             return None

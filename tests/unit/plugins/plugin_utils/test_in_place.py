@@ -157,7 +157,7 @@ def test_same_python_compares_paths_not_binaries(tmp_path):
 def test_ansible_packaging_is_kept_where_the_launcher_could_not_stand_in(fake_collection, kwargs, reason):
     _root, path = fake_collection
     action = Action(path, **kwargs)
-    assert action._in_place_reason(MODULE) == reason
+    assert action._in_place_reason() == reason
     assert action._configure_module(MODULE, {}, {'ansible_playbook_python': sys.executable}) == ('ansiballz', None)
 
 
