@@ -202,7 +202,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
         state.count_call(hinted_action)
     faults = state.faults()
     targeted = {a for a in faults.get("actions", "").split(",") if a}
-    if not targeted or hinted_action in targeted:
+    in_scope = not targeted or hinted_action in targeted
+    if in_scope:
         latency_ms = float(faults.get("latency_ms", "0") or 0)
         if latency_ms > 0:
             import asyncio
@@ -219,7 +220,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
                                      "error, exception or failure.", 500))
             return fail(ApiError("ServiceUnavailable", "The request has failed due to a temporary failure of "
                                  "the server.", 503))
-    drop = (not targeted or hinted_action in targeted) and random.random() < float(faults.get("drop", "0") or 0)
+    drop = in_scope and random.random() < float(faults.get("drop", "0") or 0)
 
     try:
         authed = auth.authenticate(state.db, request.method, request.path, request.rel_url.raw_query_string,
@@ -255,7 +256,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
     if state.requests_since_prune >= 500:
         state.requests_since_prune = 0
         auth.prune_nonces(state.db, store.now())
-    if not drop and (not targeted or hinted_action in targeted):
+    if not drop and in_scope and int(faults.get("drop_first") or 0) > 0:
+        # (the countdown writes; a request reads first, so that without the fault it takes no write lock)
         drop = _take_drop_first(state.db)
     if drop and request.transport is not None:
         # The work is done and committed; the client never hears about it (what a lost reply looks like).
