@@ -12,6 +12,15 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/runner/inventory" "$work/runner/env" "$work/runner/project"
 ansible-playbook setup.yml -e "leak_work_dir=$work" "${config[@]}" "$@"
+# what a failure shows before the look-up below, with every secret (setup.yml's needles) masked
+masked() {
+    python3 -c 'import sys
+needles = [n for n in open(sys.argv[1]).read().splitlines() if n]
+text = sys.stdin.read()
+for n in needles:
+    text = text.replace(n, "********")
+sys.stdout.write(text)' "$work/needles"
+}
 cp leak.yml "$work/runner/project/leak.yml"
 
 # 1. ansible-playbook -vvvv, credentials from the environment only; leak.yml also writes its registered results.
@@ -24,14 +33,14 @@ mkdir "$work/results"
     . "$work/sts.env"
     CLOUD_ASSISTANT_ANSIBALLZ=true ANSIBLE_LOG_PATH="$work/ansible.log" ansible-playbook -i "$work/fleet.ecs.yml" leak.yml -e "@$work/vars.json" \
         -e "leak_results_dir=$work/results" -vvvv >"$work/vvvv.stdout" 2>"$work/vvvv.stderr"
-) || { tail -n 60 "$work/vvvv.stdout" "$work/vvvv.stderr"; exit 1; }
+) || { tail -n 60 "$work/vvvv.stdout" "$work/vvvv.stderr" | masked; exit 1; }
 [ "$(find "$work/results" -name '*.json' | wc -l)" = 2 ] || { echo "leak.yml did not write its results"; exit 1; }
 packaged=$(grep -c 'AnsiballZ packaging (CLOUD_ASSISTANT_ANSIBALLZ is set)' "$work/vvvv.stdout" || true)
 [ "$packaged" -ge 5 ] || { echo "step 1 ran $packaged module tasks from an AnsiballZ zip, expected every module's"; exit 1; }
 
 # 2. ansible-runner with a private data directory: env/envvars, env/extravars, inventory/, project/
 python -m ansible_runner run "$work/runner" -p leak.yml --ident leak --cmdline=-vvvv >"$work/runner.stdout" 2>&1 ||
-    { tail -n 60 "$work/runner.stdout"; exit 1; }
+    { tail -n 60 "$work/runner.stdout" | masked; exit 1; }
 artifacts="$work/runner/artifacts/leak"
 [ "$(cat "$artifacts/rc")" = 0 ] || { echo "ansible-runner: rc $(cat "$artifacts/rc")"; exit 1; }
 in_place=$(grep -c 'runs from the installed collection' "$work/runner.stdout" || true)

@@ -82,6 +82,19 @@ def credential_env(creds, config):
     }
 
 
+def redact(text, secrets):
+    """``text`` with every one of ``secrets`` replaced by ``********``: what a failure may print before the scans."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, '********')
+    return text
+
+
+def job_secrets(creds, config):
+    """The values no output or artifact may show."""
+    return [creds['access_key_secret'], creds['security_token'], config['alibaba_cloud_access_key_secret']]
+
+
 def runner_job(config, work, tag, instance_ids, creds):
     import ansible_runner  # the library AWX's jobs run through
 
@@ -113,7 +126,7 @@ def runner_job(config, work, tag, instance_ids, creds):
     if result.rc != 0 or result.status != 'successful':
         if os.path.exists(stdout_path):
             with open(stdout_path, encoding='utf-8', errors='replace') as f:
-                print(f.read())
+                print(redact(f.read(), job_secrets(creds, config)))
         fail('ansible-runner: status %s, rc %s (expected successful, 0)' % (result.status, result.rc))
 
     events = list(result.events)
@@ -150,8 +163,7 @@ def runner_job(config, work, tag, instance_ids, creds):
         check('Run uptime on every instance of the inventory' in f.read(), 'ansible-runner: the stdout artifact lacks the task')
 
     # no secret in the artifacts: not in events (the module's no_log options), stdout, status, facts...
-    secrets = [creds['access_key_secret'], creds['security_token'], config['alibaba_cloud_access_key_secret']]
-    leaked = scan_for(artifacts, secrets)
+    leaked = scan_for(artifacts, job_secrets(creds, config))
     # ... except in `command`, where ansible-runner itself records the job's whole environment (mode 0600).
     check(leaked in ([], ['command']), 'ansible-runner: a secret is in the artifacts %s' % leaked)
     mode = stat.S_IMODE(os.stat(os.path.join(artifacts, 'command')).st_mode)
@@ -184,7 +196,7 @@ def ci_job(config, work, tag, instance_ids, creds):
     started = time.time()
     out = run_playbook('ci.yml', env)
     check(out.returncode == 2, 'ci.yml: ansible-playbook exited %d, expected 2 (a failed task)\n%s%s'
-          % (out.returncode, out.stdout, out.stderr))
+          % (out.returncode, redact(out.stdout, job_secrets(creds, config)), redact(out.stderr, job_secrets(creds, config))))
     reports = glob.glob(os.path.join(junit_dir, '*.xml'))
     check(len(reports) == 1, 'junit: expected one report in %s, got %s' % (junit_dir, reports))
     suites = ET.parse(reports[0]).getroot()
