@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import sys
 import traceback
 
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._http_sessions import install as install_session_handling
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._sdk_loading import defer_ecs_models
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._version import (
     COLLECTION_NAME,
@@ -52,23 +52,9 @@ except ImportError:
     HAS_SDK = False
     SDK_IMPORT_ERROR = traceback.format_exc()
 
-# The SDK keeps one HTTP session (with its pool of open connections) per endpoint in class attributes of its core
-# (darabonba's DaraCore and Tea's TeaCore). A process forked after a call inherits them: Ansible forks a worker per
-# task and host from the controller process, which has made calls when the inventory plugin listed the fleet, and
-# workers sharing one pooled socket read each other's answers. A forked child starts with no sessions (the parent's
-# are left open for the parent).
-_SESSION_HOLDERS = (('darabonba.core', 'DaraCore'), ('Tea.core', 'TeaCore'))
-
-
-def _forget_inherited_sessions():
-    for module_name, class_name in _SESSION_HOLDERS:
-        holder = getattr(sys.modules.get(module_name), class_name, None)
-        if holder is not None and isinstance(getattr(holder, '_sessions', None), dict):
-            holder._sessions = {}
-
-
-if HAS_SDK and hasattr(os, 'register_at_fork'):
-    os.register_at_fork(after_in_child=_forget_inherited_sessions)
+# Forked workers forget the sessions their parent opened, and take the HTTP adapters it warmed (_http_sessions).
+if HAS_SDK:
+    install_session_handling()
 
 # What modules pass to missing_required_lib() when HAS_SDK is false.
 SDK_REQUIREMENTS = 'alibabacloud_ecs20140526, alibabacloud_tea_openapi and alibabacloud_credentials'

@@ -8,8 +8,9 @@
 
 Ansible forks a worker for every task and host; a worker forked from a controller that has the connection plugin,
 the collection code it uses and the SDK loaded starts without importing them (0.4-0.6 s a task on a small machine,
-``docs/performance.md``). Two plugins call this: the ``preload`` vars plugin (any inventory) and the ``ecs``
-inventory plugin when it sets the connection on its hosts (``use_cloud_assistant_connection``).
+``docs/performance.md``), and takes the SDK's HTTP adapter the controller built instead of loading CA certificates
+(``_http_sessions``). Two plugins call this: the ``preload`` vars plugin (any inventory) and the ``ecs`` inventory
+plugin when it sets the connection on its hosts (``use_cloud_assistant_connection``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.loader import connection_loader
 from ansible.utils.display import Display
+
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._http_sessions import warm_adapters
 
 CONNECTION = 'alicloud_ops.cloud_assistant.cloud_assistant'
 
@@ -35,5 +38,6 @@ def preload_connection(by):
     if loaded is None:
         display.warning(u'%s was not found; %s has nothing to load' % (CONNECTION, by))
         return False
-    display.vvv(u'%s: %s loaded in the controller' % (by, CONNECTION))
+    # and the SDK's HTTP adapters (a TLS context with the CA certificates loaded), which each worker would build
+    display.vvv(u'%s: %s loaded in the controller (%d HTTP adapters warmed)' % (by, CONNECTION, warm_adapters()))
     return True
