@@ -18,7 +18,14 @@ description:
     module's whole archive is kept there too (the 24 most recently used, about 200 KB each), so that its later
     runs are put together by the shell without a Python loader.
   - Each task's worker process imports this plugin and the SDK (0.4-0.6 seconds) unless the controller has them
-    loaded; the vars plugin P(alicloud_ops.cloud_assistant.preload#vars) loads them there once.
+    loaded; the vars plugin P(alicloud_ops.cloud_assistant.preload#vars) loads them there once (and builds the
+    SDK's HTTP adapter, whose CA certificates each worker would load again).
+  - Ansible's housekeeping around a file it sends costs no round trip of its own. The C(mkdir) of its temporary
+    directory and the C(chmod u+x) of the files it sent print nothing but a known line when they succeed, so they
+    are answered at once and run at the start of the next command of the task (before C(put_file) and
+    C(fetch_file) too); when one fails, that next command does not run and the task fails with its error. The
+    home directory Ansible asks (C(echo ~user)) before each temporary directory is asked once per instance, user
+    and C(ansible-playbook) run, and kept in the run's local temporary directory (C(DEFAULT_LOCAL_TMP)).
   - Standard output, standard error and the exit code are kept apart and complete (output larger than the 24 KB
     the service keeps is read in pieces). Files are copied with C(SendFile) (parts assembled atomically and
     checked with SHA-256) and fetched through command output in pieces (checked with SHA-256); both are
@@ -90,9 +97,13 @@ options:
   poll_interval:
     description:
       - The shortest time in seconds between two requests for the result of a command. The wait grows with the
-        command's run time (a tenth of it, at most 5 seconds between two requests). The first request for a module
-        run comes after 1.5 times this (a module cannot end sooner, since its Python process starts and imports
-        Ansible's module_utils first).
+        command's run time (a tenth of it, at most 5 seconds between two requests).
+      - The first request comes when the command should have ended, from what the wrapper on the instance reports
+        about how long each command ran. For a module, that is the shortest of its last three run times (kept by
+        module name in C(cloud_assistant-module-times.json) in Ansible's local temporary directory,
+        C(~/.ansible/tmp) by default, across runs) plus the service's lag seen on that instance in this run, at
+        most 1 second; for a module not run before, 1.5 times this interval; for any other command, about 0.1
+        second.
       - Between 0.1 and 5.
     type: float
     default: 0.2
@@ -198,6 +209,7 @@ EXAMPLES = r'''
 import base64
 import hashlib
 import os
+import re
 import time
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError, AnsibleFileNotFound
@@ -243,8 +255,10 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._remo
     chunk_script,
     digest,
     cleanup_script,
+    deferred_answer,
     exec_script,
     fetch_script,
+    is_home_query,
     looks_like_instance_id,
     parse_fetch,
     parse_frame,
@@ -252,6 +266,13 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._remo
     strip_become_success,
     unpack,
 )
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._module_times import (
+    SECOND,
+    ModuleTimes,
+    first_poll,
+    next_lag,
+)
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._run_memory import RunMemory
 
 display = Display()
 
@@ -261,9 +282,9 @@ COMMAND_LIMIT_B64 = 24 * 1024  # RunCommand's CommandContent, after Base64 (refe
 INPUT_STAGING = '/tmp/.ansible-ca-in-'  # + a transfer ID: SendFile parts a command waits for
 PARTS_SHAPE = (INPUT_STAGING + 'x' * 16, 10 ** 10, '0' * 64)   # the longest parts argument of exec_script, for sizing
 CHUNK_WORKERS = 4              # pieces of a large output or file read at once
-# A module run cannot end before its Python process has imported Ansible's module_utils (a few tenths of a second
-# on any instance): its first poll waits this many poll intervals instead of one (one DescribeInvocationResults less
-# for most modules, and no later on average: the polls after it come every poll_interval as before).
+# A module run cannot end before its Python process has imported Ansible's module_utils (a tenth of a second or more
+# on any instance): the first poll for a module with no run time kept yet (_module_times) waits this many poll
+# intervals instead of one (one DescribeInvocationResults less for most modules).
 MODULE_FIRST_POLL = 1.5
 # Why a run did not happen on the instance, as the service reports it: the host is unreachable.
 UNREACHABLE_CODES = frozenset(['ClientNotRunning', 'ClientNotOnline', 'ClientNetworkBlocked', 'ClientNotResponse',
@@ -297,6 +318,10 @@ class Connection(ConnectionBase):
         self._serial = 0
         self._stages = []
         self._pending_files = []     # (SendFile IDs, path, size, sha256) put_file sent and no command awaited yet
+        self._deferred = []          # Ansible's commands answered already, to run at the start of the next one
+        self._memory = None
+        self._times = None
+        self._last_run = None        # (module or None, when each of its polls came, in seconds after RunCommand)
 
     # -- settings ---------------------------------------------------------------------------------------------------
     def is_pipelining_enabled(self, wrap_async=False):
@@ -374,6 +399,8 @@ class Connection(ConnectionBase):
         for warning in self._api.warnings:
             display.warning(u'%s' % warning)
         display.vvv(u'CLOUD ASSISTANT: instance %s in %s' % (self._instance, self._api.region_id), host=self._instance)
+        self._memory = RunMemory(self._instance)
+        self._times = ModuleTimes()
         self._connected = True
         return self
 
@@ -391,10 +418,10 @@ class Connection(ConnectionBase):
         self._serial += 1
         return client_token([self._instance, self._serial] + list(parts), self._salt)
 
-    def _run(self, script, timeout=None, wait=True, username=None, module=False):
+    def _run(self, script, timeout=None, wait=True, username=None, module=None):
         """Run ``script`` on the instance; the raw output (bytes) once it has finished. Raises for a run that did not
-        happen or did not end (unreachable host, timeout, stopped). ``module``: the script runs a module payload
-        (its first poll comes later, MODULE_FIRST_POLL)."""
+        happen or did not end (unreachable host, timeout, stopped). ``module``: the name of the module the script
+        runs (its first poll comes when that module's earlier runs say it ends, ``_module_times``)."""
         timeout = int(timeout or self._timeout)
         size = len(script.encode('utf-8'))
         if (size + 2) // 3 * 4 > COMMAND_LIMIT_B64:
@@ -411,7 +438,25 @@ class Connection(ConnectionBase):
         if not wait:
             return invoke_id
         return self._result(invoke_id, timeout, own_timeout=username is not None or timeout != self._timeout,
-                            first_poll=self._poll_floor * MODULE_FIRST_POLL if module else None)
+                            first_poll=self._first_poll(module), module=module)
+
+    def _first_poll(self, module):
+        took = self._times.seconds(module) if module else None
+        if module and took is None:
+            return self._poll_floor * MODULE_FIRST_POLL     # a module not seen before
+        lag = self._memory.get('lag')
+        return first_poll(took, lag if isinstance(lag, float) else None)
+
+    def _learn(self, frame):
+        """What the run that printed ``frame`` says about the module's run time and this instance's lag."""
+        module, poll_times = self._last_run or (None, None)
+        self._last_run = None
+        known = self._memory.get('lag')
+        lag = next_lag(known if isinstance(known, float) else None, poll_times, frame.elapsed_ms)
+        if lag is not None:
+            self._memory.put('lag', round(lag, 4))
+        if module and frame.kind in ('R', 'M'):
+            self._times.record(module, frame.elapsed_ms)
 
     def _describe(self, api, invoke_id):
         request = make_request('DescribeInvocationResultsRequest', invoke_id=invoke_id, instance_id=self._instance,
@@ -419,14 +464,16 @@ class Connection(ConnectionBase):
         results = invocation_results_of(api.call('DescribeInvocationResults', request))
         return results[0] if results else None
 
-    def _result(self, invoke_id, timeout, own_timeout=False, first_poll=None):
+    def _result(self, invoke_id, timeout, own_timeout=False, first_poll=None, module=None):
         started = time.monotonic()
         deadline = started + timeout + API_SLACK
         state = {'agent_checked': started}
+        poll_times = []
 
         def fetch():
             api = self._api_for(self._call_retry)   # each poll is retried on its own, not until the deadline
             found = self._describe(api, invoke_id)
+            poll_times.append(time.monotonic() - started)
             status = getattr(found, 'invocation_status', None)
             now = time.monotonic()
             if (self._agent_every and status not in (None, SUCCESS) and not is_terminal(status)
@@ -435,8 +482,9 @@ class Connection(ConnectionBase):
                 self._check_agent(api, invoke_id)
             return found
 
+        schedule = PollSchedule(floor=self._poll_floor, first=first_poll, second=SECOND if first_poll else None)
         outcome = poll(fetch, lambda r: r is not None and is_terminal(getattr(r, 'invocation_status', None)),
-                       deadline, schedule=PollSchedule(floor=self._poll_floor, first=first_poll), started=started)
+                       deadline, schedule=schedule, started=started)
         if outcome.error is not None:
             self._unreachable('reading the result of %s failed' % invoke_id, outcome.error)
         result = outcome.value
@@ -445,6 +493,7 @@ class Connection(ConnectionBase):
             self._stop(invoke_id)
             raise AnsibleError('the command %s on %s did not finish within %s and the service did not report its end; '
                                'it was stopped' % (invoke_id, self._instance, limit))
+        self._last_run = (module, poll_times)
         return self._output_of(result, invoke_id, limit)
 
     def _check_agent(self, api, invoke_id):
@@ -487,12 +536,28 @@ class Connection(ConnectionBase):
         super(Connection, self).exec_command(cmd, in_data=in_data, sudoable=sudoable)
         self._refuse_become_password(sudoable)
         display.vvv(u'CLOUD ASSISTANT: EXEC %s' % to_native(cmd), host=self._instance)
+        cmd = to_native(cmd)
+        answer = None if in_data else deferred_answer(cmd)
+        if answer is not None:
+            # Ansible's temporary directory and chmod of the files it sent: run at the start of the next command
+            # (one round trip less each); a failure fails that command, with this one's error
+            display.vvv(u'CLOUD ASSISTANT: deferred to the next command', host=self._instance)
+            self._deferred.append(cmd)
+            return 0, answer, b''
+        home_key = 'home %s %s' % (self._username() or '', cmd) if not in_data and is_home_query(cmd) else None
+        known = self._memory.get(home_key) if home_key else None
+        if isinstance(known, str):
+            display.vvv(u'CLOUD ASSISTANT: answered from what this run saw on the instance', host=self._instance)
+            return 0, to_bytes(known), b''
         try:
-            frame = self._exec(to_native(cmd), in_data)
+            frame = self._exec(cmd, in_data)
         finally:
             self._remove_stages()
+            self._deferred = []       # they ran, or this command failed with their error
         self._pending_files = []      # the command found them (it would not have run otherwise)
         out, err = self._streams(frame)
+        if home_key and frame.rc == 0 and not err and re.match(br'^/[^\n]*\n?\Z', out):
+            self._memory.put(home_key, to_native(out))
         if sudoable and self.become is not None and getattr(self.become, 'success', None):
             if hasattr(self.become, 'strip_become_success'):   # ansible-core 2.19: as the local connection does
                 out = self.become.strip_become_success(out)
@@ -543,14 +608,15 @@ class Connection(ConnectionBase):
         if script is None:
             display.vvv(u'CLOUD ASSISTANT: module arguments too large for one command, sending the payload', host=self._instance)
             return self._frame(self._run_with_parts(cmd, in_data))
-        frame = self._frame(self._run(script, module=True))
+        frame = self._frame(self._run(script, module=payload.module_path))
         if frame.kind != 'X':
             return frame
+        self._deferred = []           # the deferred commands ran before the loader found files missing
         display.vvv(u'CLOUD ASSISTANT: sending %d module files missing from the cache' % len(frame.missing), host=self._instance)
         script = self._module_script(cmd, payload, missing=frame.missing)
         if script is None:
             return self._frame(self._run_with_parts(cmd, in_data))
-        frame = self._frame(self._run(script, module=True))
+        frame = self._frame(self._run(script, module=payload.module_path))
         if frame.kind == 'X':
             raise AnsibleError('the module cache on %s cannot be used (files sent but not found: %s)'
                                % (self._instance, ' '.join(frame.missing[:3])))
@@ -579,7 +645,7 @@ class Connection(ConnectionBase):
     def _script(self, cmd, **kwargs):
         """``exec_script`` for this connection: the command waits first for the files put_file sent."""
         files = [(path, size, checksum) for _ids, path, size, checksum in self._pending_files]
-        return exec_script(cmd, files=files, **kwargs)
+        return exec_script(cmd, files=files, before=self._deferred, **kwargs)
 
     def _run_with_parts(self, cmd, data):
         return self._run(self._script(cmd, parts=self._send_blob(data)))
@@ -613,10 +679,15 @@ class Connection(ConnectionBase):
 
     def _frame(self, output):
         frame = parse_frame(output)
+        self._learn(frame)
         if frame.kind == 'E' and frame.error.startswith('FileNotArrived'):
             self._flush_files()      # raises with the reason SendFile gives
             raise AnsibleError('a file sent to %s did not arrive within %d s (%s)'
                                % (self._instance, WAIT_FILES_SECONDS, frame.error))
+        if frame.kind == 'D':
+            command = self._deferred[frame.index] if 0 <= frame.index < len(self._deferred) else '?'
+            raise AnsibleError('on %s, the command %s (run at the start of the next one) failed with exit code %d: %s'
+                               % (self._instance, command, frame.rc, to_native(frame.err).strip()))
         if frame.kind == 'E':
             raise AnsibleError('Cloud Assistant on %s: %s' % (self._instance, frame.error))
         if frame.kind is None:
@@ -662,6 +733,7 @@ class Connection(ConnectionBase):
         with open(to_bytes(in_path, errors='surrogate_or_strict'), 'rb') as handle:
             data = handle.read()
         out_path = self._remote_path(out_path)
+        self._flush_deferred()        # SendFile must find the directory the deferred commands make
         plan = plan_payload(data)
         transfer = new_salt()[:16]
         user = self._username()
@@ -731,6 +803,7 @@ class Connection(ConnectionBase):
     def fetch_file(self, in_path, out_path):
         super(Connection, self).fetch_file(in_path, out_path)
         display.vvv(u'CLOUD ASSISTANT: FETCH %s TO %s' % (in_path, out_path), host=self._instance)
+        self._flush_deferred()
         self._flush_files()
         answer = parse_fetch(self._run(fetch_script(self._remote_path(in_path)), timeout=600))
         if not isinstance(answer, tuple):
@@ -760,9 +833,19 @@ class Connection(ConnectionBase):
     def reset(self):
         self.close()
 
+    def _flush_deferred(self):
+        """Run the deferred commands now, on their own (before anything that needs what they do)."""
+        if not self._deferred:
+            return
+        try:
+            self._frame(self._run(self._script(':')))
+        finally:
+            self._deferred = []
+
     def close(self):
-        if self._pending_files and self._api is not None:
+        if self._api is not None and (self._pending_files or self._deferred):
             try:
+                self._flush_deferred()
                 self._flush_files()
             except AnsibleError as exc:
                 display.warning(u'%s' % to_native(exc))

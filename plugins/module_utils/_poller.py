@@ -43,28 +43,33 @@ class PollSchedule(object):
     than 50 s is polled every 5 s: a 2 s command costs about 11 polls, a 60 s one about 45, a 10-minute one about
     150. The floor keeps a wait at or below 5 calls per second whatever the caller asks for.
 
-    ``first`` (optional): the delay before the first poll instead, for a wait that cannot end sooner (the
-    connection plugin's module runs: a Python process that imports Ansible's module_utils first).
+    ``first`` (optional): the delay before the first poll instead, for a wait whose end can be foreseen (the
+    connection plugin's runs: from how long the same module ran before); ``second`` (optional): the delay before
+    the second poll, after a first one that came a little too soon.
 
     Any object with ``next_delay(elapsed, polls)`` is a schedule: the benchmarks plug in the vendor sample's fixed
     2 s and its 1, 2, 4, 8 s backoff.
     """
 
-    def __init__(self, floor=0.2, ratio=0.1, cap=5.0, first=None):
-        if floor <= 0 or cap < floor or ratio < 0 or (first is not None and not 0 < first <= cap):
-            raise ValueError('PollSchedule needs 0 < floor <= cap, ratio >= 0 and 0 < first <= cap')
+    def __init__(self, floor=0.2, ratio=0.1, cap=5.0, first=None, second=None):
+        if floor <= 0 or cap < floor or ratio < 0 or any(d is not None and not 0 < d <= cap for d in (first, second)):
+            raise ValueError('PollSchedule needs 0 < floor <= cap, ratio >= 0 and 0 < first, second <= cap')
         self.floor = float(floor)
         self.ratio = float(ratio)
         self.cap = float(cap)
         self.first = None if first is None else float(first)
+        self.second = None if second is None else float(second)
 
     def next_delay(self, elapsed, polls):
         if polls == 0 and self.first is not None:
             return self.first
+        if polls == 1 and self.second is not None:
+            return self.second
         return max(self.floor, min(self.cap, self.ratio * max(0.0, float(elapsed))))
 
     def __repr__(self):
-        return 'PollSchedule(floor=%r, ratio=%r, cap=%r, first=%r)' % (self.floor, self.ratio, self.cap, self.first)
+        return 'PollSchedule(floor=%r, ratio=%r, cap=%r, first=%r, second=%r)' % (
+            self.floor, self.ratio, self.cap, self.first, self.second)
 
 
 class PollOutcome(object):

@@ -15,9 +15,10 @@ and the exit code apart, completely, and binary-safe. So every command runs insi
   content-addressed cache of the modules' files on the instance (see ``ansiballz_plan``);
 - runs the command with ``/bin/sh -c`` in the user's home directory (``/`` when it has none), as over SSH, stdout
   and stderr into two files;
-- prints one frame: ``ACA1 R <rc> <gzip> <len out> <len err>`` and both streams Base64-encoded (gzip-compressed when
-  the instance has gzip) when they fit in the output the service keeps, and removes the directory; otherwise
-  ``ACA1 M ...`` with the directory, whose files the connection then reads in pieces (``chunk_script``) and removes
+- prints one frame: ``ACA1 R <rc> <gzip> <len out> <len err> <milliseconds>`` (how long the command ran, ``-``
+  when the instance's ``date`` cannot tell) and both streams Base64-encoded (gzip-compressed when the instance has
+  gzip) when they fit in the output the service keeps, and removes the directory; otherwise ``ACA1 M ...`` with the
+  directory, whose files the connection then reads in pieces (``chunk_script``) and removes
   (``cleanup_script``).
 
 A module payload is an AnsiballZ script: a wrapper, the module's arguments and a zip of the module and its
@@ -49,7 +50,8 @@ OUTPUT_BUDGET = 23500
 CHUNK_BYTES = 17000            # bytes of a stream read by one chunk command (22,668 characters of Base64)
 INLINE_MEMBER_BYTES = 65536    # the module's own file travels in the script when it is at most this big (and fits)
 FAST_CALL_BYTES = 4096         # a module call (its arguments) and tail up to this size also travel for the shell fast path
-ARCHIVES_KEPT = 24             # whole module archives kept in the cache (about 200 KB each), the least recently used go
+ARCHIVE_FORMAT = 'pyc1'         # what a kept archive holds: the files and, beside each .py, its checked .pyc
+ARCHIVES_KEPT = 24             # whole module archives kept in the cache (about 500 KB each), the least recently used go
 DIGEST_CHARS = 40              # 160 bits of SHA-256: the name of a cached file
 WAIT_PARTS_SECONDS = 120       # how long a script waits for SendFile parts before giving up
 WAIT_FILES_SECONDS = 60        # how long a script waits for a file put_file sent
@@ -164,7 +166,9 @@ def ansiballz_plan(payload, send=(), inline_module=True, fast=True):
         entries.append([name, key, inline])
     recipe = _b64z(json.dumps({'f': entries, 'c': payload.call.decode('latin-1'), 't': payload.tail.decode('latin-1')},
                               separators=(',', ':')).encode('utf-8'))
-    archive_key = digest(json.dumps([[name, key] for name, key, _inline in entries[1:]], separators=(',', ':')).encode('utf-8'))
+    # (ARCHIVE_FORMAT first: archives an older loader kept, without compiled files, are not used)
+    archive_key = digest(json.dumps([ARCHIVE_FORMAT] + [[name, key] for name, key, _inline in entries[1:]],
+                                    separators=(',', ':')).encode('utf-8'))
     shell_parts = None
     if fast and len(payload.call) + len(payload.tail) <= FAST_CALL_BYTES:
         shell_parts = (entries[0][1], payload.call, payload.tail)
@@ -183,6 +187,11 @@ def ansiballz_plan(payload, send=(), inline_module=True, fast=True):
 # missing. Once built, the archive (Base64, as the payload holds it) is kept in the cache as
 # "z-<archive key>-<its own digest>", which the script's shell fast path uses for the next run of the same module;
 # the ARCHIVES_KEPT most recently used (the fast path touches what it uses) are kept.
+# The archive it builds holds, beside each .py file, that file compiled by the interpreter that runs the module: a
+# checked hash-based .pyc (PEP 552), which zipimport loads instead of compiling the source on every run (about half
+# of a module's run time: Ansible's module_utils are large). zipimport checks the .pyc against the source's hash and
+# falls back to the source when they differ or the interpreter is another (its magic number); an interpreter
+# before Python 3.7 gets the archive without them.
 LOADER = r'''
 import base64, hashlib, io, json, os, stat, sys, zipfile, zlib
 out, cache, blob, zkey = (sys.argv[1:5] + ['-'])[:4]
@@ -237,10 +246,20 @@ for name, digest, inline in recipe['f']:
 if missing:
     sys.stdout.write('ACA1 X %s\n' % ' '.join(missing))
     sys.exit(0)
+def pyc(name, data):
+    try:
+        import importlib.util, marshal
+        code = compile(data, name, 'exec', dont_inherit=True)
+        return importlib.util.MAGIC_NUMBER + b'\x03\x00\x00\x00' + importlib.util.source_hash(data) + marshal.dumps(code)
+    except Exception:
+        return None
 buf = io.BytesIO()
 with zipfile.ZipFile(buf, 'w', zipfile.ZIP_DEFLATED) as archive:
     for name, data in files[1:]:
         archive.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
+        code = pyc(name, data) if name.endswith('.py') and name != 'sitecustomize.py' else None
+        if code is not None:
+            archive.writestr(zipfile.ZipInfo(name[:-3] + '.pyc', (1980, 1, 1, 0, 0, 0)), code, zipfile.ZIP_DEFLATED)
 zipped = base64.b64encode(buf.getvalue())
 with open(out, 'wb') as handle:
     handle.write(files[0][1] + recipe['c'].encode('latin-1') + zipped + recipe['t'].encode('latin-1'))
@@ -254,6 +273,53 @@ except OSError:
     pass
 sys.stdout.write('ACA1 L\n')
 '''.replace('@ARCHIVES@', str(ARCHIVES_KEPT))
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Ansible's own housekeeping commands
+
+# A command Ansible runs through a shell: `<executable> -c '<command> && sleep 0'` (_low_level_execute_command)
+_SHELL_COMMAND = re.compile(r"^(/[A-Za-z0-9_./-]+) -c '([^']*) && sleep 0'\Z")
+_PATH = r"/[A-Za-z0-9_.,+@%=:/-]*"
+_NAME = r"[A-Za-z0-9_.-]+"
+# echo ~ / echo ~user (_expand_user2): the home directory, asked before every temporary directory
+_HOME_QUERY = re.compile(r"^echo ~([a-z_][a-z0-9_.-]{0,31})?\Z")
+# ( umask 77 && mkdir -p "` echo BASE `"&& mkdir "` echo BASE/NAME `" && echo NAME="` echo BASE/NAME `" ) (_mkdtemp2)
+_MKDTEMP = re.compile(r'^\( umask 77 && mkdir -p "` echo (?P<base>%s) `"&& mkdir "` echo (?P<dir>%s) `" && '
+                      r'echo (?P<name>%s)="` echo (?P=dir) `" \)\Z' % (_PATH, _PATH, _NAME))
+# chmod u+x / u+rwx PATH... (_remote_chmod of the files Ansible just sent, without become)
+_CHMOD = re.compile(r'^chmod u\+(?:x|rx|rwx) %s(?: %s)*\Z' % (_PATH, _PATH))
+
+
+def _shell_command(cmd):
+    match = _SHELL_COMMAND.match(cmd or '')
+    return match.group(2) if match else None
+
+
+def is_home_query(cmd):
+    """Whether ``cmd`` is Ansible asking a home directory (``echo ~`` or ``echo ~user``, through its shell): its
+    answer does not change while a play runs."""
+    inner = _shell_command(cmd)
+    return inner is not None and bool(_HOME_QUERY.match(inner))
+
+
+def deferred_answer(cmd):
+    """What Ansible's command ``cmd`` prints when it succeeds, for the commands whose success prints nothing else:
+    the temporary directory Ansible creates (its fixed ``NAME=PATH`` line) and ``chmod u+x`` of the files it sent.
+    None for any other command. Such a command can run at the start of the next one (``exec_script``'s ``before``):
+    when it fails there, that next command does not run and reports the failure."""
+    inner = _shell_command(cmd)
+    if inner is None:
+        return None
+    match = _MKDTEMP.match(inner)
+    if match:
+        base, path, name = match.group('base'), match.group('dir'), match.group('name')
+        if path != base.rstrip('/') + '/' + name:
+            return None
+        return ('%s=%s\n' % (name, path)).encode('utf-8')
+    if _CHMOD.match(inner):
+        return b''
+    return None
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -287,8 +353,12 @@ cd "${HOME:-/}" 2>/dev/null || cd / || exit 0
 
 _RUN = r'''
 umask "$u0"
+t0=$(date +%%s%%N 2>/dev/null)
 /bin/sh -c "$c" <"$in" >"$w/out" 2>"$w/err"
 rc=$?
+t1=$(date +%%s%%N 2>/dev/null)
+ms=-
+case "$t0$t1" in ''|*[!0-9]*) ;; *) ms=$(( (t1 - t0) / 1000000 ));; esac
 umask 077
 z=0
 if command -v gzip >/dev/null 2>&1; then
@@ -297,10 +367,10 @@ fi
 if [ "$z" = 0 ]; then mv -f "$w/out" "$w/o"; mv -f "$w/err" "$w/e"; fi
 lo=$(($(wc -c <"$w/o"))); le=$(($(wc -c <"$w/e")))
 if [ $(( (lo + le + 6) / 3 * 4 )) -le %(budget)d ]; then
-  echo "ACA1 R $rc $z $lo $le"; base64 <"$w/o" | tr -d '\n'; echo; base64 <"$w/e" | tr -d '\n'; echo
+  echo "ACA1 R $rc $z $lo $le $ms"; base64 <"$w/o" | tr -d '\n'; echo; base64 <"$w/e" | tr -d '\n'; echo
   rm -rf "$w"
 else
-  echo "ACA1 M $rc $z $lo $le $w"
+  echo "ACA1 M $rc $z $lo $le $ms $w"
 fi
 '''
 
@@ -340,7 +410,12 @@ ACA_EOF
 fi'''
 
 
-def exec_script(command, stdin=None, payload=None, parts=None, cache_dir=CACHE_DIR, files=()):
+_BEFORE = r'''/bin/sh -c %(command)s </dev/null >/dev/null 2>"$w/be" || {
+  echo "ACA1 D $? %(index)d"; base64 <"$w/be" | tr -d '\n'; echo; rm -rf "$w"; exit 0
+}'''
+
+
+def exec_script(command, stdin=None, payload=None, parts=None, cache_dir=CACHE_DIR, files=(), before=()):
     """The wrapper script for one ``exec_command``.
 
     ``stdin``: bytes carried in the script (None: no input); ``payload``: a ``PayloadPlan`` with the interpreter
@@ -348,13 +423,20 @@ def exec_script(command, stdin=None, payload=None, parts=None, cache_dir=CACHE_D
     blob sent with SendFile that the script waits for (the module files of ``payload``, or the input itself when
     neither ``stdin`` nor ``payload`` is given); ``files``: ``(path, bytes, sha256 hex)`` of files sent with
     SendFile just before, which the command may use: the script waits until each is there, whole
-    (``ACA1 E FileNotArrived <path>`` after ``WAIT_FILES_SECONDS``).
+    (``ACA1 E FileNotArrived <path>`` after ``WAIT_FILES_SECONDS``); ``before``: commands deferred by the connection
+    (``deferred_answer``), run in order first, with the user's umask; the first that fails ends the script with
+    ``ACA1 D <rc> <its index>`` and its standard error.
     """
     lines = []
     if files:
         lines.append(_FILES % {'tries': WAIT_FILES_SECONDS * 20})
         lines.extend('wf %s %d %s' % (shell_quote(path), size, checksum) for path, size, checksum in files)
-    lines += [_HEAD % {'prefix': WORK_PREFIX, 'stale': STALE_MINUTES}, 'c=%s' % shell_quote(command)]
+    lines.append(_HEAD % {'prefix': WORK_PREFIX, 'stale': STALE_MINUTES})
+    if before:
+        lines.append('umask "$u0"')
+        lines.extend(_BEFORE % {'command': shell_quote(cmd), 'index': i} for i, cmd in enumerate(before))
+        lines.append('umask 077')
+    lines.append('c=%s' % shell_quote(command))
     if parts is not None:
         staging, size, checksum = parts
         lines.append('st=%s plen=%d psum=%s wmax=%d' % (shell_quote(staging), size, checksum, WAIT_PARTS_SECONDS * 10))
@@ -410,10 +492,12 @@ def cleanup_script(work_dir):
 
 class Frame(object):
     """What a wrapper script printed: ``kind`` R (result), M (result to read in pieces), X (files missing from the
-    cache), E (the wrapper could not run the command), C (a piece), or None (no frame: the output is not ours)."""
+    cache), E (the wrapper could not run the command), D (the deferred command number ``index`` failed, with ``rc``
+    and ``err``: the command itself did not run), C (a piece), or None (no frame: the output is not ours).
+    ``elapsed_ms`` (R and M): how long the command itself ran on the instance, when its ``date`` can tell."""
 
     def __init__(self, kind=None, rc=None, compressed=False, out_len=0, err_len=0, work_dir=None, out=b'',
-                 err=b'', missing=(), error=None, chunk=b''):
+                 err=b'', missing=(), error=None, chunk=b'', index=None, elapsed_ms=None):
         self.kind = kind
         self.rc = rc
         self.compressed = compressed
@@ -425,6 +509,13 @@ class Frame(object):
         self.missing = list(missing)
         self.error = error
         self.chunk = chunk
+        self.index = index
+        self.elapsed_ms = elapsed_ms
+
+
+def _milliseconds(field):
+    """The command's run time a frame reports, or None (the instance's ``date`` has no nanoseconds)."""
+    return int(field) if field.isdigit() else None
 
 
 def _b64decode(line):
@@ -440,17 +531,21 @@ def parse_frame(output):
         fields = line.decode('utf-8', 'replace').split(' ')
         kind = fields[1] if len(fields) > 1 else ''
         try:
-            if kind == 'R' and len(fields) >= 6:
+            if kind == 'R' and len(fields) >= 7:
                 out = _b64decode(lines[pos + 1]) if pos + 1 < len(lines) else b''
                 err = _b64decode(lines[pos + 2]) if pos + 2 < len(lines) else b''
                 if len(out) != int(fields[4]) or len(err) != int(fields[5]):
                     return Frame(None)      # cut short: not the whole result
-                return Frame('R', int(fields[2]), fields[3] == '1', int(fields[4]), int(fields[5]), out=out, err=err)
-            if kind == 'M' and len(fields) >= 7:
+                return Frame('R', int(fields[2]), fields[3] == '1', int(fields[4]), int(fields[5]), out=out, err=err,
+                             elapsed_ms=_milliseconds(fields[6]))
+            if kind == 'M' and len(fields) >= 8:
                 return Frame('M', int(fields[2]), fields[3] == '1', int(fields[4]), int(fields[5]),
-                             work_dir=' '.join(fields[6:]))
+                             work_dir=' '.join(fields[7:]), elapsed_ms=_milliseconds(fields[6]))
             if kind == 'X':
                 return Frame('X', missing=fields[2:])
+            if kind == 'D' and len(fields) >= 4:
+                err = _b64decode(lines[pos + 1]) if pos + 1 < len(lines) else b''
+                return Frame('D', int(fields[2]), err=err, index=int(fields[3]))
             if kind == 'C':
                 return Frame('C', chunk=_b64decode(lines[pos + 1]) if pos + 1 < len(lines) else b'')
             if kind == 'E':

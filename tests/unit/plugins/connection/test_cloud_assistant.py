@@ -25,6 +25,8 @@ from ansible.playbook.play_context import PlayContext
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.connection import cloud_assistant
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.connection.cloud_assistant import Connection
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._module_times import ModuleTimes
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._run_memory import RunMemory
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._remote_exec import (
     WORK_PREFIX,
     ansiballz_plan,
@@ -120,6 +122,10 @@ def instance(tmp_path, monkeypatch):
     # the module cache and the parts sent in tmp_path, not in /var/tmp and /tmp
     monkeypatch.setattr(cloud_assistant, 'exec_script', functools.partial(exec_script, cache_dir=str(tmp_path / 'cache')))
     monkeypatch.setattr(cloud_assistant, 'INPUT_STAGING', str(tmp_path / 'stage-'))
+    # what the connection keeps for the run, in tmp_path instead of Ansible's local temporary directory
+    (tmp_path / 'run').mkdir()
+    monkeypatch.setattr(cloud_assistant, 'RunMemory', functools.partial(RunMemory, directory=str(tmp_path / 'run')))
+    monkeypatch.setattr(cloud_assistant, 'ModuleTimes', functools.partial(ModuleTimes, directory=str(tmp_path / 'run')))
     return {'connection': connection(), 'api': api, 'tmp': tmp, 'root': tmp_path, 'built': built}
 
 
@@ -560,3 +566,120 @@ def test_new_options_on_a_kept_connection_connect_again(instance, monkeypatch):
     conn.exec_command('true')
     assert len(instance['built']) == 2
     assert instance['built'][1].access_key_secret == 'other-secret' and conn._timeout == 30
+
+
+# -- Ansible's housekeeping commands --------------------------------------------------------------------------------
+def _through_shell(command):
+    """The command as ActionBase._low_level_execute_command hands it over (no become)."""
+    import shlex
+    return '/bin/sh -c ' + shlex.quote(command + ' && sleep 0')
+
+
+def _mkdtemp(base, name='ansible-tmp-1.5-7-9'):
+    from ansible.plugins.loader import shell_loader
+    shell = shell_loader.get('sh')
+    shell.set_options()
+    return _through_shell(shell._mkdtemp2(basefile=name, system=False, tmpdir=str(base)).command), '%s/%s' % (base, name)
+
+
+def test_the_temporary_directory_and_chmod_run_with_the_next_command(instance):
+    conn, api = instance['connection'], instance['api']
+    command, made = _mkdtemp(instance['root'] / 'remote_tmp')
+    assert conn.exec_command(command, sudoable=False) == (0, ('ansible-tmp-1.5-7-9=%s\n' % made).encode(), b'')
+    assert api.scripts == [] and not os.path.exists(made)          # answered, nothing sent yet
+    rc, out, dummy = conn.exec_command('stat -c %%a %s' % made)
+    assert (rc, out) == (0, b'700\n') and len(api.scripts) == 1      # made first, in the same RunCommand
+    source = instance['root'] / 'module.py'
+    source.write_bytes(b'print(1)\n')
+    conn.put_file(str(source), made + '/module.py')
+    assert len(api.scripts) == 1                                     # nothing deferred to flush
+    assert conn.exec_command(_through_shell('chmod u+rwx %s/ %s/module.py' % (made, made)), sudoable=False) == (0, b'', b'')
+    rc, out, dummy = conn.exec_command('stat -c %%a %s/module.py' % made)
+    assert (rc, out) == (0, b'700\n') and len(api.scripts) == 2
+    conn.exec_command('true')
+    assert 'chmod' not in api.scripts[-1]                            # ran once
+
+
+def test_a_deferred_command_that_fails_fails_the_next_one_which_does_not_run(instance):
+    conn, api = instance['connection'], instance['api']
+    blocker = instance['root'] / 'a-file'
+    blocker.write_text('not a directory')
+    command, made = _mkdtemp(blocker)
+    conn.exec_command(command, sudoable=False)
+    marker = instance['root'] / 'ran'
+    with pytest.raises(AnsibleError, match=r'umask 77 && mkdir .*failed with exit code 1: .*(Not a directory|File exists)'):
+        conn.exec_command('touch %s' % marker)
+    assert not marker.exists()
+    conn.exec_command('true')
+    assert 'mkdir' not in api.scripts[-1]                            # not run again
+
+
+def test_put_file_and_fetch_file_run_what_was_deferred_first(instance):
+    conn, api = instance['connection'], instance['api']
+    command, made = _mkdtemp(instance['root'] / 'remote_tmp')
+    conn.exec_command(command, sudoable=False)
+    source = instance['root'] / 'payload.bin'
+    source.write_bytes(b'\x00\x01 payload')
+    conn.put_file(str(source), made + '/payload.bin')
+    assert len(api.scripts) == 1 and 'mkdir' in api.scripts[0]      # the directory before SendFile
+    command, other = _mkdtemp(instance['root'] / 'remote_tmp', 'ansible-tmp-2')
+    conn.exec_command(command, sudoable=False)
+    conn.fetch_file(made + '/payload.bin', str(instance['root'] / 'back.bin'))
+    assert (instance['root'] / 'back.bin').read_bytes() == b'\x00\x01 payload' and os.path.isdir(other)
+
+
+def test_close_runs_what_is_still_deferred(instance):
+    conn = instance['connection']
+    command, made = _mkdtemp(instance['root'] / 'remote_tmp')
+    conn.exec_command(command, sudoable=False)
+    conn.close()
+    assert os.path.isdir(made)
+
+
+def test_a_home_directory_is_asked_once_per_run_and_user(instance):
+    conn, api = instance['connection'], instance['api']
+    query = _through_shell('echo ~')
+    rc, home, dummy = conn.exec_command(query, sudoable=False)
+    assert rc == 0 and home.startswith(b'/') and len(api.scripts) == 1
+    later = connection()                                            # the next task: a new connection, same run
+    assert later.exec_command(query, sudoable=False) == (0, home, b'')
+    assert len(api.scripts) == 1
+    other_user = connection(remote_user='root')
+    other_user.exec_command(query, sudoable=False)
+    assert len(api.scripts) == 2                                     # another user: asked
+    failing = connection()
+    api.verdicts.append(('Failed', ''))
+    with pytest.raises(AnsibleError):
+        failing.exec_command(_through_shell('echo ~nosuchuser'), sudoable=False)
+    failing.exec_command(_through_shell('echo ~nosuchuser'), sudoable=False)   # a failure is never kept
+    assert len(api.scripts) == 4
+
+
+def test_the_first_poll_comes_when_the_module_ended_before_and_the_times_are_learnt(instance, payload, monkeypatch):
+    conn = instance['connection']
+    firsts = []
+    real = cloud_assistant.PollSchedule
+
+    def schedule(**kwargs):
+        firsts.append(kwargs.get('first'))
+        return real(**kwargs)
+
+    monkeypatch.setattr(cloud_assistant, 'PollSchedule', schedule)
+    data = payload
+    conn.exec_command(sys.executable, in_data=data)            # files sent, then run
+    conn.exec_command(sys.executable, in_data=data)
+    module = split_ansiballz(data).module_path
+    times = ModuleTimes(str(instance['root'] / 'run'))
+    took = times.seconds(module)
+    lag = RunMemory(INSTANCE, str(instance['root'] / 'run')).get('lag')
+    assert took is not None and 0 < took < 10 and isinstance(lag, float) and lag >= 0
+    # the first run of a module not seen before: 1.5 poll intervals; then from what was learnt
+    assert firsts[0] == pytest.approx(OPTIONS['poll_interval'] * cloud_assistant.MODULE_FIRST_POLL)
+    from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._module_times import first_poll
+    expected = first_poll(ModuleTimes(str(instance['root'] / 'run')).seconds(module),
+                          RunMemory(INSTANCE, str(instance['root'] / 'run')).get('lag'))
+    conn.exec_command(sys.executable, in_data=data)
+    assert firsts[-1] == pytest.approx(expected)
+    # a shell command: right after the lag
+    conn.exec_command('true')
+    assert firsts[-1] < firsts[0]

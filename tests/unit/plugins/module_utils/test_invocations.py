@@ -91,6 +91,12 @@ def test_schedule_first_delay_replaces_only_the_first_one():
     assert PollSchedule().first is None and PollSchedule().next_delay(0, 0) == 0.2
 
 
+def test_schedule_second_delay_replaces_only_the_second_one():
+    s = PollSchedule(first=0.25, second=0.1)
+    assert [s.next_delay(0, 0), s.next_delay(0.25, 1), s.next_delay(0.35, 2)] == [0.25, 0.1, 0.2]
+    assert PollSchedule(second=0.1).next_delay(0, 0) == 0.2       # the first stays the schedule's own
+
+
 def test_schedule_rejects_nonsense():
     with pytest.raises(ValueError):
         PollSchedule(floor=0)
@@ -100,6 +106,8 @@ def test_schedule_rejects_nonsense():
         PollSchedule(first=0)
     with pytest.raises(ValueError):
         PollSchedule(first=6)
+    with pytest.raises(ValueError):
+        PollSchedule(second=0)
 
 
 def test_schedule_call_count_for_a_long_run_is_bounded():

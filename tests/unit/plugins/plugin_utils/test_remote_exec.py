@@ -72,25 +72,26 @@ def test_instance_ids():
 
 
 def test_result_frame():
-    frame = parse_frame(b'ACA1 R 3 0 5 2\n' + b64(b'hello') + b'\n' + b64(b'er') + b'\n')
+    frame = parse_frame(b'ACA1 R 3 0 5 2 17\n' + b64(b'hello') + b'\n' + b64(b'er') + b'\n')
     assert (frame.kind, frame.rc, frame.compressed, frame.out_len, frame.err_len) == ('R', 3, False, 5, 2)
-    assert (frame.out, frame.err) == (b'hello', b'er')
+    assert (frame.out, frame.err, frame.elapsed_ms) == (b'hello', b'er', 17)
 
 
 def test_result_frame_after_noise_and_with_empty_streams():
-    frame = parse_frame(b'agent says hi\nACA1 R 0 1 0 0\n\n\n')
+    frame = parse_frame(b'agent says hi\nACA1 R 0 1 0 0 -\n\n\n')
     assert (frame.kind, frame.rc, frame.compressed, frame.out, frame.err) == ('R', 0, True, b'', b'')
+    assert frame.elapsed_ms is None          # the instance's date could not tell
 
 
 def test_result_frame_with_negative_and_large_exit_codes():
-    assert parse_frame(b'ACA1 R 255 0 0 0\n\n\n').rc == 255
-    assert parse_frame(b'ACA1 R -1 0 0 0\n\n\n').rc == -1
+    assert parse_frame(b'ACA1 R 255 0 0 0 3\n\n\n').rc == 255
+    assert parse_frame(b'ACA1 R -1 0 0 0 3\n\n\n').rc == -1
 
 
 def test_more_frame_keeps_the_whole_work_dir():
-    frame = parse_frame(b'ACA1 M 2 1 30000 12 /tmp/my dir/.ansible-ca-abc\n')
+    frame = parse_frame(b'ACA1 M 2 1 30000 12 2500 /tmp/my dir/.ansible-ca-abc\n')
     assert (frame.kind, frame.rc, frame.compressed, frame.out_len, frame.err_len) == ('M', 2, True, 30000, 12)
-    assert frame.work_dir == '/tmp/my dir/.ansible-ca-abc'
+    assert (frame.work_dir, frame.elapsed_ms) == ('/tmp/my dir/.ansible-ca-abc', 2500)
 
 
 def test_missing_error_and_chunk_frames():
@@ -112,10 +113,10 @@ def test_garbage_is_no_frame(output):
 
 
 @pytest.mark.parametrize('output', [
-    b'ACA1 R 0 0 5 0\naGVs',             # the output stream cut short (3 of 5 bytes, valid Base64)
-    b'ACA1 R 0 0 5 0\n',                 # no stream lines at all
-    b'ACA1 R 0 0 5 2\naGVsbG8=\n',       # the error stream missing
-    b'ACA1 R 0 0 0 2\n\nZXJy\n',         # longer than announced
+    b'ACA1 R 0 0 5 0 1\naGVs',             # the output stream cut short (3 of 5 bytes, valid Base64)
+    b'ACA1 R 0 0 5 0 1\n',                 # no stream lines at all
+    b'ACA1 R 0 0 5 2 1\naGVsbG8=\n',       # the error stream missing
+    b'ACA1 R 0 0 0 2 1\n\nZXJy\n',         # longer than announced
 ])
 def test_truncated_result_is_no_frame(output):
     # a result whose streams do not have the lengths the header announces must not pass for a complete one
@@ -313,6 +314,7 @@ def test_exec_without_stdin_keeps_streams_and_exit_code_apart(sandbox):
     out = sh(exec_script('echo out; echo err >&2; cat; exit 3'))
     frame = parse_frame(out)
     assert (frame.kind, frame.rc) == ('R', 3)
+    assert 0 <= frame.elapsed_ms < 5000
     assert streams(frame) == (b'out\n', b'err\n')
     assert work_dirs(sandbox['tmp']) == []
 
@@ -353,6 +355,7 @@ def test_exec_without_gzip_on_the_instance(sandbox):
     frame = parse_frame(sh(exec_script('echo out; echo err >&2; exit 7'), env))
     assert (frame.kind, frame.rc, frame.compressed) == ('R', 7, False)
     assert streams(frame) == (b'out\n', b'err\n')
+    assert frame.elapsed_ms is None          # no date on that PATH either: the run time is unknown, not wrong
 
 
 def test_exec_with_inline_stdin_without_gzip_on_the_instance(sandbox):
@@ -458,8 +461,7 @@ def test_loader_rebuilds_the_payload_from_sent_parts_then_from_the_cache(sandbox
     frame = parse_frame(sh(exec_script('cat', payload=(plan, payload.interpreter), parts=parts, cache_dir=cache)))
     assert frame.kind == 'M'
     rebuilt = read_back(frame)[0]
-    again = split_ansiballz(rebuilt)
-    assert (again.head, again.call, again.tail, again.members) == (payload.head, payload.call, payload.tail, payload.members)
+    assert_same_payload_with_bytecode(split_ansiballz(rebuilt), payload)
     assert run_module(rebuilt, sandbox['root']) == run_module(payload_bytes, sandbox['root'])
 
     # the files are now in the cache, private, under their digests, and the module's whole archive (Base64) under
@@ -474,6 +476,45 @@ def test_loader_rebuilds_the_payload_from_sent_parts_then_from_the_cache(sandbox
     answer = json.loads(streams(frame)[0])
     assert answer['ping'] == PING_DATA
     assert work_dirs(sandbox['tmp']) == []
+
+
+def assert_same_payload_with_bytecode(again, payload):
+    """``again`` (as the loader rebuilt ``payload``) is the same wrapper, call, files and tail, with beside each .py
+    file that file compiled by this interpreter: a checked hash-based .pyc (PEP 552) of exactly that source."""
+    import importlib.util
+    import marshal
+    assert (again.head, again.call, again.tail) == (payload.head, payload.call, payload.tail)
+    assert [m for m in again.members if not m[0].endswith('.pyc')] == payload.members
+    sources = dict(payload.members)
+    compiled = dict(m for m in again.members if m[0].endswith('.pyc'))
+    assert sorted(compiled) == sorted(name[:-3] + '.pyc' for name in sources if name.endswith('.py'))
+    for name, pyc in compiled.items():
+        source = sources[name[:-4] + '.py']
+        assert pyc[:4] == importlib.util.MAGIC_NUMBER and pyc[4:8] == b'\x03\x00\x00\x00'
+        assert pyc[8:16] == importlib.util.source_hash(source)
+        assert marshal.loads(pyc[16:]).co_filename == name[:-4] + '.py'
+
+
+def test_a_module_from_the_rebuilt_archive_imports_the_compiled_files(sandbox, payload_bytes):
+    """zipimport takes the .pyc (no compiling), and the source again when the .pyc does not match it."""
+    _missing, _cached, rebuilt = fill_cache(sandbox, split_ansiballz(payload_bytes))
+    again = split_ansiballz(rebuilt)
+    members = dict(again.members)
+    probe = ('import sys\n'
+             'sys.path.insert(0, sys.argv[1])\n'
+             'import ansible.module_utils.basic as module\n'
+             'assert module.__file__.startswith(sys.argv[1])\n'
+             'print(module.__file__.endswith(".pyc"), module.AnsibleModule.__name__)\n')
+    for tampered, expected in ((False, b'True AnsibleModule'), (True, b'False AnsibleModule')):
+        archive = sandbox['root'] / ('modules-%s.zip' % tampered)
+        with zipfile.ZipFile(str(archive), 'w') as handle:
+            for name, data in again.members:
+                if tampered and name == 'ansible/module_utils/basic.pyc':
+                    data = data[:8] + b'\x00' * 8 + data[16:]          # another source's hash
+                handle.writestr(name, data)
+        done = subprocess.run([sys.executable, '-I', '-c', probe, str(archive)], stdout=subprocess.PIPE, check=True)
+        assert done.stdout.strip() == expected
+    assert 'ansible/module_utils/basic.pyc' in members
 
 
 def rebuilt_by(script):
@@ -491,8 +532,7 @@ def fill_cache(sandbox, payload):
     parts = stage_parts(sandbox['root'] / 'stage', ansiballz_plan(payload, send=first.missing).blob, part_bytes=24000)
     rebuilt = rebuilt_by(exec_script('cat', payload=(ansiballz_plan(payload, send=first.missing), payload.interpreter),
                                      parts=parts, cache_dir=cache))
-    again = split_ansiballz(rebuilt)
-    assert (again.head, again.call, again.tail, again.members) == (payload.head, payload.call, payload.tail, payload.members)
+    assert_same_payload_with_bytecode(split_ansiballz(rebuilt), payload)
     return first.missing, sandbox['cache'] + '-%d' % os.getuid(), rebuilt
 
 
@@ -640,3 +680,81 @@ def test_loader_keeps_only_the_most_recently_used_archives(sandbox, payload_byte
     mine = [name for name in archives if name.startswith('z-%s-' % ansiballz_plan(payload).archive_key)]
     assert len(archives) == rx.ARCHIVES_KEPT and len(mine) == 1
     assert sorted(set(archives) - set(mine)) == old[-(rx.ARCHIVES_KEPT - 1):]     # the oldest went
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Ansible's housekeeping commands: answered at once, run at the start of the next command
+
+def _ansible_shell_command(command):
+    """What ActionBase._low_level_execute_command hands the connection for ``command`` (no become)."""
+    from ansible.plugins.loader import shell_loader
+    shell = shell_loader.get('sh')
+    shell.set_options()
+    import shlex
+    return '/bin/sh -c ' + shlex.quote(shell.append_command(command, 'sleep 0'))
+
+
+def _ansible_shell():
+    from ansible.plugins.loader import shell_loader
+    shell = shell_loader.get('sh')
+    shell.set_options()
+    return shell
+
+
+def test_home_queries_are_recognised_as_ansible_builds_them():
+    shell = _ansible_shell()
+    for path in ('~', '~root', '~deploy-user'):
+        assert rx.is_home_query(_ansible_shell_command(shell._expand_user2(path).command))
+    for other in ('echo ~/x', 'echo ~; id', 'echo $HOME', 'echo ~root && rm -rf /'):
+        assert not rx.is_home_query(_ansible_shell_command(other))
+    assert not rx.is_home_query('echo ~')      # not through Ansible's shell wrapper
+
+
+def test_the_temporary_directory_answer_is_what_the_command_prints(sandbox):
+    shell = _ansible_shell()
+    base = str(sandbox['root'] / 'remote_tmp')
+    command = _ansible_shell_command(shell._mkdtemp2(basefile='ansible-tmp-17.5-9-3', system=False, tmpdir=base).command)
+    answer = rx.deferred_answer(command)
+    assert answer == ('ansible-tmp-17.5-9-3=%s/ansible-tmp-17.5-9-3\n' % base).encode()
+    # what the command really prints, and the directory it makes (mode 0700)
+    done = subprocess.run(command, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True)
+    assert (done.stdout, done.stderr) == (answer, b'')
+    assert stat.S_IMODE(os.stat(base + '/ansible-tmp-17.5-9-3').st_mode) == 0o700
+
+
+def test_only_the_exact_housekeeping_commands_are_deferred():
+    shell = _ansible_shell()
+    chmod = _ansible_shell_command(shell.chmod(['/root/.ansible/tmp/a/', '/root/.ansible/tmp/a/.source.txt'], 'u+rwx'))
+    assert rx.deferred_answer(chmod) == b''
+    assert rx.deferred_answer(_ansible_shell_command(shell.chmod(['/tmp/x'], 'u+x'))) == b''
+    refused = [
+        shell.chmod(['/tmp/x'], 'a+rwx'),                        # not only the owner's bits
+        shell.chmod(['relative/x'], 'u+x'),                       # not an absolute path
+        shell.chmod(['/tmp/x y'], 'u+x'),                         # a quoted path
+        shell.remove('/root/.ansible/tmp/a/', recurse=True),      # its failure is a warning Ansible shows
+        shell._mkdtemp2(basefile='ansible-tmp-1', system=False, tmpdir='/tmp/$x').command,   # expands remotely
+        shell._expand_user2('~').command,
+        'true',
+    ]
+    for command in refused:
+        assert rx.deferred_answer(_ansible_shell_command(command)) is None, command
+    # a mkdir whose directory is not the base and the name
+    forged = ('( umask 77 && mkdir -p "` echo /tmp/a `"&& mkdir "` echo /tmp/b/n `" && echo n="` echo /tmp/b/n `" )')
+    assert rx.deferred_answer(_ansible_shell_command(forged)) is None
+    assert rx.deferred_answer(chmod.replace('/bin/sh -c', '/bin/sh -xc')) is None
+
+
+def test_deferred_commands_run_first_in_order_and_a_failure_stops_the_script(sandbox):
+    base = sandbox['root'] / 'made'
+    first = "/bin/sh -c 'mkdir %s && sleep 0'" % base
+    second = "/bin/sh -c 'echo second >> %s/log && sleep 0'" % base
+    frame = parse_frame(sh(exec_script('cat %s/log; echo ran' % base, before=[first, second])))
+    assert (frame.kind, frame.rc) == ('R', 0)
+    assert streams(frame) == (b'second\nran\n', b'')
+    # the first one fails now (the directory exists): the command does not run, its error comes back
+    marker = sandbox['root'] / 'ran'
+    frame = parse_frame(sh(exec_script('touch %s' % marker, before=[first, second])))
+    assert (frame.kind, frame.rc, frame.index) == ('D', 1, 0)
+    assert b'File exists' in frame.err
+    assert not marker.exists()
+    assert work_dirs(sandbox['tmp']) == []

@@ -1,0 +1,113 @@
+# Copyright (c) alicloud_ops.cloud_assistant contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# Private to this collection: may change without notice.
+
+"""When the ``cloud_assistant`` connection asks for a command's result first: from how long that module ran before.
+
+Cloud Assistant has no way to wait for a command: its result is polled. A poll sent before the command has ended is
+a wasted call and the next one comes a whole ``poll_interval`` later, so the first poll is best sent just after the
+command ends. The wrapper on the instance reports how long the command itself ran (``Frame.elapsed_ms``); the time
+from ``RunCommand`` to the first poll that saw the end, less that, is the service's own lag (delivery to the agent,
+the report back, the poll's round trip).
+
+- ``ModuleTimes``: how long each module (by its name, such as ``ansible.modules.stat``) ran its last few times, in
+  one small JSON file beside the run directories in Ansible's local temporary directory (``~/.ansible/tmp``), kept
+  across runs: module run times depend on the module far more than on the host. Module names and milliseconds only.
+- the lag, per instance and run, in ``RunMemory``: learnt from each run's polls (``next_lag``), trying a little
+  sooner after each first poll that saw the end, so that it does not stay where the first run put it.
+
+``first_poll`` puts them together: the median of the module's recent run times (what it takes depends on its
+arguments too: ``command: sleep 10`` before ``command: id``), a little late rather than early, and never later than
+``LATEST``; when it comes too soon, the second poll follows ``SECOND`` later (not a whole ``poll_interval``).
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._run_memory import (
+    read_json_dict,
+    write_json_atomically,
+)
+
+KEPT = 3                 # run times kept per module; their median is used
+MODULES_KEPT = 200       # modules kept in the file (the least recently run go)
+UNKNOWN_LAG = 0.1        # the service's lag before one has been seen on this instance in this run (seconds)
+MARGIN = 0.03            # added to the estimate (seconds), and
+SLACK = 1.1              # the run time's share of it: late rather than early
+SHELL_SECONDS = 0.03     # what a command that is not a module (a shell one-liner) is given to run
+DECAY = 0.7              # a first poll that saw the end: the next one tries this share of the lag
+SECOND = 0.1             # the second poll, after a first one that came too soon (seconds)
+SOONEST = 0.05           # no first poll before this (seconds),
+LATEST = 1.0             # nor after this: a module's run time depends on its arguments too
+FILE_NAME = 'cloud_assistant-module-times.json'
+
+
+def _default_directory():
+    try:
+        from ansible import constants as C
+        base = os.path.dirname(C.DEFAULT_LOCAL_TMP.rstrip('/'))
+    except Exception:  # pylint: disable=broad-exception-caught
+        return None
+    return base if base and os.path.isdir(base) else None
+
+
+class ModuleTimes(object):
+    """Run times (milliseconds) of modules, by name, kept in ``directory`` (default: the parent of this run's local
+    temporary directory). Without a usable directory nothing is kept and nothing is known."""
+
+    def __init__(self, directory=None):
+        directory = directory if directory is not None else _default_directory()
+        self.path = os.path.join(directory, FILE_NAME) if directory else None
+
+    def _read(self):
+        return read_json_dict(self.path)
+
+    def seconds(self, module):
+        """The median of the module's kept run times (of two: the mean), in seconds, or None. Not the longest: one
+        long run (``command: sleep 10``) must not make the next short one (``command: id``) wait; not the
+        shortest: a run a little longer than that one is common, and a first poll too soon costs a call and a
+        second poll."""
+        kept = self._read().get(module)
+        if not isinstance(kept, list) or not kept or not all(isinstance(ms, int) for ms in kept):
+            return None
+        kept = sorted(kept)
+        middle = len(kept) // 2
+        return (kept[middle] if len(kept) % 2 else (kept[middle - 1] + kept[middle]) / 2.0) / 1000.0
+
+    def record(self, module, milliseconds):
+        if self.path is None or not module or milliseconds is None or milliseconds < 0:
+            return
+        data = self._read()
+        kept = data.get(module) if isinstance(data.get(module), list) else []
+        if len(kept) == KEPT and all(abs(ms - milliseconds) <= 0.1 * max(ms, 1) for ms in kept):
+            return      # nothing new to learn: spare the write
+        data.pop(module, None)
+        data[module] = (kept + [int(milliseconds)])[-KEPT:]
+        for old in list(data)[:-MODULES_KEPT]:
+            del data[old]
+        write_json_atomically(self.path, data)
+
+
+def first_poll(took, lag):
+    """Seconds from ``RunCommand`` to the first poll for a command expected to run ``took`` seconds (None: a shell
+    one-liner) on an instance whose lag is ``lag`` (None: not seen yet in this run)."""
+    lag = UNKNOWN_LAG if lag is None else lag
+    run = SHELL_SECONDS if took is None else took * SLACK
+    return min(LATEST, max(SOONEST, run + lag + MARGIN))
+
+
+def next_lag(lag, poll_times, elapsed_ms):
+    """The lag to use next on an instance, after a run that ran ``elapsed_ms`` and whose polls came ``poll_times``
+    seconds after ``RunCommand`` (the last one saw its end). A first poll that saw the end says only that the lag
+    was no longer: the next one tries sooner (``DECAY``); a first poll too soon brackets it between the last two
+    polls, and the middle is taken. ``lag``: the one used so far (None: none yet)."""
+    if elapsed_ms is None or not poll_times:
+        return lag
+    run = elapsed_ms / 1000.0
+    if len(poll_times) == 1:
+        current = UNKNOWN_LAG if lag is None else lag
+        return max(0.0, min(poll_times[0] - run, current * DECAY))
+    return max(0.0, (poll_times[-2] + poll_times[-1]) / 2.0 - run)

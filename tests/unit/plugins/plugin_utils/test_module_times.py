@@ -1,0 +1,89 @@
+# Copyright (c) alicloud_ops.cloud_assistant contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils import _module_times as mt
+
+
+def test_the_median_of_the_last_runs_is_kept_across_instances_of_the_file(tmp_path):
+    times = mt.ModuleTimes(str(tmp_path))
+    assert times.seconds('ansible/modules/ping.py') is None
+    for ms in (900, 120, 300, 250):
+        times.record('ansible/modules/ping.py', ms)
+    later = mt.ModuleTimes(str(tmp_path))             # the next task's connection (or the next run)
+    assert later.seconds('ansible/modules/ping.py') == 0.25     # 900 dropped out; the median of 120, 300, 250
+    assert json.loads((tmp_path / mt.FILE_NAME).read_text()) == {'ansible/modules/ping.py': [120, 300, 250]}
+
+
+def test_the_median_of_two_is_their_mean_and_one_long_run_does_not_hold_the_next_ones(tmp_path):
+    times = mt.ModuleTimes(str(tmp_path))
+    times.record('command', 100)
+    times.record('command', 10000)                    # command: sleep 10
+    assert times.seconds('command') == pytest.approx(5.05)
+    assert mt.first_poll(times.seconds('command'), 0.0) == mt.LATEST
+    times.record('command', 120)
+    assert times.seconds('command') == 0.12
+
+
+def test_nothing_is_written_when_nothing_new_is_learnt(tmp_path):
+    times = mt.ModuleTimes(str(tmp_path))
+    for ms in (100, 101, 102):
+        times.record('m', ms)
+    path = tmp_path / mt.FILE_NAME
+    before = path.stat().st_mtime_ns
+    path.write_text(path.read_text())                  # same content, new mtime
+    written = path.stat().st_mtime_ns
+    times.record('m', 105)                             # within 10 % of every kept time
+    assert path.stat().st_mtime_ns == written and written >= before
+    times.record('m', 200)
+    assert mt.ModuleTimes(str(tmp_path))._read()['m'] == [101, 102, 200]
+
+
+def test_a_damaged_file_no_directory_or_no_time_change_nothing(tmp_path):
+    (tmp_path / mt.FILE_NAME).write_text('[not a dict')
+    times = mt.ModuleTimes(str(tmp_path))
+    assert times.seconds('m') is None
+    times.record('m', None)
+    times.record('m', -1)
+    assert times.seconds('m') is None
+    nowhere = mt.ModuleTimes(str(tmp_path / 'missing'))
+    nowhere.record('m', 10)
+    assert nowhere.seconds('m') is None
+
+
+def test_only_the_most_recently_run_modules_are_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(mt, 'MODULES_KEPT', 3)
+    times = mt.ModuleTimes(str(tmp_path))
+    for name in 'abcd':
+        times.record(name, 10)
+    times.record('b', 50)
+    assert sorted(times._read()) == ['b', 'c', 'd']
+
+
+@pytest.mark.parametrize('took, lag, expected', [
+    (None, None, mt.SHELL_SECONDS + mt.UNKNOWN_LAG + mt.MARGIN),    # a shell one-liner on a new instance
+    (None, 0.0, mt.SHELL_SECONDS + mt.MARGIN),                        # a lag of zero seen
+    (0.0, 0.0, mt.SOONEST),                                           # never sooner than SOONEST
+    (0.2, 0.05, 0.2 * mt.SLACK + 0.05 + mt.MARGIN),                  # a module: a little late rather than early
+    (30.0, 0.05, mt.LATEST),                                          # never later than LATEST
+])
+def test_first_poll(took, lag, expected):
+    assert mt.first_poll(took, lag) == pytest.approx(expected)
+
+
+def test_next_lag():
+    # the first poll saw the end: try sooner, never below zero, never later than what was seen
+    assert mt.next_lag(None, [0.4], 250) == pytest.approx(mt.UNKNOWN_LAG * mt.DECAY)
+    assert mt.next_lag(0.2, [0.4], 250) == pytest.approx(0.2 * mt.DECAY)
+    assert mt.next_lag(0.5, [0.3], 250) == pytest.approx(0.05)
+    assert mt.next_lag(0.1, [0.2], 250) == 0.0
+    # the first poll came too soon: the middle of the last two polls, less the run time
+    assert mt.next_lag(0.05, [0.3, 0.5, 0.7], 250) == pytest.approx(0.35)
+    # nothing to learn from
+    assert mt.next_lag(0.2, [0.4], None) == 0.2 and mt.next_lag(None, [], 100) is None
