@@ -15,8 +15,9 @@ description:
     (C(basic.py), C(module_utils)) are kept on the instance under their SHA-256 in a directory only the user
     running the command can use (C(/var/tmp/.ansible-cloud-assistant-UID)), so after the first task a module
     usually travels in the one C(RunCommand) that runs it. Missing files are sent once with C(SendFile). The
-    module's whole archive is kept there too (the 24 most recently used, about 200 KB each), so that its later
-    runs are put together by the shell without a Python loader.
+    module's whole archive is kept there too (the 24 most recently used, about 500 KB each with its
+    C(module_utils) compiled by the instance's Python, so about 12 MB), so that its later runs are put together by
+    the shell without a Python loader and without compiling C(module_utils) again.
   - Each task's worker process imports this plugin and the SDK (0.4-0.6 seconds) unless the controller has them
     loaded; the vars plugin P(alicloud_ops.cloud_assistant.preload#vars) loads them there once (and builds the
     SDK's HTTP adapter, whose CA certificates each worker would load again).
@@ -25,7 +26,8 @@ description:
     are answered at once and run at the start of the next command of the task (before C(put_file) and
     C(fetch_file) too); when one fails, that next command does not run and the task fails with its error. The
     home directory Ansible asks (C(echo ~user)) before each temporary directory is asked once per instance, user
-    and C(ansible-playbook) run, and kept in the run's local temporary directory (C(DEFAULT_LOCAL_TMP)).
+    and C(ansible-playbook) run, and kept in the run's local temporary directory (C(DEFAULT_LOCAL_TMP)); a play
+    that moves a user's home directory sees the old one in C(~) paths for the rest of that run.
   - Standard output, standard error and the exit code are kept apart and complete (output larger than the 24 KB
     the service keeps is read in pieces). Files are copied with C(SendFile) (parts assembled atomically and
     checked with SHA-256) and fetched through command output in pieces (checked with SHA-256); both are
@@ -98,12 +100,13 @@ options:
     description:
       - The shortest time in seconds between two requests for the result of a command. The wait grows with the
         command's run time (a tenth of it, at most 5 seconds between two requests).
-      - The first request comes when the command should have ended, from what the wrapper on the instance reports
-        about how long each command ran. For a module, that is the shortest of its last three run times (kept by
-        module name in C(cloud_assistant-module-times.json) in Ansible's local temporary directory,
-        C(~/.ansible/tmp) by default, across runs) plus the service's lag seen on that instance in this run, at
-        most 1 second; for a module not run before, 1.5 times this interval; for any other command, about 0.1
-        second.
+      - The first two requests are the exception. The first comes when the command should have ended, from what
+        the wrapper on the instance reports about how long each command ran. For a module, that is the shortest
+        of its last three run times (kept by module name in C(cloud_assistant-module-times.json) in Ansible's
+        local temporary directory, C(~/.ansible/tmp) by default, across runs) plus the service's lag seen on that
+        instance in this run, at most 1 second; for a module not run before, 1.5 times this interval; for any
+        other command, about 0.1 second; never sooner than a quarter of this interval. When it comes too soon,
+        the second follows after half this interval (at least 0.1 second).
       - Between 0.1 and 5.
     type: float
     default: 0.2
@@ -267,10 +270,10 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._remo
     unpack,
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._module_times import (
-    SECOND,
     ModuleTimes,
     first_poll,
     next_lag,
+    second_poll,
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._run_memory import RunMemory
 
@@ -443,16 +446,16 @@ class Connection(ConnectionBase):
     def _first_poll(self, module):
         took = self._times.seconds(module) if module else None
         if module and took is None:
-            return self._poll_floor * MODULE_FIRST_POLL     # a module not seen before
+            return min(self._poll_floor * MODULE_FIRST_POLL, PollSchedule().cap)     # a module not seen before
         lag = self._memory.get('lag')
-        return first_poll(took, lag if isinstance(lag, float) else None)
+        return first_poll(took, lag if isinstance(lag, float) else None, self._poll_floor)
 
     def _learn(self, frame):
         """What the run that printed ``frame`` says about the module's run time and this instance's lag."""
         module, poll_times = self._last_run or (None, None)
         self._last_run = None
         known = self._memory.get('lag')
-        lag = next_lag(known if isinstance(known, float) else None, poll_times, frame.elapsed_ms)
+        lag = next_lag(known if isinstance(known, float) else None, poll_times, frame.script_ms)
         if lag is not None:
             self._memory.put('lag', round(lag, 4))
         if module and frame.kind in ('R', 'M'):
@@ -482,7 +485,8 @@ class Connection(ConnectionBase):
                 self._check_agent(api, invoke_id)
             return found
 
-        schedule = PollSchedule(floor=self._poll_floor, first=first_poll, second=SECOND if first_poll else None)
+        schedule = PollSchedule(floor=self._poll_floor, first=first_poll,
+                                second=second_poll(self._poll_floor) if first_poll else None)
         outcome = poll(fetch, lambda r: r is not None and is_terminal(getattr(r, 'invocation_status', None)),
                        deadline, schedule=schedule, started=started)
         if outcome.error is not None:

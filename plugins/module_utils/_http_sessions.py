@@ -54,10 +54,12 @@ def _reusing(module_name, build):
     arguments, else ``build`` (the SDK's own)."""
 
     def get_adapter(prefix, tls_min_version=None, pool_size=None):
-        found = _warm.get(_key(module_name, prefix, tls_min_version, pool_size))
+        key = _key(module_name, prefix, tls_min_version, pool_size)
+        found = _warm.get(key)
         if found is not None and found[0] != os.getpid():
-            del _warm[_key(module_name, prefix, tls_min_version, pool_size)]
-            return found[1]
+            found = _warm.pop(key, None)      # (one thread takes it, another builds its own)
+            if found is not None:
+                return found[1]
         return build(prefix, tls_min_version, pool_size=pool_size)
 
     get_adapter.built_by_sdk = build

@@ -18,29 +18,34 @@ the report back, the poll's round trip).
 - the lag, per instance and run, in ``RunMemory``: learnt from each run's polls (``next_lag``), trying a little
   sooner after each first poll that saw the end, so that it does not stay where the first run put it.
 
-``first_poll`` puts them together: the median of the module's recent run times (what it takes depends on its
-arguments too: ``command: sleep 10`` before ``command: id``), a little late rather than early, and never later than
-``LATEST``; when it comes too soon, the second poll follows ``SECOND`` later (not a whole ``poll_interval``).
+``first_poll`` puts them together: the shortest of the module's recent run times (what it takes depends on the
+instance's load and on its arguments too: ``command: sleep 10`` before ``command: id``), a little late rather than
+early, and never later than ``LATEST``; when it comes too soon, the second poll follows ``SECOND`` later (not a whole
+``poll_interval``).
+
+The file is used only in a directory of this user that no one else can write to (a file another local user
+planted must not decide anything here).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._run_memory import (
     read_json_dict,
     write_json_atomically,
 )
 
-KEPT = 3                 # run times kept per module; their median is used
+KEPT = 3                 # run times kept per module; the shortest of them is used
 MODULES_KEPT = 200       # modules kept in the file (the least recently run go)
 UNKNOWN_LAG = 0.1        # the service's lag before one has been seen on this instance in this run (seconds)
 MARGIN = 0.03            # added to the estimate (seconds), and
-SLACK = 1.1              # the run time's share of it: late rather than early
+SLACK = 1.2              # the run time's share of it: late rather than early
 SHELL_SECONDS = 0.03     # what a command that is not a module (a shell one-liner) is given to run
 DECAY = 0.7              # a first poll that saw the end: the next one tries this share of the lag
 SECOND = 0.1             # the second poll, after a first one that came too soon (seconds)
-SOONEST = 0.05           # no first poll before this (seconds),
+SOONEST = 0.05           # no first poll before this (seconds, and a quarter of poll_interval),
 LATEST = 1.0             # nor after this: a module's run time depends on its arguments too
 FILE_NAME = 'cloud_assistant-module-times.json'
 
@@ -49,9 +54,12 @@ def _default_directory():
     try:
         from ansible import constants as C
         base = os.path.dirname(C.DEFAULT_LOCAL_TMP.rstrip('/'))
+        st = os.stat(base)
     except Exception:  # pylint: disable=broad-exception-caught
         return None
-    return base if base and os.path.isdir(base) else None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+        return None
+    return base
 
 
 class ModuleTimes(object):
@@ -65,23 +73,22 @@ class ModuleTimes(object):
     def _read(self):
         return read_json_dict(self.path)
 
+    def _kept(self, data, module):
+        kept = data.get(module)
+        return kept if isinstance(kept, list) and all(isinstance(ms, int) for ms in kept) else []
+
     def seconds(self, module):
-        """The median of the module's kept run times (of two: the mean), in seconds, or None. Not the longest: one
-        long run (``command: sleep 10``) must not make the next short one (``command: id``) wait; not the
-        shortest: a run a little longer than that one is common, and a first poll too soon costs a call and a
-        second poll."""
-        kept = self._read().get(module)
-        if not isinstance(kept, list) or not kept or not all(isinstance(ms, int) for ms in kept):
-            return None
-        kept = sorted(kept)
-        middle = len(kept) // 2
-        return (kept[middle] if len(kept) % 2 else (kept[middle - 1] + kept[middle]) / 2.0) / 1000.0
+        """The shortest of the module's kept run times, in seconds, or None. Not a longer one: a run on a busy
+        instance, or with other arguments (``command: sleep 10`` before ``command: id``), must not make the next
+        runs wait; a first poll that comes a little too soon costs one call and ``SECOND``."""
+        kept = self._kept(self._read(), module)
+        return min(kept) / 1000.0 if kept else None
 
     def record(self, module, milliseconds):
         if self.path is None or not module or milliseconds is None or milliseconds < 0:
             return
         data = self._read()
-        kept = data.get(module) if isinstance(data.get(module), list) else []
+        kept = self._kept(data, module)
         if len(kept) == KEPT and all(abs(ms - milliseconds) <= 0.1 * max(ms, 1) for ms in kept):
             return      # nothing new to learn: spare the write
         data.pop(module, None)
@@ -91,12 +98,18 @@ class ModuleTimes(object):
         write_json_atomically(self.path, data)
 
 
-def first_poll(took, lag):
+def first_poll(took, lag, poll_interval=0.2):
     """Seconds from ``RunCommand`` to the first poll for a command expected to run ``took`` seconds (None: a shell
-    one-liner) on an instance whose lag is ``lag`` (None: not seen yet in this run)."""
+    one-liner) on an instance whose lag is ``lag`` (None: not seen yet in this run); never sooner than a quarter of
+    ``poll_interval``."""
     lag = UNKNOWN_LAG if lag is None else lag
     run = SHELL_SECONDS if took is None else took * SLACK
-    return min(LATEST, max(SOONEST, run + lag + MARGIN))
+    return min(max(LATEST, poll_interval), max(SOONEST, poll_interval / 4.0, run + lag + MARGIN))
+
+
+def second_poll(poll_interval=0.2):
+    """Seconds between a first poll that came too soon and the second: ``SECOND``, or half of ``poll_interval``."""
+    return max(SECOND, poll_interval / 2.0)
 
 
 def next_lag(lag, poll_times, elapsed_ms):
@@ -106,7 +119,7 @@ def next_lag(lag, poll_times, elapsed_ms):
     polls, and the middle is taken. ``lag``: the one used so far (None: none yet)."""
     if elapsed_ms is None or not poll_times:
         return lag
-    run = elapsed_ms / 1000.0
+    run = elapsed_ms / 1000.0      # the whole script's time: waiting for files and the loader are not lag
     if len(poll_times) == 1:
         current = UNKNOWN_LAG if lag is None else lag
         return max(0.0, min(poll_times[0] - run, current * DECAY))

@@ -15,8 +15,8 @@ and the exit code apart, completely, and binary-safe. So every command runs insi
   content-addressed cache of the modules' files on the instance (see ``ansiballz_plan``);
 - runs the command with ``/bin/sh -c`` in the user's home directory (``/`` when it has none), as over SSH, stdout
   and stderr into two files;
-- prints one frame: ``ACA1 R <rc> <gzip> <len out> <len err> <milliseconds>`` (how long the command ran, ``-``
-  when the instance's ``date`` cannot tell) and both streams Base64-encoded (gzip-compressed when the instance has
+- prints one frame: ``ACA1 R <rc> <gzip> <len out> <len err> <ms> <ms>`` (how long the command ran, and the whole
+  script; ``-`` when the instance's ``date`` cannot tell) and both streams Base64-encoded (gzip-compressed when the instance has
   gzip) when they fit in the output the service keeps, and removes the directory; otherwise ``ACA1 M ...`` with the
   directory, whose files the connection then reads in pieces (``chunk_script``) and removes
   (``cleanup_script``).
@@ -187,11 +187,13 @@ def ansiballz_plan(payload, send=(), inline_module=True, fast=True):
 # missing. Once built, the archive (Base64, as the payload holds it) is kept in the cache as
 # "z-<archive key>-<its own digest>", which the script's shell fast path uses for the next run of the same module;
 # the ARCHIVES_KEPT most recently used (the fast path touches what it uses) are kept.
-# The archive it builds holds, beside each .py file, that file compiled by the interpreter that runs the module: a
-# checked hash-based .pyc (PEP 552), which zipimport loads instead of compiling the source on every run (about half
-# of a module's run time: Ansible's module_utils are large). zipimport checks the .pyc against the source's hash and
-# falls back to the source when they differ or the interpreter is another (its magic number); an interpreter
-# before Python 3.7 gets the archive without them.
+# The archive it builds holds, beside each module_utils .py file, that file compiled by the interpreter that runs
+# the module: a checked hash-based .pyc (PEP 552), which zipimport loads instead of compiling the source on every run
+# (about half of a module's run time: Ansible's module_utils are large). zipimport checks the .pyc against the
+# source's hash and falls back to the source when they differ or the interpreter is another (its magic number); an
+# interpreter before Python 3.7 gets the archive without them. Modules themselves are not compiled: Ansible tells
+# who deprecated something from the calling frame's file name, which must be the payload's real path; compiled files
+# are named /<path in the archive> (tracebacks show that; a collection's path still names its collection).
 LOADER = r'''
 import base64, hashlib, io, json, os, stat, sys, zipfile, zlib
 out, cache, blob, zkey = (sys.argv[1:5] + ['-'])[:4]
@@ -247,9 +249,12 @@ if missing:
     sys.stdout.write('ACA1 X %s\n' % ' '.join(missing))
     sys.exit(0)
 def pyc(name, data):
+    if not name.endswith('.py') or name == 'sitecustomize.py' or name.startswith('ansible/modules/') or \
+            '/plugins/modules/' in name:
+        return None
     try:
         import importlib.util, marshal
-        code = compile(data, name, 'exec', dont_inherit=True)
+        code = compile(data, '/' + name, 'exec', dont_inherit=True)
         return importlib.util.MAGIC_NUMBER + b'\x03\x00\x00\x00' + importlib.util.source_hash(data) + marshal.dumps(code)
     except Exception:
         return None
@@ -257,7 +262,7 @@ buf = io.BytesIO()
 with zipfile.ZipFile(buf, 'w', zipfile.ZIP_DEFLATED) as archive:
     for name, data in files[1:]:
         archive.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
-        code = pyc(name, data) if name.endswith('.py') and name != 'sitecustomize.py' else None
+        code = pyc(name, data)
         if code is not None:
             archive.writestr(zipfile.ZipInfo(name[:-3] + '.pyc', (1980, 1, 1, 0, 0, 0)), code, zipfile.ZIP_DEFLATED)
 zipped = base64.b64encode(buf.getvalue())
@@ -357,7 +362,7 @@ t0=$(date +%%s%%N 2>/dev/null)
 /bin/sh -c "$c" <"$in" >"$w/out" 2>"$w/err"
 rc=$?
 t1=$(date +%%s%%N 2>/dev/null)
-ms=-
+ms=- all=-
 case "$t0$t1" in ''|*[!0-9]*) ;; *) ms=$(( (t1 - t0) / 1000000 ));; esac
 umask 077
 z=0
@@ -367,10 +372,14 @@ fi
 if [ "$z" = 0 ]; then mv -f "$w/out" "$w/o"; mv -f "$w/err" "$w/e"; fi
 lo=$(($(wc -c <"$w/o"))); le=$(($(wc -c <"$w/e")))
 if [ $(( (lo + le + 6) / 3 * 4 )) -le %(budget)d ]; then
-  echo "ACA1 R $rc $z $lo $le $ms"; base64 <"$w/o" | tr -d '\n'; echo; base64 <"$w/e" | tr -d '\n'; echo
+  te=$(date +%%s%%N 2>/dev/null)
+  case "$ts$te" in ''|*[!0-9]*) ;; *) all=$(( (te - ts) / 1000000 ));; esac
+  echo "ACA1 R $rc $z $lo $le $ms $all"; base64 <"$w/o" | tr -d '\n'; echo; base64 <"$w/e" | tr -d '\n'; echo
   rm -rf "$w"
 else
-  echo "ACA1 M $rc $z $lo $le $ms $w"
+  te=$(date +%%s%%N 2>/dev/null)
+  case "$ts$te" in ''|*[!0-9]*) ;; *) all=$(( (te - ts) / 1000000 ));; esac
+  echo "ACA1 M $rc $z $lo $le $ms $all $w"
 fi
 '''
 
@@ -427,7 +436,7 @@ def exec_script(command, stdin=None, payload=None, parts=None, cache_dir=CACHE_D
     (``deferred_answer``), run in order first, with the user's umask; the first that fails ends the script with
     ``ACA1 D <rc> <its index>`` and its standard error.
     """
-    lines = []
+    lines = ['ts=$(date +%s%N 2>/dev/null)']
     if files:
         lines.append(_FILES % {'tries': WAIT_FILES_SECONDS * 20})
         lines.extend('wf %s %d %s' % (shell_quote(path), size, checksum) for path, size, checksum in files)
@@ -494,10 +503,11 @@ class Frame(object):
     """What a wrapper script printed: ``kind`` R (result), M (result to read in pieces), X (files missing from the
     cache), E (the wrapper could not run the command), D (the deferred command number ``index`` failed, with ``rc``
     and ``err``: the command itself did not run), C (a piece), or None (no frame: the output is not ours).
-    ``elapsed_ms`` (R and M): how long the command itself ran on the instance, when its ``date`` can tell."""
+    ``elapsed_ms`` (R and M): how long the command itself ran on the instance, ``script_ms``: the whole script
+    (waiting for files, putting the module together), each when the instance's ``date`` can tell."""
 
     def __init__(self, kind=None, rc=None, compressed=False, out_len=0, err_len=0, work_dir=None, out=b'',
-                 err=b'', missing=(), error=None, chunk=b'', index=None, elapsed_ms=None):
+                 err=b'', missing=(), error=None, chunk=b'', index=None, elapsed_ms=None, script_ms=None):
         self.kind = kind
         self.rc = rc
         self.compressed = compressed
@@ -511,6 +521,7 @@ class Frame(object):
         self.chunk = chunk
         self.index = index
         self.elapsed_ms = elapsed_ms
+        self.script_ms = script_ms
 
 
 def _milliseconds(field):
@@ -531,16 +542,17 @@ def parse_frame(output):
         fields = line.decode('utf-8', 'replace').split(' ')
         kind = fields[1] if len(fields) > 1 else ''
         try:
-            if kind == 'R' and len(fields) >= 7:
+            if kind == 'R' and len(fields) >= 8:
                 out = _b64decode(lines[pos + 1]) if pos + 1 < len(lines) else b''
                 err = _b64decode(lines[pos + 2]) if pos + 2 < len(lines) else b''
                 if len(out) != int(fields[4]) or len(err) != int(fields[5]):
                     return Frame(None)      # cut short: not the whole result
                 return Frame('R', int(fields[2]), fields[3] == '1', int(fields[4]), int(fields[5]), out=out, err=err,
-                             elapsed_ms=_milliseconds(fields[6]))
-            if kind == 'M' and len(fields) >= 8:
+                             elapsed_ms=_milliseconds(fields[6]), script_ms=_milliseconds(fields[7]))
+            if kind == 'M' and len(fields) >= 9:
                 return Frame('M', int(fields[2]), fields[3] == '1', int(fields[4]), int(fields[5]),
-                             work_dir=' '.join(fields[7:]), elapsed_ms=_milliseconds(fields[6]))
+                             work_dir=' '.join(fields[8:]), elapsed_ms=_milliseconds(fields[6]),
+                             script_ms=_milliseconds(fields[7]))
             if kind == 'X':
                 return Frame('X', missing=fields[2:])
             if kind == 'D' and len(fields) >= 4:
