@@ -8,10 +8,11 @@ import os
 
 import pytest
 
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils import _client  # noqa: F401 (installs)
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils import _http_sessions as hs
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._client import HAS_SDK
 
 darabonba_core = pytest.importorskip('darabonba.core')
+assert HAS_SDK      # importing _client routed the SDK's get_adapter through _http_sessions
 
 
 def _in_child(function):
@@ -40,9 +41,10 @@ def test_a_forked_worker_takes_the_warm_adapter_once_and_the_controller_never(mo
     assert core.get_adapter('http', None, pool_size=pool) is not warm
     # a worker: the warm one the first time, then its own; and it starts without the parent's sessions
     monkeypatch.setattr(core, '_sessions', {'http://parent': object()})
-    answer = _in_child(lambda: '%s %s %s' % (core.get_adapter('http', None, pool_size=pool) is warm,
-                                              core.get_adapter('http', None, pool_size=pool) is warm,
-                                              len(core._sessions)))
+    answer = _in_child(lambda: '%s %s %s' % (
+        core.get_adapter('http', None, pool_size=pool) is warm,
+        core.get_adapter('http', None, pool_size=pool) is warm,
+        len(core._sessions)))
     assert answer == 'True False 0'
     # another pool size or TLS minimum: the SDK's own
     assert _in_child(lambda: str(core.get_adapter('http', 'TLSv1.2', pool_size=pool) is warm)) == 'False'
