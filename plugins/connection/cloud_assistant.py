@@ -102,7 +102,7 @@ options:
         command's run time (a tenth of it, at most 5 seconds between two requests).
       - The first two requests are the exception. The first comes when the command should have ended, from what
         the wrapper on the instance reports about how long each command ran. For a module, that is the shortest
-        of its last three run times (kept by module name in C(cloud_assistant-module-times.json) in Ansible's
+        of its last three run times on that instance (kept in C(cloud_assistant-times/INSTANCE.json) in Ansible's
         local temporary directory, C(~/.ansible/tmp) by default, across runs) plus the service's lag seen on that
         instance in this run, at most 1 second; for a module not run before, 1.5 times this interval; for any
         other command, about 0.1 second; never sooner than a quarter of this interval. When it comes too soon,
@@ -403,7 +403,7 @@ class Connection(ConnectionBase):
             display.warning(u'%s' % warning)
         display.vvv(u'CLOUD ASSISTANT: instance %s in %s' % (self._instance, self._api.region_id), host=self._instance)
         self._memory = RunMemory(self._instance)
-        self._times = ModuleTimes()
+        self._times = ModuleTimes(self._instance)
         self._connected = True
         return self
 

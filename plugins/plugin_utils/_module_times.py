@@ -12,9 +12,11 @@ command ends. The wrapper on the instance reports how long the command itself ra
 from ``RunCommand`` to the first poll that saw the end, less that, is the service's own lag (delivery to the agent,
 the report back, the poll's round trip).
 
-- ``ModuleTimes``: how long each module (by its name, such as ``ansible.modules.stat``) ran its last few times, in
-  one small JSON file beside the run directories in Ansible's local temporary directory (``~/.ansible/tmp``), kept
-  across runs: module run times depend on the module far more than on the host. Module names and milliseconds only.
+- ``ModuleTimes``: how long each module (by its path in the payload, such as ``ansible/modules/stat.py``) ran its
+  last few times on one instance, in a small JSON file per instance (``cloud_assistant-times/<instance ID>.json``)
+  beside the run directories in Ansible's local temporary directory (``~/.ansible/tmp``), kept across runs. Per
+  instance: a module's run time depends on the instance (its size, its load) as much as on the module. Module
+  names and milliseconds only; files not written for ``STALE_DAYS`` are removed now and then.
 - the lag, per instance and run, in ``RunMemory``: learnt from each run's polls (``next_lag``), trying a little
   sooner after each first poll that saw the end, so that it does not stay where the first run put it.
 
@@ -23,14 +25,17 @@ instance's load and on its arguments too: ``command: sleep 10`` before ``command
 early, and never later than ``LATEST``; when it comes too soon, the second poll follows ``SECOND`` later (not a whole
 ``poll_interval``).
 
-The file is used only in a directory of this user that no one else can write to (a file another local user
+The files are used only under a directory of this user that no one else can write to (a file another local user
 planted must not decide anything here).
 """
 
 from __future__ import annotations
 
 import os
+import random
+import re
 import stat
+import time
 
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._run_memory import (
     read_json_dict,
@@ -38,7 +43,9 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._run_
 )
 
 KEPT = 3                 # run times kept per module; the shortest of them is used
-MODULES_KEPT = 200       # modules kept in the file (the least recently run go)
+MODULES_KEPT = 200       # modules kept in an instance's file (the least recently run go)
+STALE_DAYS = 30          # an instance's file not written for this long is removed (instances come and go)
+PRUNE_EVERY = 200        # about one write in this many looks for such files
 UNKNOWN_LAG = 0.1        # the service's lag before one has been seen on this instance in this run (seconds)
 MARGIN = 0.03            # added to the estimate (seconds), and
 SLACK = 1.2              # the run time's share of it: late rather than early
@@ -47,7 +54,8 @@ DECAY = 0.7              # a first poll that saw the end: the next one tries thi
 SECOND = 0.1             # the second poll, after a first one that came too soon (seconds)
 SOONEST = 0.05           # no first poll before this (seconds, and a quarter of poll_interval),
 LATEST = 1.0             # nor after this: a module's run time depends on its arguments too
-FILE_NAME = 'cloud_assistant-module-times.json'
+DIR_NAME = 'cloud_assistant-times'
+_INSTANCE = re.compile(r'^[A-Za-z0-9_.-]{1,128}\Z')
 
 
 def _default_directory():
@@ -63,12 +71,14 @@ def _default_directory():
 
 
 class ModuleTimes(object):
-    """Run times (milliseconds) of modules, by name, kept in ``directory`` (default: the parent of this run's local
-    temporary directory). Without a usable directory nothing is kept and nothing is known."""
+    """Run times (milliseconds) of modules on ``instance``, kept under ``directory`` (default: the parent of this
+    run's local temporary directory). Without a usable directory nothing is kept and nothing is known."""
 
-    def __init__(self, directory=None):
+    def __init__(self, instance, directory=None):
         directory = directory if directory is not None else _default_directory()
-        self.path = os.path.join(directory, FILE_NAME) if directory else None
+        self.path = None
+        if directory and _INSTANCE.match(str(instance or '')):
+            self.path = os.path.join(directory, DIR_NAME, '%s.json' % instance)
 
     def _read(self):
         return read_json_dict(self.path)
@@ -95,7 +105,30 @@ class ModuleTimes(object):
         data[module] = (kept + [int(milliseconds)])[-KEPT:]
         for old in list(data)[:-MODULES_KEPT]:
             del data[old]
+        folder = os.path.dirname(self.path)
+        try:
+            os.mkdir(folder, 0o700)
+        except OSError:
+            pass
         write_json_atomically(self.path, data)
+        if random.randrange(PRUNE_EVERY) == 0:
+            _prune(folder)
+
+
+def _prune(folder, now=None):
+    """Remove the instances' files not written for ``STALE_DAYS``."""
+    limit = (time.time() if now is None else now) - STALE_DAYS * 86400
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            if name.endswith('.json') and os.stat(path).st_mtime < limit:
+                os.remove(path)
+        except OSError:
+            pass
 
 
 def first_poll(took, lag, poll_interval=0.2):

@@ -669,7 +669,7 @@ def test_the_first_poll_comes_when_the_module_ended_before_and_the_times_are_lea
     conn.exec_command(sys.executable, in_data=data)            # files sent, then run
     conn.exec_command(sys.executable, in_data=data)
     module = split_ansiballz(data).module_path
-    times = ModuleTimes(str(instance['root'] / 'run'))
+    times = ModuleTimes(INSTANCE, str(instance['root'] / 'run'))
     took = times.seconds(module)
     lag = RunMemory(INSTANCE, str(instance['root'] / 'run')).get('lag')
     assert took is not None and 0 < took < 10 and isinstance(lag, float) and lag >= 0
@@ -677,7 +677,7 @@ def test_the_first_poll_comes_when_the_module_ended_before_and_the_times_are_lea
     module_runs = [first for first in firsts if first is not None]
     assert module_runs[0] == pytest.approx(OPTIONS['poll_interval'] * cloud_assistant.MODULE_FIRST_POLL)
     from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._module_times import first_poll
-    expected = first_poll(ModuleTimes(str(instance['root'] / 'run')).seconds(module),
+    expected = first_poll(ModuleTimes(INSTANCE, str(instance['root'] / 'run')).seconds(module),
                           RunMemory(INSTANCE, str(instance['root'] / 'run')).get('lag'))
     conn.exec_command(sys.executable, in_data=data)
     assert firsts[-1] == pytest.approx(expected)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -12,17 +13,17 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils impor
 
 
 def test_the_shortest_of_the_last_runs_is_kept_across_instances_of_the_file(tmp_path):
-    times = mt.ModuleTimes(str(tmp_path))
+    times = mt.ModuleTimes('i-abc123', str(tmp_path))
     assert times.seconds('ansible/modules/ping.py') is None
     for ms in (900, 120, 300, 250):
         times.record('ansible/modules/ping.py', ms)
-    later = mt.ModuleTimes(str(tmp_path))             # the next task's connection (or the next run)
+    later = mt.ModuleTimes('i-abc123', str(tmp_path))             # the next task's connection (or the next run)
     assert later.seconds('ansible/modules/ping.py') == 0.12     # 900 dropped out; the shortest of 120, 300, 250
-    assert json.loads((tmp_path / mt.FILE_NAME).read_text()) == {'ansible/modules/ping.py': [120, 300, 250]}
+    assert json.loads((tmp_path / mt.DIR_NAME / 'i-abc123.json').read_text()) == {'ansible/modules/ping.py': [120, 300, 250]}
 
 
 def test_long_runs_do_not_hold_the_next_ones(tmp_path):
-    times = mt.ModuleTimes(str(tmp_path))
+    times = mt.ModuleTimes('i-abc123', str(tmp_path))
     times.record('command', 10000)                    # command: sleep 10
     assert mt.first_poll(times.seconds('command'), 0.0) == mt.LATEST
     times.record('command', 120)                      # command: id
@@ -30,8 +31,9 @@ def test_long_runs_do_not_hold_the_next_ones(tmp_path):
 
 
 def test_a_file_with_other_values_is_not_trusted(tmp_path):
-    (tmp_path / mt.FILE_NAME).write_text('{"m": ["a", "b", "c"], "n": 5}')
-    times = mt.ModuleTimes(str(tmp_path))
+    (tmp_path / mt.DIR_NAME).mkdir()
+    (tmp_path / mt.DIR_NAME / 'i-abc123.json').write_text('{"m": ["a", "b", "c"], "n": 5}')
+    times = mt.ModuleTimes('i-abc123', str(tmp_path))
     assert times.seconds('m') is None and times.seconds('n') is None
     times.record('m', 100)
     assert times.seconds('m') == 0.1
@@ -43,41 +45,56 @@ def test_the_default_directory_must_be_this_users_and_private(tmp_path, monkeypa
     run.mkdir()
     monkeypatch.setattr(C, 'DEFAULT_LOCAL_TMP', str(run), raising=False)
     tmp_path.chmod(0o700)
-    assert mt.ModuleTimes().path == str(tmp_path / mt.FILE_NAME)
+    assert mt.ModuleTimes('i-abc123').path == str(tmp_path / mt.DIR_NAME / 'i-abc123.json')
     tmp_path.chmod(0o777)                              # ANSIBLE_LOCAL_TEMP=/tmp: others could plant the file
-    assert mt.ModuleTimes().path is None
+    assert mt.ModuleTimes('i-abc123').path is None
     tmp_path.chmod(0o700)
 
 
 def test_nothing_is_written_when_nothing_new_is_learnt(tmp_path):
-    times = mt.ModuleTimes(str(tmp_path))
+    times = mt.ModuleTimes('i-abc123', str(tmp_path))
     for ms in (100, 101, 102):
         times.record('m', ms)
-    path = tmp_path / mt.FILE_NAME
+    path = tmp_path / mt.DIR_NAME / 'i-abc123.json'
     before = path.stat().st_mtime_ns
     path.write_text(path.read_text())                  # same content, new mtime
     written = path.stat().st_mtime_ns
     times.record('m', 105)                             # within 10 % of every kept time
     assert path.stat().st_mtime_ns == written and written >= before
     times.record('m', 200)
-    assert mt.ModuleTimes(str(tmp_path))._read()['m'] == [101, 102, 200]
+    assert mt.ModuleTimes('i-abc123', str(tmp_path))._read()['m'] == [101, 102, 200]
 
 
 def test_a_damaged_file_no_directory_or_no_time_change_nothing(tmp_path):
-    (tmp_path / mt.FILE_NAME).write_text('[not a dict')
-    times = mt.ModuleTimes(str(tmp_path))
+    (tmp_path / mt.DIR_NAME).mkdir()
+    (tmp_path / mt.DIR_NAME / 'i-abc123.json').write_text('[not a dict')
+    times = mt.ModuleTimes('i-abc123', str(tmp_path))
     assert times.seconds('m') is None
     times.record('m', None)
     times.record('m', -1)
     assert times.seconds('m') is None
-    nowhere = mt.ModuleTimes(str(tmp_path / 'missing'))
+    nowhere = mt.ModuleTimes('i-abc123', str(tmp_path / 'missing'))
     nowhere.record('m', 10)
     assert nowhere.seconds('m') is None
 
 
+def test_each_instance_has_its_own_times_and_old_files_go(tmp_path, monkeypatch):
+    mt.ModuleTimes('i-abc123', str(tmp_path)).record('m', 100)
+    mt.ModuleTimes('i-other9', str(tmp_path)).record('m', 900)
+    assert mt.ModuleTimes('i-abc123', str(tmp_path)).seconds('m') == 0.1
+    assert mt.ModuleTimes('i-other9', str(tmp_path)).seconds('m') == 0.9
+    assert mt.ModuleTimes('../x', str(tmp_path)).path is None
+    folder = tmp_path / mt.DIR_NAME
+    assert oct(folder.stat().st_mode & 0o777) == '0o700'
+    old = folder / 'i-other9.json'
+    os.utime(str(old), (1000, 1000))
+    mt._prune(str(folder))
+    assert sorted(os.listdir(str(folder))) == ['i-abc123.json']
+
+
 def test_only_the_most_recently_run_modules_are_kept(tmp_path, monkeypatch):
     monkeypatch.setattr(mt, 'MODULES_KEPT', 3)
-    times = mt.ModuleTimes(str(tmp_path))
+    times = mt.ModuleTimes('i-abc123', str(tmp_path))
     for name in 'abcd':
         times.record(name, 10)
     times.record('b', 50)
