@@ -163,20 +163,20 @@ _collection_files() {
     fi
 }
 
-prepare_collection_tree() {
-    local list
+prepare_collection_tree() {  # prepare_collection_tree [DEST]: default $COLLECTION_TREE
+    local list dest=${1:-$COLLECTION_TREE}
     list=$(mktemp)
     _collection_files | grep -Ev "$NOT_COLLECTION_RE" | sort -u | while IFS= read -r f; do
         [[ -e $ROOT/$f || -L $ROOT/$f ]] && printf '%s\n' "$f"   # skip files deleted but still tracked
     done >"$list"
-    rm -rf "$COLLECTION_TREE"
-    mkdir -p "$COLLECTION_TREE"
-    tar -C "$ROOT" -cf - --no-recursion -T "$list" | tar -C "$COLLECTION_TREE" -xf -
+    rm -rf "$dest"
+    mkdir -p "$dest"
+    tar -C "$ROOT" -cf - --no-recursion -T "$list" | tar -C "$dest" -xf -
     # ansible-test lists content with git when it finds a .git directory in the tree or above it. Above it is this
     # repository, which ignores .cache/, so it would see no files at all: give the tree its own (empty) repository;
     # git then reports every file as untracked-but-not-ignored, which ansible-test includes.
-    git -C "$COLLECTION_TREE" init -q
-    info "collection tree: $COLLECTION_TREE ($(wc -l <"$list") files)"
+    git -C "$dest" init -q
+    info "collection tree: $dest ($(wc -l <"$list") files)"
     rm -f "$list"
 }
 

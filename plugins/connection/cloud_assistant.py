@@ -212,7 +212,6 @@ EXAMPLES = r'''
 import base64
 import hashlib
 import os
-import re
 import time
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError, AnsibleFileNotFound
@@ -261,6 +260,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._remo
     deferred_answer,
     exec_script,
     fetch_script,
+    is_home_answer,
     is_home_query,
     looks_like_instance_id,
     parse_fetch,
@@ -285,10 +285,6 @@ COMMAND_LIMIT_B64 = 24 * 1024  # RunCommand's CommandContent, after Base64 (refe
 INPUT_STAGING = '/tmp/.ansible-ca-in-'  # + a transfer ID: SendFile parts a command waits for
 PARTS_SHAPE = (INPUT_STAGING + 'x' * 16, 10 ** 10, '0' * 64)   # the longest parts argument of exec_script, for sizing
 CHUNK_WORKERS = 4              # pieces of a large output or file read at once
-# A module run cannot end before its Python process has imported Ansible's module_utils (a tenth of a second or more
-# on any instance): the first poll for a module with no run time kept yet (_module_times) waits this many poll
-# intervals instead of one (one DescribeInvocationResults less for most modules).
-MODULE_FIRST_POLL = 1.5
 # Why a run did not happen on the instance, as the service reports it: the host is unreachable.
 UNREACHABLE_CODES = frozenset(['ClientNotRunning', 'ClientNotOnline', 'ClientNetworkBlocked', 'ClientNotResponse',
                                'ClientIsUpgrading', 'ClientNeedUpgrade', 'InstanceNotRunning', 'InstanceRestarted',
@@ -440,22 +436,22 @@ class Connection(ConnectionBase):
         display.vvvv(u'CLOUD ASSISTANT: RunCommand %s' % invoke_id, host=self._instance)
         if not wait:
             return invoke_id
-        return self._result(invoke_id, timeout, own_timeout=username is not None or timeout != self._timeout,
-                            first_poll=self._first_poll(module), module=module)
+        return self._result(invoke_id, timeout, self._first_poll(module),
+                            own_timeout=username is not None or timeout != self._timeout, module=module)
 
     def _first_poll(self, module):
         took = self._times.seconds(module) if module else None
-        if module and took is None:
-            return min(self._poll_floor * MODULE_FIRST_POLL, PollSchedule().cap)     # a module not seen before
+        return first_poll(took, self._lag(), self._poll_floor, module=bool(module))
+
+    def _lag(self):
         lag = self._memory.get('lag')
-        return first_poll(took, lag if isinstance(lag, float) else None, self._poll_floor)
+        return lag if isinstance(lag, float) else None
 
     def _learn(self, frame):
         """What the run that printed ``frame`` says about the module's run time and this instance's lag."""
         module, poll_times = self._last_run or (None, None)
         self._last_run = None
-        known = self._memory.get('lag')
-        lag = next_lag(known if isinstance(known, float) else None, poll_times, frame.script_ms)
+        lag = next_lag(self._lag(), poll_times, frame.script_ms)
         if lag is not None:
             self._memory.put('lag', round(lag, 4))
         if module and frame.kind in ('R', 'M'):
@@ -467,7 +463,7 @@ class Connection(ConnectionBase):
         results = invocation_results_of(api.call('DescribeInvocationResults', request))
         return results[0] if results else None
 
-    def _result(self, invoke_id, timeout, own_timeout=False, first_poll=None, module=None):
+    def _result(self, invoke_id, timeout, first_poll, own_timeout=False, module=None):
         started = time.monotonic()
         deadline = started + timeout + API_SLACK
         state = {'agent_checked': started}
@@ -485,8 +481,7 @@ class Connection(ConnectionBase):
                 self._check_agent(api, invoke_id)
             return found
 
-        schedule = PollSchedule(floor=self._poll_floor, first=first_poll,
-                                second=second_poll(self._poll_floor) if first_poll else None)
+        schedule = PollSchedule(floor=self._poll_floor, first=first_poll, second=second_poll(self._poll_floor))
         outcome = poll(fetch, lambda r: r is not None and is_terminal(getattr(r, 'invocation_status', None)),
                        deadline, schedule=schedule, started=started)
         if outcome.error is not None:
@@ -560,7 +555,7 @@ class Connection(ConnectionBase):
             self._deferred = []       # they ran, or this command failed with their error
         self._pending_files = []      # the command found them (it would not have run otherwise)
         out, err = self._streams(frame)
-        if home_key and frame.rc == 0 and not err and re.match(br'^/[^\n]*\n?\Z', out):
+        if home_key and frame.rc == 0 and not err and is_home_answer(out):
             self._memory.put(home_key, to_native(out))
         if sudoable and self.become is not None and getattr(self.become, 'success', None):
             if hasattr(self.become, 'strip_become_success'):   # ansible-core 2.19: as the local connection does

@@ -278,8 +278,6 @@ except ImportError:  # ansible-core < 2.19: every string from the configuration 
     def trust_as_template(value):
         return value
 
-# use_cloud_assistant_connection: the connection plugin set on Linux hosts.
-CONNECTION_PLUGIN = CONNECTION
 DEFAULT_DISCOVERY_REGION = 'cn-hangzhou'
 ONLINE_GROUP = 'cloud_assistant_online'
 # The timeout option: retries of the listing's calls end this long after it started.
@@ -543,7 +541,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         self.inventory.add_host(name)
         self._set_variables(name, variables)
         if self._ca_connection and hostvars.get('os_type') != 'windows':
-            self._set_variables(name, {'ansible_connection': CONNECTION_PLUGIN,
+            self._set_variables(name, {'ansible_connection': CONNECTION,
                                        'ansible_alicloud_instance_id': hostvars['instance_id'],
                                        'ansible_alicloud_region_id': region_id})
         if self._default_groups:

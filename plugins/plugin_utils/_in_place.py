@@ -193,7 +193,7 @@ class InPlaceModuleMixin(object):
     """For an ``ActionBase`` subclass: ``_configure_module`` builds the launcher when the module runs here."""
 
     def _in_place_reason(self):
-        """Why Ansible's own packaging is taken for ``module_name`` on this task, or None when it is not."""
+        """Why Ansible's own packaging is taken for this task's module, or None when it is not."""
         if not HAS_LOADER or not core_tested():
             return 'not tested with ansible-core %s' % ANSIBLE_CORE_VERSION
         if opted_out():

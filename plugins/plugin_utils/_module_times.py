@@ -33,14 +33,10 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import stat
 import time
 
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._run_memory import (
-    read_json_dict,
-    write_json_atomically,
-)
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._run_memory import JsonFacts, instance_file
 
 KEPT = 3                 # run times kept per module; the shortest of them is used
 MODULES_KEPT = 200       # modules kept in an instance's file (the least recently run go)
@@ -54,8 +50,9 @@ DECAY = 0.7              # a first poll that saw the end: the next one tries thi
 SECOND = 0.1             # the second poll, after a first one that came too soon (seconds)
 SOONEST = 0.05           # no first poll before this (seconds, and a quarter of poll_interval),
 LATEST = 1.0             # nor after this: a module's run time depends on its arguments too
+UNSEEN_MODULE = 1.5      # poll intervals before the first poll for a module with no run time kept,
+CAP = 5.0                # at most this (PollSchedule's longest delay)
 DIR_NAME = 'cloud_assistant-times'
-_INSTANCE = re.compile(r'^[A-Za-z0-9_.-]{1,128}\Z')
 
 
 def _default_directory():
@@ -70,18 +67,13 @@ def _default_directory():
     return base
 
 
-class ModuleTimes(object):
+class ModuleTimes(JsonFacts):
     """Run times (milliseconds) of modules on ``instance``, kept under ``directory`` (default: the parent of this
     run's local temporary directory). Without a usable directory nothing is kept and nothing is known."""
 
     def __init__(self, instance, directory=None):
         directory = directory if directory is not None else _default_directory()
-        self.path = None
-        if directory and _INSTANCE.match(str(instance or '')):
-            self.path = os.path.join(directory, DIR_NAME, '%s.json' % instance)
-
-    def _read(self):
-        return read_json_dict(self.path)
+        super(ModuleTimes, self).__init__(instance_file(directory, instance, DIR_NAME + '/%s.json'))
 
     def _kept(self, data, module):
         kept = data.get(module)
@@ -110,7 +102,7 @@ class ModuleTimes(object):
             os.mkdir(folder, 0o700)
         except OSError:
             pass
-        write_json_atomically(self.path, data)
+        self.save()
         if random.randrange(PRUNE_EVERY) == 0:
             _prune(folder)
 
@@ -131,10 +123,13 @@ def _prune(folder, now=None):
             pass
 
 
-def first_poll(took, lag, poll_interval=0.2):
+def first_poll(took, lag, poll_interval=0.2, module=False):
     """Seconds from ``RunCommand`` to the first poll for a command expected to run ``took`` seconds (None: a shell
-    one-liner) on an instance whose lag is ``lag`` (None: not seen yet in this run); never sooner than a quarter of
-    ``poll_interval``."""
+    one-liner, or with ``module`` a module not run before: ``UNSEEN_MODULE`` poll intervals, a module cannot end
+    sooner than its Python has imported Ansible's module_utils) on an instance whose lag is ``lag`` (None: not seen
+    yet in this run); never sooner than a quarter of ``poll_interval``."""
+    if module and took is None:
+        return min(poll_interval * UNSEEN_MODULE, CAP)
     lag = UNKNOWN_LAG if lag is None else lag
     run = SHELL_SECONDS if took is None else took * SLACK
     return min(max(LATEST, poll_interval), max(SOONEST, poll_interval / 4.0, run + lag + MARGIN))
@@ -145,14 +140,14 @@ def second_poll(poll_interval=0.2):
     return max(SECOND, poll_interval / 2.0)
 
 
-def next_lag(lag, poll_times, elapsed_ms):
-    """The lag to use next on an instance, after a run that ran ``elapsed_ms`` and whose polls came ``poll_times``
+def next_lag(lag, poll_times, script_ms):
+    """The lag to use next on an instance, after a script that ran ``script_ms`` and whose polls came ``poll_times``
     seconds after ``RunCommand`` (the last one saw its end). A first poll that saw the end says only that the lag
     was no longer: the next one tries sooner (``DECAY``); a first poll too soon brackets it between the last two
     polls, and the middle is taken. ``lag``: the one used so far (None: none yet)."""
-    if elapsed_ms is None or not poll_times:
+    if script_ms is None or not poll_times:
         return lag
-    run = elapsed_ms / 1000.0      # the whole script's time: waiting for files and the loader are not lag
+    run = script_ms / 1000.0       # the whole script's time: waiting for files and the loader are not lag
     if len(poll_times) == 1:
         current = UNKNOWN_LAG if lag is None else lag
         return max(0.0, min(poll_times[0] - run, current * DECAY))

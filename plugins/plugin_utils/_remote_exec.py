@@ -248,12 +248,16 @@ for name, digest, inline in recipe['f']:
 if missing:
     sys.stdout.write('ACA1 X %s\n' % ' '.join(missing))
     sys.exit(0)
+try:
+    import importlib.util, marshal
+    compiled = hasattr(importlib.util, 'source_hash')
+except ImportError:
+    compiled = False
 def pyc(name, data):
-    if not name.endswith('.py') or name == 'sitecustomize.py' or name.startswith('ansible/modules/') or \
-            '/plugins/modules/' in name:
+    if not compiled or not name.endswith('.py') or name == 'sitecustomize.py' or \
+            name.startswith('ansible/modules/') or '/plugins/modules/' in name:
         return None
     try:
-        import importlib.util, marshal
         code = compile(data, '/' + name, 'exec', dont_inherit=True)
         return importlib.util.MAGIC_NUMBER + b'\x03\x00\x00\x00' + importlib.util.source_hash(data) + marshal.dumps(code)
     except Exception:
@@ -306,6 +310,11 @@ def is_home_query(cmd):
     answer does not change while a play runs."""
     inner = _shell_command(cmd)
     return inner is not None and bool(_HOME_QUERY.match(inner))
+
+
+def is_home_answer(out):
+    """Whether ``out`` (bytes) is what a home query prints when it found the directory: one absolute path."""
+    return bool(re.match(br'^/[^\n]*\n?\Z', out or b''))
 
 
 def deferred_answer(cmd):
@@ -371,14 +380,12 @@ if command -v gzip >/dev/null 2>&1; then
 fi
 if [ "$z" = 0 ]; then mv -f "$w/out" "$w/o"; mv -f "$w/err" "$w/e"; fi
 lo=$(($(wc -c <"$w/o"))); le=$(($(wc -c <"$w/e")))
+te=$(date +%%s%%N 2>/dev/null)
+case "$ts$te" in ''|*[!0-9]*) ;; *) all=$(( (te - ts) / 1000000 ));; esac
 if [ $(( (lo + le + 6) / 3 * 4 )) -le %(budget)d ]; then
-  te=$(date +%%s%%N 2>/dev/null)
-  case "$ts$te" in ''|*[!0-9]*) ;; *) all=$(( (te - ts) / 1000000 ));; esac
   echo "ACA1 R $rc $z $lo $le $ms $all"; base64 <"$w/o" | tr -d '\n'; echo; base64 <"$w/e" | tr -d '\n'; echo
   rm -rf "$w"
 else
-  te=$(date +%%s%%N 2>/dev/null)
-  case "$ts$te" in ''|*[!0-9]*) ;; *) all=$(( (te - ts) / 1000000 ));; esac
   echo "ACA1 M $rc $z $lo $le $ms $all $w"
 fi
 '''

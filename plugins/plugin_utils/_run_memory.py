@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 
-_SAFE_NAME = re.compile(r'^[A-Za-z0-9_.-]{1,128}\Z')
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._remote_exec import looks_like_instance_id
 
 
 def read_json_dict(path):
@@ -41,14 +40,15 @@ def read_json_dict(path):
 
 def write_json_atomically(path, data):
     """Replace ``path`` with ``data`` as JSON in one rename (a reader sees the old file or the new one, whole);
-    failing to write is harmless for what these files hold."""
+    whether it was written (failing to is harmless for what these files hold)."""
     try:
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix='.cloud_assistant-')
         with os.fdopen(fd, 'w') as handle:
             json.dump(data, handle)
         os.rename(tmp, path)
     except OSError:
-        pass
+        return False
+    return True
 
 
 def _run_dir():
@@ -60,24 +60,43 @@ def _run_dir():
     return base if base and os.path.isdir(base) else None
 
 
-class RunMemory(object):
+class JsonFacts(object):
+    """A small JSON object kept in one file for one connection (one task): read once, at the first lookup; each
+    change written at once, whole. ``path`` None: nothing is kept, every lookup misses."""
+
+    def __init__(self, path):
+        self.path = path
+        self._data = None
+
+    def _read(self):
+        if self._data is None:
+            self._data = read_json_dict(self.path)
+        return self._data
+
+    def get(self, key):
+        return self._read().get(key)
+
+    def put(self, key, value):
+        if self.path is None or self._read().get(key) == value:
+            return
+        self._data[key] = value
+        self.save()
+
+    def save(self):
+        """Write the facts; what could not be written is not kept here either (the file is read again)."""
+        if self.path is not None and not write_json_atomically(self.path, self._read()):
+            self._data = None
+
+
+def instance_file(directory, instance, name):
+    """``directory``/``name`` % ``instance`` for an instance ID, else None (never a path made of something else)."""
+    return os.path.join(directory, name % instance) if directory and looks_like_instance_id(instance) else None
+
+
+class RunMemory(JsonFacts):
     """The facts kept for ``instance`` (an instance ID) in ``directory`` (default: this run's local temporary
     directory). Without a usable directory nothing is kept, and every lookup misses."""
 
     def __init__(self, instance, directory=None):
         directory = directory if directory is not None else _run_dir()
-        self.path = None
-        if directory and _SAFE_NAME.match(str(instance or '')):
-            self.path = os.path.join(directory, 'cloud_assistant-%s.json' % instance)
-
-    def get(self, key):
-        return read_json_dict(self.path).get(key)
-
-    def put(self, key, value):
-        if self.path is None:
-            return
-        data = read_json_dict(self.path)
-        if data.get(key) == value:
-            return
-        data[key] = value
-        write_json_atomically(self.path, data)
+        super(RunMemory, self).__init__(instance_file(directory, instance, 'cloud_assistant-%s.json'))

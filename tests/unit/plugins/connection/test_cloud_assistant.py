@@ -33,6 +33,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._remo
     exec_script,
     split_ansiballz,
 )
+from ansible_collections.alicloud_ops.cloud_assistant.tests.unit.plugins.ansible_shell import low_level_command, mkdtemp_command
 from ansible_collections.alicloud_ops.cloud_assistant.tests.unit.plugins.ansiballz_payload import PING_DATA, build_ping_payload
 from ansible_collections.alicloud_ops.cloud_assistant.tests.unit.plugins.fake_sendfile import FakeSendApi  # noqa: E402
 
@@ -569,22 +570,9 @@ def test_new_options_on_a_kept_connection_connect_again(instance, monkeypatch):
 
 
 # -- Ansible's housekeeping commands --------------------------------------------------------------------------------
-def _through_shell(command):
-    """The command as ActionBase._low_level_execute_command hands it over (no become)."""
-    import shlex
-    return '/bin/sh -c ' + shlex.quote(command + ' && sleep 0')
-
-
-def _mkdtemp(base, name='ansible-tmp-1.5-7-9'):
-    from ansible.plugins.loader import shell_loader
-    shell = shell_loader.get('sh')
-    shell.set_options()
-    return _through_shell(shell._mkdtemp2(basefile=name, system=False, tmpdir=str(base)).command), '%s/%s' % (base, name)
-
-
 def test_the_temporary_directory_and_chmod_run_with_the_next_command(instance):
     conn, api = instance['connection'], instance['api']
-    command, made = _mkdtemp(instance['root'] / 'remote_tmp')
+    command, made = mkdtemp_command(instance['root'] / 'remote_tmp')
     assert conn.exec_command(command, sudoable=False) == (0, ('ansible-tmp-1.5-7-9=%s\n' % made).encode(), b'')
     assert api.scripts == [] and not os.path.exists(made)          # answered, nothing sent yet
     rc, out, dummy = conn.exec_command('stat -c %%a %s' % made)
@@ -593,7 +581,7 @@ def test_the_temporary_directory_and_chmod_run_with_the_next_command(instance):
     source.write_bytes(b'print(1)\n')
     conn.put_file(str(source), made + '/module.py')
     assert len(api.scripts) == 1                                     # nothing deferred to flush
-    assert conn.exec_command(_through_shell('chmod u+rwx %s/ %s/module.py' % (made, made)), sudoable=False) == (0, b'', b'')
+    assert conn.exec_command(low_level_command('chmod u+rwx %s/ %s/module.py' % (made, made)), sudoable=False) == (0, b'', b'')
     rc, out, dummy = conn.exec_command('stat -c %%a %s/module.py' % made)
     assert (rc, out) == (0, b'700\n') and len(api.scripts) == 2
     conn.exec_command('true')
@@ -604,7 +592,7 @@ def test_a_deferred_command_that_fails_fails_the_next_one_which_does_not_run(ins
     conn, api = instance['connection'], instance['api']
     blocker = instance['root'] / 'a-file'
     blocker.write_text('not a directory')
-    command, made = _mkdtemp(blocker)
+    command, made = mkdtemp_command(blocker)
     conn.exec_command(command, sudoable=False)
     marker = instance['root'] / 'ran'
     with pytest.raises(AnsibleError, match=r'umask 77 && mkdir .*failed with exit code 1: .*(Not a directory|File exists)'):
@@ -616,13 +604,13 @@ def test_a_deferred_command_that_fails_fails_the_next_one_which_does_not_run(ins
 
 def test_put_file_and_fetch_file_run_what_was_deferred_first(instance):
     conn, api = instance['connection'], instance['api']
-    command, made = _mkdtemp(instance['root'] / 'remote_tmp')
+    command, made = mkdtemp_command(instance['root'] / 'remote_tmp')
     conn.exec_command(command, sudoable=False)
     source = instance['root'] / 'payload.bin'
     source.write_bytes(b'\x00\x01 payload')
     conn.put_file(str(source), made + '/payload.bin')
     assert len(api.scripts) == 1 and 'mkdir' in api.scripts[0]      # the directory before SendFile
-    command, other = _mkdtemp(instance['root'] / 'remote_tmp', 'ansible-tmp-2')
+    command, other = mkdtemp_command(instance['root'] / 'remote_tmp', 'ansible-tmp-2')
     conn.exec_command(command, sudoable=False)
     conn.fetch_file(made + '/payload.bin', str(instance['root'] / 'back.bin'))
     assert (instance['root'] / 'back.bin').read_bytes() == b'\x00\x01 payload' and os.path.isdir(other)
@@ -630,7 +618,7 @@ def test_put_file_and_fetch_file_run_what_was_deferred_first(instance):
 
 def test_close_runs_what_is_still_deferred(instance):
     conn = instance['connection']
-    command, made = _mkdtemp(instance['root'] / 'remote_tmp')
+    command, made = mkdtemp_command(instance['root'] / 'remote_tmp')
     conn.exec_command(command, sudoable=False)
     conn.close()
     assert os.path.isdir(made)
@@ -638,7 +626,7 @@ def test_close_runs_what_is_still_deferred(instance):
 
 def test_a_home_directory_is_asked_once_per_run_and_user(instance):
     conn, api = instance['connection'], instance['api']
-    query = _through_shell('echo ~')
+    query = low_level_command('echo ~')
     rc, home, dummy = conn.exec_command(query, sudoable=False)
     assert rc == 0 and home.startswith(b'/') and len(api.scripts) == 1
     later = connection()                                            # the next task: a new connection, same run
@@ -650,8 +638,8 @@ def test_a_home_directory_is_asked_once_per_run_and_user(instance):
     failing = connection()
     api.verdicts.append(('Failed', ''))
     with pytest.raises(AnsibleError):
-        failing.exec_command(_through_shell('echo ~nosuchuser'), sudoable=False)
-    failing.exec_command(_through_shell('echo ~nosuchuser'), sudoable=False)   # a failure is never kept
+        failing.exec_command(low_level_command('echo ~nosuchuser'), sudoable=False)
+    failing.exec_command(low_level_command('echo ~nosuchuser'), sudoable=False)   # a failure is never kept
     assert len(api.scripts) == 4
 
 
@@ -675,7 +663,8 @@ def test_the_first_poll_comes_when_the_module_ended_before_and_the_times_are_lea
     assert took is not None and 0 < took < 10 and isinstance(lag, float) and lag >= 0
     # the first run of a module not seen before: 1.5 poll intervals; then from what was learnt
     module_runs = [first for first in firsts if first is not None]
-    assert module_runs[0] == pytest.approx(OPTIONS['poll_interval'] * cloud_assistant.MODULE_FIRST_POLL)
+    from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._module_times import UNSEEN_MODULE
+    assert module_runs[0] == pytest.approx(OPTIONS['poll_interval'] * UNSEEN_MODULE)
     from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._module_times import first_poll
     expected = first_poll(ModuleTimes(INSTANCE, str(instance['root'] / 'run')).seconds(module),
                           RunMemory(INSTANCE, str(instance['root'] / 'run')).get('lag'))

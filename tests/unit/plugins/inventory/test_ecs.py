@@ -580,7 +580,7 @@ def test_shared_values_give_every_host_what_set_variable_gives_it(fleet):
             for key, value in ecs.instance_hostvars(raw).items():
                 reference.inventory.set_variable(name, 'ecs_' + key, value)
             if raw['OSType'] != 'windows':
-                for key, value in (('ansible_connection', ecs.CONNECTION_PLUGIN),
+                for key, value in (('ansible_connection', ecs.CONNECTION),
                                    ('ansible_alicloud_instance_id', name),
                                    ('ansible_alicloud_region_id', raw['RegionId'])):
                     reference.inventory.set_variable(name, key, value)

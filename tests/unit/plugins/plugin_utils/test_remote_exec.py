@@ -46,6 +46,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._remo
     strip_become_success,
     unpack,
 )
+from ansible_collections.alicloud_ops.cloud_assistant.tests.unit.plugins.ansible_shell import low_level_command, sh_shell
 from ansible_collections.alicloud_ops.cloud_assistant.tests.unit.plugins.ansiballz_payload import PING_DATA, build_ping_payload
 
 
@@ -688,35 +689,19 @@ def test_loader_keeps_only_the_most_recently_used_archives(sandbox, payload_byte
 # ----------------------------------------------------------------------------------------------------------------
 # Ansible's housekeeping commands: answered at once, run at the start of the next command
 
-def _ansible_shell_command(command):
-    """What ActionBase._low_level_execute_command hands the connection for ``command`` (no become)."""
-    from ansible.plugins.loader import shell_loader
-    shell = shell_loader.get('sh')
-    shell.set_options()
-    import shlex
-    return '/bin/sh -c ' + shlex.quote(shell.append_command(command, 'sleep 0'))
-
-
-def _ansible_shell():
-    from ansible.plugins.loader import shell_loader
-    shell = shell_loader.get('sh')
-    shell.set_options()
-    return shell
-
-
 def test_home_queries_are_recognised_as_ansible_builds_them():
-    shell = _ansible_shell()
+    shell = sh_shell()
     for path in ('~', '~root', '~deploy-user'):
-        assert rx.is_home_query(_ansible_shell_command(shell._expand_user2(path).command))
+        assert rx.is_home_query(low_level_command(shell._expand_user2(path).command))
     for other in ('echo ~/x', 'echo ~; id', 'echo $HOME', 'echo ~root && rm -rf /'):
-        assert not rx.is_home_query(_ansible_shell_command(other))
+        assert not rx.is_home_query(low_level_command(other))
     assert not rx.is_home_query('echo ~')      # not through Ansible's shell wrapper
 
 
 def test_the_temporary_directory_answer_is_what_the_command_prints(sandbox):
-    shell = _ansible_shell()
+    shell = sh_shell()
     base = str(sandbox['root'] / 'remote_tmp')
-    command = _ansible_shell_command(shell._mkdtemp2(basefile='ansible-tmp-17.5-9-3', system=False, tmpdir=base).command)
+    command = low_level_command(shell._mkdtemp2(basefile='ansible-tmp-17.5-9-3', system=False, tmpdir=base).command)
     answer = rx.deferred_answer(command)
     assert answer == ('ansible-tmp-17.5-9-3=%s/ansible-tmp-17.5-9-3\n' % base).encode()
     # what the command really prints, and the directory it makes (mode 0700)
@@ -726,10 +711,10 @@ def test_the_temporary_directory_answer_is_what_the_command_prints(sandbox):
 
 
 def test_only_the_exact_housekeeping_commands_are_deferred():
-    shell = _ansible_shell()
-    chmod = _ansible_shell_command(shell.chmod(['/root/.ansible/tmp/a/', '/root/.ansible/tmp/a/.source.txt'], 'u+rwx'))
+    shell = sh_shell()
+    chmod = low_level_command(shell.chmod(['/root/.ansible/tmp/a/', '/root/.ansible/tmp/a/.source.txt'], 'u+rwx'))
     assert rx.deferred_answer(chmod) == b''
-    assert rx.deferred_answer(_ansible_shell_command(shell.chmod(['/tmp/x'], 'u+x'))) == b''
+    assert rx.deferred_answer(low_level_command(shell.chmod(['/tmp/x'], 'u+x'))) == b''
     refused = [
         shell.chmod(['/tmp/x'], 'a+rwx'),                        # not only the owner's bits
         shell.chmod(['relative/x'], 'u+x'),                       # not an absolute path
@@ -740,10 +725,10 @@ def test_only_the_exact_housekeeping_commands_are_deferred():
         'true',
     ]
     for command in refused:
-        assert rx.deferred_answer(_ansible_shell_command(command)) is None, command
+        assert rx.deferred_answer(low_level_command(command)) is None, command
     # a mkdir whose directory is not the base and the name
     forged = ('( umask 77 && mkdir -p "` echo /tmp/a `"&& mkdir "` echo /tmp/b/n `" && echo n="` echo /tmp/b/n `" )')
-    assert rx.deferred_answer(_ansible_shell_command(forged)) is None
+    assert rx.deferred_answer(low_level_command(forged)) is None
     assert rx.deferred_answer(chmod.replace('/bin/sh -c', '/bin/sh -xc')) is None
 
 
