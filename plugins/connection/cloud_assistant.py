@@ -626,7 +626,7 @@ class Connection(ConnectionBase):
         call again for the shell fast path, when that fits too); with ``missing`` (digests the instance lacks), those
         files are sent first and the script waits for them. None when even the arguments alone do not fit."""
         module_digests = [digest(data) for name, data in payload.members if name == payload.module_path]
-        for inline, fast in ((True, True), (True, False), (False, True), (False, False)):
+        for inline, fast in self._script_shapes(payload.module_path):
             send = set(missing or ()) | (set() if inline else set(module_digests))
             plan = ansiballz_plan(payload, send=send if missing is not None else (), inline_module=inline, fast=fast)
             parts = None
@@ -640,6 +640,15 @@ class Connection(ConnectionBase):
                 script = self._script(cmd, payload=(plan, payload.interpreter), parts=parts)
             return script
         return None
+
+    def _script_shapes(self, module):
+        """(module file inline, shell fast path) in the order to try them when both do not fit in one command. A
+        module this instance has run before (its time is kept) has its archive in the cache: the fast path first,
+        which skips the loader (0.15-0.25 s). A module not run there yet: its file inline first, or it would be
+        missing from the cache and cost one more command."""
+        if self._times.seconds(module) is not None:
+            return ((True, True), (False, True), (True, False), (False, False))
+        return ((True, True), (True, False), (False, True), (False, False))
 
     def _script(self, cmd, **kwargs):
         """``exec_script`` for this connection: the command waits first for the files put_file sent."""

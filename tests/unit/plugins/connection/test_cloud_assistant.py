@@ -405,6 +405,31 @@ def test_a_module_too_large_to_carry_inline_keeps_it_out_when_sending_parts(inst
     assert len(instance['api'].actions('RunCommand')) == 2
 
 
+def test_a_module_run_before_takes_the_fast_path_before_its_file_inline(instance, payload, monkeypatch):
+    split = split_ansiballz(payload)
+    conn = instance['connection']
+    conn.exec_command(sys.executable, in_data=payload)       # the cache filled and the module's time kept
+
+    def size(inline, fast):
+        plan = ansiballz_plan(split, inline_module=inline, fast=fast)
+        return len(cloud_assistant.exec_script(sys.executable, payload=(plan, split.interpreter)))
+
+    both, inline, fast = size(True, True), size(True, False), size(False, True)
+    assert max(inline, fast) < both
+    monkeypatch.setattr(cloud_assistant, 'SCRIPT_BUDGET', both - 1)
+    instance['api'].limit = both - 1
+    rc, out, err = conn.exec_command(sys.executable, in_data=payload)
+    assert (rc, err) == (0, b'') and json.loads(out)['ping'] == PING_DATA
+    script = instance['api'].scripts[-1]
+    assert '/z-%s-' % ansiballz_plan(split).archive_key in script     # the shell fast path, without the loader's work
+    assert split.module_path not in script and len(script) == fast
+
+    # an instance that has not run the module: its file inline, so that it is never missing from the cache
+    monkeypatch.setattr(conn._times, 'seconds', lambda module: None)
+    conn.exec_command(sys.executable, in_data=payload)
+    assert len(instance['api'].scripts[-1]) == inline
+
+
 def test_without_module_cache_the_payload_travels_whole(instance, payload):
     conn = connection(module_cache=False)
     rc, out, err = conn.exec_command(sys.executable, in_data=payload)
