@@ -260,8 +260,8 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._remo
     deferred_answer,
     exec_script,
     fetch_script,
+    home_query,
     is_home_answer,
-    is_home_query,
     looks_like_instance_id,
     parse_fetch,
     parse_frame,
@@ -441,7 +441,8 @@ class Connection(ConnectionBase):
 
     def _first_poll(self, module):
         took = self._times.seconds(module) if module else None
-        return first_poll(took, self._lag(), self._poll_floor, module=bool(module))
+        # the script runs the deferred commands first (a script not built by _script runs when there are none)
+        return first_poll(took, self._lag(), self._poll_floor, module=bool(module), deferred=len(self._deferred))
 
     def _lag(self):
         lag = self._memory.get('lag')
@@ -543,7 +544,7 @@ class Connection(ConnectionBase):
             display.vvv(u'CLOUD ASSISTANT: deferred to the next command', host=self._instance)
             self._deferred.append(cmd)
             return 0, answer, b''
-        home_key = 'home %s %s' % (self._username() or '', cmd) if not in_data and is_home_query(cmd) else None
+        home_key = self._home_key(home_query(cmd)) if not in_data else None
         known = self._memory.get(home_key) if home_key else None
         if isinstance(known, str):
             display.vvv(u'CLOUD ASSISTANT: answered from what this run saw on the instance', host=self._instance)
@@ -563,6 +564,10 @@ class Connection(ConnectionBase):
             else:
                 out = strip_become_success(out, self.become.success)
         return frame.rc, out, err
+
+    def _home_key(self, home):
+        """Where this run keeps the answer to ``echo <home>`` (``~`` or ``~user``) asked as this connection's user."""
+        return 'home %s %s' % (self._username() or '', home) if home else None
 
     def _refuse_become_password(self, sudoable):
         if not (sudoable and self.become is not None):
@@ -653,7 +658,8 @@ class Connection(ConnectionBase):
     def _script(self, cmd, **kwargs):
         """``exec_script`` for this connection: the command waits first for the files put_file sent."""
         files = [(path, size, checksum) for _ids, path, size, checksum in self._pending_files]
-        return exec_script(cmd, files=files, before=self._deferred, **kwargs)
+        return exec_script(cmd, files=files, before=self._deferred,
+                           home=self._memory.get(self._home_key('~')) is None, **kwargs)
 
     def _run_with_parts(self, cmd, data):
         return self._run(self._script(cmd, parts=self._send_blob(data)))
@@ -688,6 +694,9 @@ class Connection(ConnectionBase):
     def _frame(self, output):
         frame = parse_frame(output)
         self._learn(frame)
+        if frame.home is not None:
+            # asked by the first command of the run here: Ansible's own `echo ~` needs no command of its own
+            self._memory.put(self._home_key('~'), frame.home + '\n')
         if frame.kind == 'E' and frame.error.startswith('FileNotArrived'):
             self._flush_files()      # raises with the reason SendFile gives
             raise AnsibleError('a file sent to %s did not arrive within %d s (%s)'

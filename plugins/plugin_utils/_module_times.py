@@ -46,6 +46,7 @@ UNKNOWN_LAG = 0.1        # the service's lag before one has been seen on this in
 MARGIN = 0.03            # added to the estimate (seconds), and
 SLACK = 1.2              # the run time's share of it: late rather than early
 SHELL_SECONDS = 0.03     # what a command that is not a module (a shell one-liner) is given to run
+DEFERRED_SECONDS = 0.05  # what each of Ansible's deferred housekeeping commands adds before it (mkdir: 6 processes)
 DECAY = 0.7              # a first poll that saw the end: the next one tries this share of the lag
 SECOND = 0.1             # the second poll, after a first one that came too soon (seconds)
 SOONEST = 0.05           # no first poll before this (seconds, and a quarter of poll_interval),
@@ -123,15 +124,16 @@ def _prune(folder, now=None):
             pass
 
 
-def first_poll(took, lag, poll_interval=0.2, module=False):
+def first_poll(took, lag, poll_interval=0.2, module=False, deferred=0):
     """Seconds from ``RunCommand`` to the first poll for a command expected to run ``took`` seconds (None: a shell
     one-liner, or with ``module`` a module not run before: ``UNSEEN_MODULE`` poll intervals, a module cannot end
     sooner than its Python has imported Ansible's module_utils) on an instance whose lag is ``lag`` (None: not seen
-    yet in this run); never sooner than a quarter of ``poll_interval``."""
+    yet in this run), after ``deferred`` housekeeping commands the script runs first; never sooner than a quarter
+    of ``poll_interval``."""
     if module and took is None:
-        return min(poll_interval * UNSEEN_MODULE, CAP)
+        return min(poll_interval * UNSEEN_MODULE + deferred * DEFERRED_SECONDS, CAP)
     lag = UNKNOWN_LAG if lag is None else lag
-    run = SHELL_SECONDS if took is None else took * SLACK
+    run = (SHELL_SECONDS if took is None else took * SLACK) + deferred * DEFERRED_SECONDS
     return min(max(LATEST, poll_interval), max(SOONEST, poll_interval / 4.0, run + lag + MARGIN))
 
 

@@ -305,11 +305,12 @@ def _shell_command(cmd):
     return match.group(2) if match else None
 
 
-def is_home_query(cmd):
-    """Whether ``cmd`` is Ansible asking a home directory (``echo ~`` or ``echo ~user``, through its shell): its
-    answer does not change while a play runs."""
+def home_query(cmd):
+    """``~`` or ``~user`` when ``cmd`` is Ansible asking that home directory (``echo ~`` or ``echo ~user``, through
+    its shell), else None: its answer does not change while a play runs."""
     inner = _shell_command(cmd)
-    return inner is not None and bool(_HOME_QUERY.match(inner))
+    match = _HOME_QUERY.match(inner) if inner is not None else None
+    return '~' + (match.group(1) or '') if match else None
 
 
 def is_home_answer(out):
@@ -364,6 +365,12 @@ find "${TMPDIR:-/tmp}" -maxdepth 1 -name '%(prefix)s*' -user "$(id -u)" -mmin +%
 w=$(mktemp -d "${TMPDIR:-/tmp}/%(prefix)sXXXXXXXX") || { echo "ACA1 E WorkDir cannot create a temporary directory"; exit 0; }
 cd "${HOME:-/}" 2>/dev/null || cd / || exit 0
 '''
+
+# What ``echo ~`` prints for this user, as Ansible asks it before its first temporary directory of a task: printed
+# by the first command of a run on an instance, so that the question never needs a command of its own. Only a home
+# made of plain characters is reported (the frame is one line of words).
+_HOME = r'''h=$(/bin/sh -c 'echo ~' 2>/dev/null) || h=
+case $h in ''|*[!A-Za-z0-9_./@+-]*) ;; /*) echo "ACA1 H $h";; esac'''
 
 _RUN = r'''
 umask "$u0"
@@ -431,7 +438,7 @@ _BEFORE = r'''/bin/sh -c %(command)s </dev/null >/dev/null 2>"$w/be" || {
 }'''
 
 
-def exec_script(command, stdin=None, payload=None, parts=None, cache_dir=CACHE_DIR, files=(), before=()):
+def exec_script(command, stdin=None, payload=None, parts=None, cache_dir=CACHE_DIR, files=(), before=(), home=False):
     """The wrapper script for one ``exec_command``.
 
     ``stdin``: bytes carried in the script (None: no input); ``payload``: a ``PayloadPlan`` with the interpreter
@@ -441,13 +448,16 @@ def exec_script(command, stdin=None, payload=None, parts=None, cache_dir=CACHE_D
     SendFile just before, which the command may use: the script waits until each is there, whole
     (``ACA1 E FileNotArrived <path>`` after ``WAIT_FILES_SECONDS``); ``before``: commands deferred by the connection
     (``deferred_answer``), run in order first, with the user's umask; the first that fails ends the script with
-    ``ACA1 D <rc> <its index>`` and its standard error.
+    ``ACA1 D <rc> <its index>`` and its standard error; ``home``: the script first prints ``ACA1 H <path>``, what
+    ``echo ~`` prints for the user it runs as (``Frame.home``).
     """
     lines = ['ts=$(date +%s%N 2>/dev/null)']
     if files:
         lines.append(_FILES % {'tries': WAIT_FILES_SECONDS * 20})
         lines.extend('wf %s %d %s' % (shell_quote(path), size, checksum) for path, size, checksum in files)
     lines.append(_HEAD % {'prefix': WORK_PREFIX, 'stale': STALE_MINUTES})
+    if home:
+        lines.append(_HOME)
     if before:
         lines.append('umask "$u0"')
         lines.extend(_BEFORE % {'command': shell_quote(cmd), 'index': i} for i, cmd in enumerate(before))
@@ -511,7 +521,8 @@ class Frame(object):
     cache), E (the wrapper could not run the command), D (the deferred command number ``index`` failed, with ``rc``
     and ``err``: the command itself did not run), C (a piece), or None (no frame: the output is not ours).
     ``elapsed_ms`` (R and M): how long the command itself ran on the instance, ``script_ms``: the whole script
-    (waiting for files, putting the module together), each when the instance's ``date`` can tell."""
+    (waiting for files, putting the module together), each when the instance's ``date`` can tell; ``home``: what
+    ``echo ~`` prints there, when the script was asked to tell (``exec_script``'s ``home``)."""
 
     def __init__(self, kind=None, rc=None, compressed=False, out_len=0, err_len=0, work_dir=None, out=b'',
                  err=b'', missing=(), error=None, chunk=b'', index=None, elapsed_ms=None, script_ms=None):
@@ -529,6 +540,7 @@ class Frame(object):
         self.index = index
         self.elapsed_ms = elapsed_ms
         self.script_ms = script_ms
+        self.home = None
 
 
 def _milliseconds(field):
@@ -541,36 +553,45 @@ def _b64decode(line):
 
 
 def parse_frame(output):
-    """The ``Frame`` in the raw output of a wrapper script (bytes)."""
+    """The ``Frame`` in the raw output of a wrapper script (bytes), with the ``home`` it reported before it."""
     lines = (output or b'').split(b'\n')
+    home = None
     for pos, line in enumerate(lines):
-        if not line.startswith(b'ACA1 '):
-            continue
-        fields = line.decode('utf-8', 'replace').split(' ')
-        kind = fields[1] if len(fields) > 1 else ''
-        try:
-            if kind == 'R' and len(fields) >= 8:
-                out = _b64decode(lines[pos + 1]) if pos + 1 < len(lines) else b''
-                err = _b64decode(lines[pos + 2]) if pos + 2 < len(lines) else b''
-                if len(out) != int(fields[4]) or len(err) != int(fields[5]):
-                    return Frame(None)      # cut short: not the whole result
-                return Frame('R', int(fields[2]), fields[3] == '1', int(fields[4]), int(fields[5]), out=out, err=err,
-                             elapsed_ms=_milliseconds(fields[6]), script_ms=_milliseconds(fields[7]))
-            if kind == 'M' and len(fields) >= 9:
-                return Frame('M', int(fields[2]), fields[3] == '1', int(fields[4]), int(fields[5]),
-                             work_dir=' '.join(fields[8:]), elapsed_ms=_milliseconds(fields[6]),
-                             script_ms=_milliseconds(fields[7]))
-            if kind == 'X':
-                return Frame('X', missing=fields[2:])
-            if kind == 'D' and len(fields) >= 4:
-                err = _b64decode(lines[pos + 1]) if pos + 1 < len(lines) else b''
-                return Frame('D', int(fields[2]), err=err, index=int(fields[3]))
-            if kind == 'C':
-                return Frame('C', chunk=_b64decode(lines[pos + 1]) if pos + 1 < len(lines) else b'')
-            if kind == 'E':
-                return Frame('E', error=' '.join(fields[2:]))
-        except (ValueError, TypeError, IndexError):
-            return Frame(None)
+        if line.startswith(b'ACA1 H /'):
+            home = line[7:].decode('utf-8', 'replace')
+        elif line.startswith(b'ACA1 '):
+            frame = _frame_at(lines, pos)
+            frame.home = home if frame.kind is not None else None
+            return frame
+    return Frame(None)
+
+
+def _frame_at(lines, pos):
+    """The ``Frame`` whose first line is ``lines[pos]``."""
+    fields = lines[pos].decode('utf-8', 'replace').split(' ')
+    kind = fields[1] if len(fields) > 1 else ''
+    try:
+        if kind == 'R' and len(fields) >= 8:
+            out = _b64decode(lines[pos + 1]) if pos + 1 < len(lines) else b''
+            err = _b64decode(lines[pos + 2]) if pos + 2 < len(lines) else b''
+            if len(out) != int(fields[4]) or len(err) != int(fields[5]):
+                return Frame(None)      # cut short: not the whole result
+            return Frame('R', int(fields[2]), fields[3] == '1', int(fields[4]), int(fields[5]), out=out, err=err,
+                         elapsed_ms=_milliseconds(fields[6]), script_ms=_milliseconds(fields[7]))
+        if kind == 'M' and len(fields) >= 9:
+            return Frame('M', int(fields[2]), fields[3] == '1', int(fields[4]), int(fields[5]),
+                         work_dir=' '.join(fields[8:]), elapsed_ms=_milliseconds(fields[6]),
+                         script_ms=_milliseconds(fields[7]))
+        if kind == 'X':
+            return Frame('X', missing=fields[2:])
+        if kind == 'D' and len(fields) >= 4:
+            err = _b64decode(lines[pos + 1]) if pos + 1 < len(lines) else b''
+            return Frame('D', int(fields[2]), err=err, index=int(fields[3]))
+        if kind == 'C':
+            return Frame('C', chunk=_b64decode(lines[pos + 1]) if pos + 1 < len(lines) else b'')
+        if kind == 'E':
+            return Frame('E', error=' '.join(fields[2:]))
+    except (ValueError, TypeError, IndexError):
         return Frame(None)
     return Frame(None)
 

@@ -668,6 +668,21 @@ def test_a_home_directory_is_asked_once_per_run_and_user(instance):
     assert len(api.scripts) == 4
 
 
+def test_the_first_command_of_a_run_tells_the_home_so_echo_tilde_needs_no_command(instance):
+    conn, api = instance['connection'], instance['api']
+    api.env['HOME'] = str(instance['root'])
+    conn.exec_command('true')
+    assert 'ACA1 H' in api.scripts[-1]
+    later = connection()                                            # the next task: a new connection, same run
+    assert later.exec_command(low_level_command('echo ~'), sudoable=False) == (0, b'%s\n' % str(instance['root']).encode(), b'')
+    later.exec_command('true')
+    assert len(api.scripts) == 2 and 'ACA1 H' not in api.scripts[-1]   # known: not asked again
+    # another user, or another user's home: asked as before
+    assert connection(remote_user='root').exec_command(low_level_command('echo ~'), sudoable=False)[0] == 0
+    assert later.exec_command(low_level_command('echo ~root'), sudoable=False)[0] == 0
+    assert len(api.scripts) == 4
+
+
 def test_the_first_poll_comes_when_the_module_ended_before_and_the_times_are_learnt(instance, payload, monkeypatch):
     conn = instance['connection']
     firsts = []

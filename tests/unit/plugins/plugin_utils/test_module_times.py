@@ -112,6 +112,13 @@ def test_first_poll(took, lag, expected):
     assert mt.first_poll(took, lag) == pytest.approx(expected)
 
 
+def test_deferred_commands_make_the_first_poll_later():
+    assert mt.first_poll(0.2, 0.05, deferred=1) == pytest.approx(mt.first_poll(0.2, 0.05) + mt.DEFERRED_SECONDS)
+    assert mt.first_poll(None, None, deferred=2) == pytest.approx(mt.first_poll(None, None) + 2 * mt.DEFERRED_SECONDS)
+    assert mt.first_poll(None, None, module=True, deferred=1) == pytest.approx(
+        0.2 * mt.UNSEEN_MODULE + mt.DEFERRED_SECONDS)
+
+
 def test_a_longer_poll_interval_is_kept_by_the_first_two_polls():
     assert mt.first_poll(0.0, 0.0, poll_interval=2.0) == 0.5          # a quarter of it at the soonest
     assert mt.first_poll(30.0, 0.0, poll_interval=2.0) == 2.0         # and no later than the interval itself

@@ -338,6 +338,27 @@ def test_exec_runs_in_the_home_directory_as_over_ssh(sandbox):
     assert streams(parse_frame(sh(exec_script('pwd'), env)))[0] == b'/\n'
 
 
+def test_exec_reports_what_echo_tilde_prints_when_asked(sandbox):
+    home = sandbox['root'] / 'home.d'
+    home.mkdir()
+    env = dict(os.environ, HOME=str(home))
+    frame = parse_frame(sh(exec_script('echo hi', home=True), env))
+    assert (frame.kind, frame.home, streams(frame)[0]) == ('R', str(home), b'hi\n')
+    assert parse_frame(sh(exec_script('echo hi'), env)).home is None                # not asked: not printed
+    # what the command itself would print, from another directory too
+    frame = parse_frame(sh(exec_script('cd /; /bin/sh -c "echo ~"', home=True), env))
+    assert streams(frame)[0] == ('%s\n' % frame.home).encode()
+    # a home the one-line frame cannot carry as it is: not reported (Ansible's own echo ~ asks it then)
+    for odd in ('with space', 'semi;colon'):
+        (sandbox['root'] / odd).mkdir()
+        env['HOME'] = str(sandbox['root'] / odd)
+        frame = parse_frame(sh(exec_script('true', home=True), env))
+        assert (frame.kind, frame.home) == ('R', None)
+    # a frame that is not whole says nothing, not even the home
+    assert parse_frame(b'ACA1 H /root\nACA1 R 0 0 5 0 1 2\naGk=\n\n').kind is None
+    assert parse_frame(b'ACA1 H /root\nACA1 R 0 0 0 0 1 2\n\n\n').home == '/root'
+
+
 def test_exec_with_inline_stdin(sandbox):
     frame = parse_frame(sh(exec_script('cat; echo; wc -c >&2', stdin=b'hello\nworld')))
     assert (frame.kind, frame.rc) == ('R', 0)
@@ -692,10 +713,10 @@ def test_loader_keeps_only_the_most_recently_used_archives(sandbox, payload_byte
 def test_home_queries_are_recognised_as_ansible_builds_them():
     shell = sh_shell()
     for path in ('~', '~root', '~deploy-user'):
-        assert rx.is_home_query(low_level_command(shell._expand_user2(path).command))
+        assert rx.home_query(low_level_command(shell._expand_user2(path).command)) == path
     for other in ('echo ~/x', 'echo ~; id', 'echo $HOME', 'echo ~root && rm -rf /'):
-        assert not rx.is_home_query(low_level_command(other))
-    assert not rx.is_home_query('echo ~')      # not through Ansible's shell wrapper
+        assert rx.home_query(low_level_command(other)) is None
+    assert rx.home_query('echo ~') is None      # not through Ansible's shell wrapper
 
 
 def test_the_temporary_directory_answer_is_what_the_command_prints(sandbox):
