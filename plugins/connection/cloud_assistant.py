@@ -273,6 +273,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._modu
     ModuleTimes,
     first_poll,
     next_lag,
+    next_pace,
     second_poll,
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._run_memory import RunMemory
@@ -442,20 +443,25 @@ class Connection(ConnectionBase):
     def _first_poll(self, module):
         took = self._times.seconds(module) if module else None
         # the script runs the deferred commands first (a script not built by _script runs when there are none)
-        return first_poll(took, self._lag(), self._poll_floor, module=bool(module), deferred=len(self._deferred))
+        return first_poll(took, self._learnt('lag'), self._poll_floor, module=bool(module), deferred=len(self._deferred),
+                          pace=self._learnt('pace'))
 
-    def _lag(self):
-        lag = self._memory.get('lag')
-        return lag if isinstance(lag, float) else None
+    def _learnt(self, name):
+        """What this run learnt so far about this instance: its ``lag`` or its ``pace`` (``_module_times``)."""
+        value = self._memory.get(name)
+        return value if isinstance(value, float) else None
 
     def _learn(self, frame):
-        """What the run that printed ``frame`` says about the module's run time and this instance's lag."""
+        """What the run that printed ``frame`` says about this instance's lag and pace and the module's run time."""
         module, poll_times = self._last_run or (None, None)
         self._last_run = None
-        lag = next_lag(self._lag(), poll_times, frame.script_ms)
+        lag = next_lag(self._learnt('lag'), poll_times, frame.script_ms)
         if lag is not None:
             self._memory.put('lag', round(lag, 4))
         if module and frame.kind in ('R', 'M'):
+            pace = next_pace(self._learnt('pace'), self._times.seconds(module), frame.elapsed_ms)
+            if pace is not None:
+                self._memory.put('pace', round(pace, 3))
             self._times.record(module, frame.elapsed_ms)
 
     def _describe(self, api, invoke_id):
@@ -482,7 +488,7 @@ class Connection(ConnectionBase):
                 self._check_agent(api, invoke_id)
             return found
 
-        schedule = PollSchedule(floor=self._poll_floor, first=first_poll, second=second_poll(self._poll_floor))
+        schedule = PollSchedule(floor=self._poll_floor, first=first_poll, second=second_poll(self._poll_floor, first_poll))
         outcome = poll(fetch, lambda r: r is not None and is_terminal(getattr(r, 'invocation_status', None)),
                        deadline, schedule=schedule, started=started)
         if outcome.error is not None:

@@ -20,10 +20,14 @@ the report back, the poll's round trip).
 - the lag, per instance and run, in ``RunMemory``: learnt from each run's polls (``next_lag``), trying a little
   sooner after each first poll that saw the end, so that it does not stay where the first run put it.
 
+- the pace, per instance and run, in ``RunMemory`` too: how many times their shortest kept run times this run's
+  modules took there (``next_pace``). The kept times may come from quiet runs, and an instance running ten modules at
+  once on two cores runs every one of them several times slower.
+
 ``first_poll`` puts them together: the shortest of the module's recent run times (what it takes depends on the
 instance's load and on its arguments too: ``command: sleep 10`` before ``command: id``), a little late rather than
-early, and never later than ``LATEST``; when it comes too soon, the second poll follows ``SECOND`` later (not a whole
-``poll_interval``).
+early, stretched by most of the pace, and never later than ``LATEST``; when it comes too soon, the second poll
+follows ``SECOND`` later, or a fifth of the first delay for a long one (not a whole ``poll_interval``).
 
 The files are used only under a directory of this user that no one else can write to (a file another local user
 planted must not decide anything here).
@@ -49,8 +53,11 @@ SHELL_SECONDS = 0.03     # what a command that is not a module (a shell one-line
 DEFERRED_SECONDS = 0.05  # what each of Ansible's deferred housekeeping commands adds before it (mkdir: 6 processes)
 DECAY = 0.7              # a first poll that saw the end: the next one tries this share of the lag
 SECOND = 0.1             # the second poll, after a first one that came too soon (seconds)
+SECOND_SHARE = 0.2       # or this share of the first poll's delay, when that is longer: a long run ends later
 SOONEST = 0.05           # no first poll before this (seconds, and a quarter of poll_interval),
-LATEST = 1.0             # nor after this: a module's run time depends on its arguments too
+LATEST = 3.0             # nor after this: a module's run time depends on its arguments too
+PACE_SHARE = 0.8         # the share of an instance's pace (next_pace) a first poll allows for: early, not late
+PACE_MAX = 10.0          # a pace above this is taken as this
 UNSEEN_MODULE = 1.5      # poll intervals before the first poll for a module with no run time kept,
 CAP = 5.0                # at most this (PollSchedule's longest delay)
 DIR_NAME = 'cloud_assistant-times'
@@ -124,22 +131,37 @@ def _prune(folder, now=None):
             pass
 
 
-def first_poll(took, lag, poll_interval=0.2, module=False, deferred=0):
+def first_poll(took, lag, poll_interval=0.2, module=False, deferred=0, pace=None):
     """Seconds from ``RunCommand`` to the first poll for a command expected to run ``took`` seconds (None: a shell
     one-liner, or with ``module`` a module not run before: ``UNSEEN_MODULE`` poll intervals, a module cannot end
     sooner than its Python has imported Ansible's module_utils) on an instance whose lag is ``lag`` (None: not seen
-    yet in this run), after ``deferred`` housekeeping commands the script runs first; never sooner than a quarter
-    of ``poll_interval``."""
+    yet in this run) and whose modules run ``pace`` times their kept times in this run (None: not seen yet), after
+    ``deferred`` housekeeping commands the script runs first; never sooner than a quarter of ``poll_interval`` nor
+    later than ``LATEST`` (or ``poll_interval``), both stretched by the pace."""
+    stretch = max(1.0, (pace or 1.0) * PACE_SHARE)
+    latest = min(CAP, max(LATEST, poll_interval) * stretch)
     if module and took is None:
-        return min(poll_interval * UNSEEN_MODULE + deferred * DEFERRED_SECONDS, CAP)
+        return min(poll_interval * UNSEEN_MODULE * stretch + deferred * DEFERRED_SECONDS, CAP)
     lag = UNKNOWN_LAG if lag is None else lag
-    run = (SHELL_SECONDS if took is None else took * SLACK) + deferred * DEFERRED_SECONDS
-    return min(max(LATEST, poll_interval), max(SOONEST, poll_interval / 4.0, run + lag + MARGIN))
+    run = (SHELL_SECONDS if took is None else took * max(SLACK, stretch)) + deferred * DEFERRED_SECONDS
+    return min(latest, max(SOONEST, poll_interval / 4.0, run + lag + MARGIN))
 
 
-def second_poll(poll_interval=0.2):
-    """Seconds between a first poll that came too soon and the second: ``SECOND``, or half of ``poll_interval``."""
-    return max(SECOND, poll_interval / 2.0)
+def second_poll(poll_interval=0.2, first=0.0):
+    """Seconds between a first poll that came too soon (``first`` seconds after ``RunCommand``) and the second:
+    ``SECOND``, or half of ``poll_interval``, or ``SECOND_SHARE`` of ``first``, whichever is longest."""
+    return min(CAP, max(SECOND, poll_interval / 2.0, first * SECOND_SHARE))
+
+
+def next_pace(pace, took, elapsed_ms):
+    """How many times the shortest of its kept run times a module takes on an instance in this run, after one that
+    ran ``elapsed_ms`` where ``took`` seconds were kept (None: nothing kept, nothing learnt): the mean of this ratio
+    (1 to ``PACE_MAX``) and ``pace``, the one so far (None: none yet). An instance that is busier than when the times
+    were kept (ten modules at once on two cores, a package installing beside) runs every module slower."""
+    if not took or elapsed_ms is None:
+        return pace
+    ratio = min(PACE_MAX, max(1.0, elapsed_ms / 1000.0 / took))
+    return ratio if pace is None else (pace + ratio) / 2.0
 
 
 def next_lag(lag, poll_times, script_ms):

@@ -121,8 +121,31 @@ def test_deferred_commands_make_the_first_poll_later():
 
 def test_a_longer_poll_interval_is_kept_by_the_first_two_polls():
     assert mt.first_poll(0.0, 0.0, poll_interval=2.0) == 0.5          # a quarter of it at the soonest
-    assert mt.first_poll(30.0, 0.0, poll_interval=2.0) == 2.0         # and no later than the interval itself
+    assert mt.first_poll(30.0, 0.0, poll_interval=5.0) == 5.0         # and no later than the interval itself
     assert mt.second_poll(2.0) == 1.0 and mt.second_poll(0.2) == mt.SECOND
+
+
+def test_the_second_poll_after_a_long_first_one_waits_a_share_of_it():
+    assert mt.second_poll(0.2, 0.3) == mt.SECOND
+    assert mt.second_poll(0.2, 2.5) == pytest.approx(2.5 * mt.SECOND_SHARE)
+    assert mt.second_poll(0.2, 100.0) == mt.CAP
+
+
+def test_the_pace_of_an_instance_in_this_run():
+    assert mt.next_pace(None, None, 500) is None and mt.next_pace(2.0, 0.2, None) == 2.0     # nothing to learn
+    assert mt.next_pace(None, 0.2, 600) == pytest.approx(3.0)         # three times the kept time
+    assert mt.next_pace(3.0, 0.2, 200) == pytest.approx(2.0)          # then a run at the kept time: the mean
+    assert mt.next_pace(None, 0.2, 100) == 1.0                        # faster than kept: a new shortest time, pace 1
+    assert mt.next_pace(None, 0.01, 60000) == mt.PACE_MAX
+
+
+def test_the_pace_stretches_the_first_poll_and_its_limit():
+    quiet = mt.first_poll(0.2, 0.05)
+    assert mt.first_poll(0.2, 0.05, pace=1.4) == quiet                # noise (below SLACK / PACE_SHARE): unchanged
+    assert mt.first_poll(0.2, 0.05, pace=5.0) == pytest.approx(0.2 * 5.0 * mt.PACE_SHARE + 0.05 + mt.MARGIN)
+    assert mt.first_poll(5.0, 0.05, pace=2.0) == pytest.approx(mt.LATEST * 2.0 * mt.PACE_SHARE)
+    assert mt.first_poll(None, None, module=True, pace=5.0) == pytest.approx(0.2 * mt.UNSEEN_MODULE * 4.0)
+    assert mt.first_poll(30.0, 0.0, pace=mt.PACE_MAX) == mt.CAP
 
 
 def test_next_lag():
