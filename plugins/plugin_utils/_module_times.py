@@ -42,7 +42,8 @@ import time
 
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._run_memory import JsonFacts, instance_file
 
-KEPT = 3                 # run times kept per module; the shortest of them is used
+KEPT = 8                 # run times kept per module; the shortest of them is used (a play may run one module
+                         # several times: copy, template and fetch each run stat; a busy run must not fill them all)
 MODULES_KEPT = 200       # modules kept in an instance's file (the least recently run go)
 STALE_DAYS = 30          # an instance's file not written for this long is removed (instances come and go)
 PRUNE_EVERY = 200        # about one write in this many looks for such files
@@ -57,7 +58,8 @@ SECOND_SHARE = 0.2       # or this share of the first poll's delay, when that is
 SOONEST = 0.05           # no first poll before this (seconds, and a quarter of poll_interval),
 LATEST = 3.0             # nor after this: a module's run time depends on its arguments too
 PACE_SHARE = 0.8         # the share of an instance's pace (next_pace) a first poll allows for: early, not late
-PACE_MAX = 10.0          # a pace above this is taken as this
+PACE_MIN = 0.1           # a pace is taken as between these: below 1 when the kept times come from a busier
+PACE_MAX = 10.0          # period than this run's
 UNSEEN_MODULE = 1.5      # poll intervals before the first poll for a module with no run time kept,
 CAP = 5.0                # at most this (PollSchedule's longest delay)
 DIR_NAME = 'cloud_assistant-times'
@@ -138,12 +140,14 @@ def first_poll(took, lag, poll_interval=0.2, module=False, deferred=0, pace=None
     yet in this run) and whose modules run ``pace`` times their kept times in this run (None: not seen yet), after
     ``deferred`` housekeeping commands the script runs first; never sooner than a quarter of ``poll_interval`` nor
     later than ``LATEST`` (or ``poll_interval``), both stretched by the pace."""
-    stretch = max(1.0, (pace or 1.0) * PACE_SHARE)
+    pace = 1.0 if pace is None else pace
+    stretch = max(1.0, pace * PACE_SHARE)
     latest = min(CAP, max(LATEST, poll_interval) * stretch)
     if module and took is None:
         return min(poll_interval * UNSEEN_MODULE * stretch + deferred * DEFERRED_SECONDS, CAP)
     lag = UNKNOWN_LAG if lag is None else lag
-    run = (SHELL_SECONDS if took is None else took * max(SLACK, stretch)) + deferred * DEFERRED_SECONDS
+    scale = SLACK * pace if pace < 1.0 else max(SLACK, stretch)    # one curve: SLACK at a pace of 1
+    run = (SHELL_SECONDS if took is None else took * scale) + deferred * DEFERRED_SECONDS
     return min(latest, max(SOONEST, poll_interval / 4.0, run + lag + MARGIN))
 
 
@@ -156,11 +160,12 @@ def second_poll(poll_interval=0.2, first=0.0):
 def next_pace(pace, took, elapsed_ms):
     """How many times the shortest of its kept run times a module takes on an instance in this run, after one that
     ran ``elapsed_ms`` where ``took`` seconds were kept (None: nothing kept, nothing learnt): the mean of this ratio
-    (1 to ``PACE_MAX``) and ``pace``, the one so far (None: none yet). An instance that is busier than when the times
-    were kept (ten modules at once on two cores, a package installing beside) runs every module slower."""
+    (``PACE_MIN`` to ``PACE_MAX``) and ``pace``, the one so far (None: none yet). An instance that is busier than
+    when the times were kept (ten modules at once on two cores, a package installing beside) runs every module
+    slower; one quieter than then, faster."""
     if not took or elapsed_ms is None:
         return pace
-    ratio = min(PACE_MAX, max(1.0, elapsed_ms / 1000.0 / took))
+    ratio = min(PACE_MAX, max(PACE_MIN, elapsed_ms / 1000.0 / took))
     return ratio if pace is None else (pace + ratio) / 2.0
 
 

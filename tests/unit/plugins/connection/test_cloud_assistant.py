@@ -706,8 +706,10 @@ def test_the_first_poll_comes_when_the_module_ended_before_and_the_times_are_lea
     from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._module_times import UNSEEN_MODULE
     assert module_runs[0] == pytest.approx(OPTIONS['poll_interval'] * UNSEEN_MODULE)
     from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._module_times import first_poll
-    expected = first_poll(ModuleTimes(INSTANCE, str(instance['root'] / 'run')).seconds(module),
-                          RunMemory(INSTANCE, str(instance['root'] / 'run')).get('lag'))
+    memory = RunMemory(INSTANCE, str(instance['root'] / 'run'))
+    assert isinstance(memory.get('pace'), float)     # the second run against the first's time
+    expected = first_poll(ModuleTimes(INSTANCE, str(instance['root'] / 'run')).seconds(module), memory.get('lag'),
+                          OPTIONS['poll_interval'], module=True, pace=memory.get('pace'))
     conn.exec_command(sys.executable, in_data=data)
     assert firsts[-1] == pytest.approx(expected)
     # a shell command: right after the lag

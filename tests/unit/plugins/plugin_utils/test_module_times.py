@@ -15,11 +15,12 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils impor
 def test_the_shortest_of_the_last_runs_is_kept_across_instances_of_the_file(tmp_path):
     times = mt.ModuleTimes('i-abc123', str(tmp_path))
     assert times.seconds('ansible/modules/ping.py') is None
-    for ms in (900, 120, 300, 250):
+    runs = [90, 120] + [300, 250] * mt.KEPT
+    for ms in runs:
         times.record('ansible/modules/ping.py', ms)
     later = mt.ModuleTimes('i-abc123', str(tmp_path))             # the next task's connection (or the next run)
-    assert later.seconds('ansible/modules/ping.py') == 0.12     # 900 dropped out; the shortest of 120, 300, 250
-    assert json.loads((tmp_path / mt.DIR_NAME / 'i-abc123.json').read_text()) == {'ansible/modules/ping.py': [120, 300, 250]}
+    assert later.seconds('ansible/modules/ping.py') == 0.25     # 90 and 120 dropped out; the shortest of the last
+    assert json.loads((tmp_path / mt.DIR_NAME / 'i-abc123.json').read_text()) == {'ansible/modules/ping.py': runs[-mt.KEPT:]}
 
 
 def test_long_runs_do_not_hold_the_next_ones(tmp_path):
@@ -53,7 +54,7 @@ def test_the_default_directory_must_be_this_users_and_private(tmp_path, monkeypa
 
 def test_nothing_is_written_when_nothing_new_is_learnt(tmp_path):
     times = mt.ModuleTimes('i-abc123', str(tmp_path))
-    for ms in (100, 101, 102):
+    for ms in range(100, 100 + mt.KEPT):
         times.record('m', ms)
     path = tmp_path / mt.DIR_NAME / 'i-abc123.json'
     before = path.stat().st_mtime_ns
@@ -62,7 +63,7 @@ def test_nothing_is_written_when_nothing_new_is_learnt(tmp_path):
     times.record('m', 105)                             # within 10 % of every kept time
     assert path.stat().st_mtime_ns == written and written >= before
     times.record('m', 200)
-    assert mt.ModuleTimes('i-abc123', str(tmp_path))._read()['m'] == [101, 102, 200]
+    assert mt.ModuleTimes('i-abc123', str(tmp_path))._read()['m'] == list(range(101, 100 + mt.KEPT)) + [200]
 
 
 def test_a_damaged_file_no_directory_or_no_time_change_nothing(tmp_path):
@@ -135,8 +136,8 @@ def test_the_pace_of_an_instance_in_this_run():
     assert mt.next_pace(None, None, 500) is None and mt.next_pace(2.0, 0.2, None) == 2.0     # nothing to learn
     assert mt.next_pace(None, 0.2, 600) == pytest.approx(3.0)         # three times the kept time
     assert mt.next_pace(3.0, 0.2, 200) == pytest.approx(2.0)          # then a run at the kept time: the mean
-    assert mt.next_pace(None, 0.2, 100) == 1.0                        # faster than kept: a new shortest time, pace 1
-    assert mt.next_pace(None, 0.01, 60000) == mt.PACE_MAX
+    assert mt.next_pace(None, 1.0, 200) == pytest.approx(0.2)         # quieter than when the times were kept
+    assert mt.next_pace(None, 0.01, 60000) == mt.PACE_MAX and mt.next_pace(None, 10.0, 1) == mt.PACE_MIN
 
 
 def test_the_pace_stretches_the_first_poll_and_its_limit():
@@ -146,6 +147,9 @@ def test_the_pace_stretches_the_first_poll_and_its_limit():
     assert mt.first_poll(5.0, 0.05, pace=2.0) == pytest.approx(mt.LATEST * 2.0 * mt.PACE_SHARE)
     assert mt.first_poll(None, None, module=True, pace=5.0) == pytest.approx(0.2 * mt.UNSEEN_MODULE * 4.0)
     assert mt.first_poll(30.0, 0.0, pace=mt.PACE_MAX) == mt.CAP
+    # kept in a busier period: sooner, by the same curve (SLACK at a pace of 1)
+    assert mt.first_poll(1.0, 0.05, pace=0.2) == pytest.approx(1.0 * mt.SLACK * 0.2 + 0.05 + mt.MARGIN)
+    assert mt.first_poll(30.0, 0.0, pace=0.2) == mt.LATEST            # the limit is never shortened
 
 
 def test_next_lag():
