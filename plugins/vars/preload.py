@@ -22,6 +22,11 @@ description:
   - Like every vars plugin from a collection, it runs only when enabled, in C(ansible.cfg) for example
     C(vars_plugins_enabled = host_group_vars,alicloud_ops.cloud_assistant.preload) (keep C(host_group_vars),
     which Ansible enables by default, in the list), or in E(ANSIBLE_VARS_ENABLED).
+  - Then it moves what the controller holds at that point out of the garbage collector's sight (Python's
+    C(gc.freeze)), once. A task's worker otherwise walks that whole inherited heap on its first full collection,
+    copying the memory pages it touches (60 to 85 milliseconds in most task workers once the SDK is loaded).
+    Reference counting frees memory as before; only reference cycles among those long-lived objects are no longer
+    collected.
   - If the connection cannot be loaded, a warning says why and the play runs as without this plugin.
 author:
   - alicloud_ops maintainers (@alicloud-ops)
