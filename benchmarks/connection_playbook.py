@@ -28,7 +28,8 @@ Measured, as a user would time it:
 - API calls per task (per host): the same callback reads the sandbox's `api_calls` table (what `python -m sandbox
   ctl stats` prints) at each task start and at the end of the run; a task's calls are the difference to the next
   task's start (the last task's: to the end of the run), divided by the host count; median over trials.
-Rounds are interleaved (cloud_assistant, ssh, local, ...) after one warm-up round that stays out of the medians
+Rounds are interleaved (cloud_assistant, ssh, local, ...; even trials in the reverse order, since a way run second
+finds the instances warmer) after one warm-up round that stays out of the medians
 (its whole-playbook times and API calls are printed apart): it is the first run on fresh instances, where the
 plugin fills its module cache on the instance, so the medians are those of a user's later runs.
 Goals (issue 9): per task, cloud_assistant <= 1.3x ssh; a task whose module payload fits in one command (one
@@ -371,7 +372,7 @@ class Bench:
         env = {**self.env, "TASK_CLOCK_OUT": str(run_dir / "clock.json"), MARKER: token}
         if way == "cloud_assistant" and self.preload:
             env["ANSIBLE_VARS_ENABLED"] = "host_group_vars,alicloud_ops.cloud_assistant.preload"
-        run = f"{count}-{label}"
+        run = f"{way}-{count}-{label}"   # the way too: a way run after another must not find its files there
         cmd = [self.ansible_playbook, "-i", str(inventory), str(self.playbook), "-e", f"bench_run={run}",
                "-e", f"fetch_dir={run_dir / 'fetched'}"]
         calls0 = _counters(self.state_dir)[0]
@@ -438,8 +439,11 @@ def measure(counts: list[int], trials: int, ways: list[str], collection_root: Pa
                 bench = Bench(tmp, info, state_dir, ids, fleet, collection_root, ecs_inventory, preload)
                 rounds = (["warm-up"] if warmup else []) + [str(n) for n in range(1, trials + 1)]
                 for label in rounds:
+                    # even trials in the reverse order: the way run second finds the instances warmer (with 3
+                    # trials, the first way listed runs first twice)
+                    order = ways[::-1] if label != "warm-up" and int(label) % 2 == 0 else ways
                     for count in counts:
-                        for way in ways:
+                        for way in order:
                             row = bench.run(way, count, label)
                             _log(json.dumps({k: row[k] for k in ("way", "instances", "trial", "wall_s", "api_calls")}))
                             (warmups if label == "warm-up" else runs).append(row)
