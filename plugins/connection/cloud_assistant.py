@@ -447,8 +447,11 @@ class Connection(ConnectionBase):
                           pace=self._learnt('pace'))
 
     def _learnt(self, name):
-        """What this run learnt so far about this instance: its ``lag`` or its ``pace`` (``_module_times``)."""
+        """What this run learnt so far about this instance: its ``lag`` (before the first poll of the run: the last
+        run's) or its ``pace`` (``_module_times``)."""
         value = self._memory.get(name)
+        if not isinstance(value, float) and name == 'lag':
+            value = self._times.lag()
         return value if isinstance(value, float) else None
 
     def _learn(self, frame):
@@ -458,6 +461,7 @@ class Connection(ConnectionBase):
         lag = next_lag(self._learnt('lag'), poll_times, frame.script_ms)
         if lag is not None:
             self._memory.put('lag', round(lag, 4))
+            self._times.record_lag(lag)
         if module and frame.kind in ('R', 'M'):
             pace = next_pace(self._learnt('pace'), self._times.seconds(module), frame.elapsed_ms)
             if pace is not None:

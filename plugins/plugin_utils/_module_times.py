@@ -18,7 +18,8 @@ the report back, the poll's round trip).
   instance: a module's run time depends on the instance (its size, its load) as much as on the module. Module
   names and milliseconds only; files not written for ``STALE_DAYS`` are removed now and then.
 - the lag, per instance and run, in ``RunMemory``: learnt from each run's polls (``next_lag``), trying a little
-  sooner after each first poll that saw the end, so that it does not stay where the first run put it.
+  sooner after each first poll that saw the end, so that it does not stay where the first run put it; the last one
+  is kept in the instance's file too (``LAG_KEY``), where the next run starts from.
 
 - the pace, per instance and run, in ``RunMemory`` too: how many times their shortest kept run times this run's
   modules took there (``next_pace``). The kept times may come from quiet runs, and an instance running ten modules at
@@ -63,6 +64,8 @@ PACE_MAX = 10.0          # period than this run's
 UNSEEN_MODULE = 1.5      # poll intervals before the first poll for a module with no run time kept,
 CAP = 5.0                # at most this (PollSchedule's longest delay)
 DIR_NAME = 'cloud_assistant-times'
+LAG_KEY = ' lag'         # the lag last learnt on the instance (kept as a module's times are; no module path starts
+                         # with a space): the first guess of the next run there, instead of UNKNOWN_LAG
 
 
 def _default_directory():
@@ -95,6 +98,14 @@ class ModuleTimes(JsonFacts):
         runs wait; a first poll that comes a little too soon costs one call and ``SECOND``."""
         kept = self._kept(self._read(), module)
         return min(kept) / 1000.0 if kept else None
+
+    def lag(self):
+        """The lag (seconds) the last run learnt on this instance, or None."""
+        kept = self._kept(self._read(), LAG_KEY)
+        return kept[-1] / 1000.0 if kept else None
+
+    def record_lag(self, seconds):
+        self.record(LAG_KEY, int(round(seconds * 1000)))
 
     def record(self, module, milliseconds):
         if self.path is None or not module or milliseconds is None or milliseconds < 0:

@@ -683,6 +683,17 @@ def test_the_first_command_of_a_run_tells_the_home_so_echo_tilde_needs_no_comman
     assert len(api.scripts) == 4
 
 
+def test_a_run_starts_from_the_lag_the_last_run_learnt_on_the_instance(instance, monkeypatch):
+    instance['connection'].exec_command('true')
+    kept = ModuleTimes(INSTANCE, str(instance['root'] / 'run')).lag()
+    assert isinstance(kept, float) and kept >= 0
+    (instance['root'] / 'next-run').mkdir()
+    monkeypatch.setattr(cloud_assistant, 'RunMemory', functools.partial(RunMemory, directory=str(instance['root'] / 'next-run')))
+    conn = connection()
+    conn._connect()
+    assert conn._memory.get('lag') is None and conn._learnt('lag') == kept
+
+
 def test_the_first_poll_comes_when_the_module_ended_before_and_the_times_are_learnt(instance, payload, monkeypatch):
     conn = instance['connection']
     firsts = []

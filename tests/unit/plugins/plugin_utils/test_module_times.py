@@ -23,6 +23,16 @@ def test_the_shortest_of_the_last_runs_is_kept_across_instances_of_the_file(tmp_
     assert json.loads((tmp_path / mt.DIR_NAME / 'i-abc123.json').read_text()) == {'ansible/modules/ping.py': runs[-mt.KEPT:]}
 
 
+def test_the_last_lag_is_kept_for_the_next_run(tmp_path):
+    times = mt.ModuleTimes('i-abc123', str(tmp_path))
+    assert times.lag() is None
+    times.record_lag(0.0421)
+    times.record_lag(0.03)
+    later = mt.ModuleTimes('i-abc123', str(tmp_path))
+    assert later.lag() == 0.03 and later.seconds('ansible/modules/ping.py') is None
+    assert mt.ModuleTimes('i-other1', str(tmp_path)).lag() is None
+
+
 def test_long_runs_do_not_hold_the_next_ones(tmp_path):
     times = mt.ModuleTimes('i-abc123', str(tmp_path))
     times.record('command', 10000)                    # command: sleep 10
