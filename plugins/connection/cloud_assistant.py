@@ -102,11 +102,13 @@ options:
         command's run time (a tenth of it, at most 5 seconds between two requests).
       - The first two requests are the exception. The first comes when the command should have ended, from what
         the wrapper on the instance reports about how long each command ran. For a module, that is the shortest
-        of its last three run times on that instance (kept in C(cloud_assistant-times/INSTANCE.json) in Ansible's
-        local temporary directory, C(~/.ansible/tmp) by default, across runs) plus the service's lag seen on that
-        instance in this run, at most 1 second; for a module not run before, 1.5 times this interval; for any
-        other command, about 0.1 second; never sooner than a quarter of this interval. When it comes too soon,
-        the second follows after half this interval (at least 0.1 second).
+        of its last 8 run times on that instance (kept in C(cloud_assistant-times/INSTANCE.json) in Ansible's
+        local temporary directory, C(~/.ansible/tmp) by default, across runs), scaled by how many times their
+        kept times this run's modules took on that instance, plus the service's lag seen there (in this run; at
+        first, in the last one), at most 3 seconds (more on an instance much slower in this run); for a module
+        not run before, 1.5 times this interval; for any other command, about 0.1 second; never sooner than a
+        quarter of this interval. When it comes too soon, the second follows after half this interval (at least
+        0.1 second), or a fifth of the first wait when that is longer.
       - Between 0.1 and 5.
     type: float
     default: 0.2
@@ -260,6 +262,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._remo
     deferred_answer,
     exec_script,
     fetch_script,
+    home_expression,
     home_query,
     is_home_answer,
     looks_like_instance_id,
@@ -270,6 +273,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._remo
     unpack,
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._module_times import (
+    FETCH_KEY,
     ModuleTimes,
     first_poll,
     next_lag,
@@ -442,6 +446,7 @@ class Connection(ConnectionBase):
 
     def _first_poll(self, module):
         took = self._times.seconds(module) if module else None
+        module = module if module != FETCH_KEY else None      # a shell script: no Python to start when not kept
         # the script runs the deferred commands first (a script not built by _script runs when there are none)
         return first_poll(took, self._learnt('lag'), self._poll_floor, module=bool(module), deferred=len(self._deferred),
                           pace=self._learnt('pace'))
@@ -456,17 +461,25 @@ class Connection(ConnectionBase):
 
     def _learn(self, frame):
         """What the run that printed ``frame`` says about this instance's lag and pace and the module's run time."""
+        # a module that failed may have ended early: its time says nothing
+        self._learn_times(frame.elapsed_ms, frame.script_ms, frame.kind in ('R', 'M') and frame.rc == 0)
+
+    def _learn_times(self, elapsed_ms, script_ms, whole):
+        """What the last ``_run`` says: ``elapsed_ms`` the command itself ran, ``script_ms`` the whole script,
+        ``whole`` whether the command ran to its normal end (only then is its time kept)."""
         module, poll_times = self._last_run or (None, None)
         self._last_run = None
-        lag = next_lag(self._learnt('lag'), poll_times, frame.script_ms)
+        learnt = {}
+        lag = next_lag(self._learnt('lag'), poll_times, script_ms)
         if lag is not None:
-            self._memory.put('lag', round(lag, 4))
+            learnt['lag'] = round(lag, 4)
             self._times.record_lag(lag)
-        if module and frame.kind in ('R', 'M'):
-            pace = next_pace(self._learnt('pace'), self._times.seconds(module), frame.elapsed_ms)
+        if module and whole:
+            pace = next_pace(self._learnt('pace'), self._times.seconds(module), elapsed_ms)
             if pace is not None:
-                self._memory.put('pace', round(pace, 3))
-            self._times.record(module, frame.elapsed_ms)
+                learnt['pace'] = round(pace, 3)
+            self._times.record(module, elapsed_ms)
+        self._memory.put_all(learnt)
 
     def _describe(self, api, invoke_id):
         request = make_request('DescribeInvocationResultsRequest', invoke_id=invoke_id, instance_id=self._instance,
@@ -668,8 +681,10 @@ class Connection(ConnectionBase):
     def _script(self, cmd, **kwargs):
         """``exec_script`` for this connection: the command waits first for the files put_file sent."""
         files = [(path, size, checksum) for _ids, path, size, checksum in self._pending_files]
-        return exec_script(cmd, files=files, before=self._deferred,
-                           home=self._memory.get(self._home_key('~')) is None, **kwargs)
+        home = home_expression(self._username())
+        if home and self._memory.get(self._home_key(home)) is not None:
+            home = None         # known for this run already
+        return exec_script(cmd, files=files, before=self._deferred, home=home, **kwargs)
 
     def _run_with_parts(self, cmd, data):
         return self._run(self._script(cmd, parts=self._send_blob(data)))
@@ -705,8 +720,8 @@ class Connection(ConnectionBase):
         frame = parse_frame(output)
         self._learn(frame)
         if frame.home is not None:
-            # asked by the first command of the run here: Ansible's own `echo ~` needs no command of its own
-            self._memory.put(self._home_key('~'), frame.home + '\n')
+            # asked by the first command of the run here: Ansible's own `echo ~user` needs no command of its own
+            self._memory.put(self._home_key(home_expression(self._username())), frame.home + '\n')
         if frame.kind == 'E' and frame.error.startswith('FileNotArrived'):
             self._flush_files()      # raises with the reason SendFile gives
             raise AnsibleError('a file sent to %s did not arrive within %d s (%s)'
@@ -832,12 +847,14 @@ class Connection(ConnectionBase):
         display.vvv(u'CLOUD ASSISTANT: FETCH %s TO %s' % (in_path, out_path), host=self._instance)
         self._flush_deferred()
         self._flush_files()
-        answer = parse_fetch(self._run(fetch_script(self._remote_path(in_path)), timeout=600))
+        answer = parse_fetch(self._run(fetch_script(self._remote_path(in_path)), timeout=600, module=FETCH_KEY))
+        took = answer[5] if isinstance(answer, tuple) else None      # until its answer: the script's own time
+        self._learn_times(took, took, took is not None)
         if not isinstance(answer, tuple):
             if answer.kind == 'E' and answer.error and answer.error.startswith('NotFound'):
                 raise AnsibleFileNotFound('file not found on %s: %s' % (self._instance, in_path))
             raise AnsibleError('fetching %s from %s failed: %s' % (in_path, self._instance, answer.error or 'no answer'))
-        checksum, compressed, length, work_dir, inline = answer
+        checksum, compressed, length, work_dir, inline, _milliseconds = answer
         if inline is None:
             pieces = list(range(chunk_count(length)))
             try:

@@ -142,8 +142,9 @@ options:
         host; Windows hosts are left as they are (the connection runs shell scripts only).
       - These are set before O(compose), which can override them for some hosts.
       - The connection plugin (and the SDK it uses) is then loaded once in the controller process, so the worker
-        Ansible forks for each task starts with it loaded; the C(alicloud_ops.cloud_assistant.preload) vars plugin
-        is not needed with this inventory.
+        Ansible forks for each task starts with it loaded, and the controller's heap is frozen for the garbage
+        collector as the C(alicloud_ops.cloud_assistant.preload) vars plugin does (see its documentation); that
+        plugin is not needed with this inventory.
     type: bool
     default: false
   timeout:

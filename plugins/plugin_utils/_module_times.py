@@ -59,13 +59,17 @@ SECOND_SHARE = 0.2       # or this share of the first poll's delay, when that is
 SOONEST = 0.05           # no first poll before this (seconds, and a quarter of poll_interval),
 LATEST = 3.0             # nor after this: a module's run time depends on its arguments too
 PACE_SHARE = 0.8         # the share of an instance's pace (next_pace) a first poll allows for: early, not late
-PACE_MIN = 0.1           # a pace is taken as between these: below 1 when the kept times come from a busier
-PACE_MAX = 10.0          # period than this run's
+PACE_MIN = 0.2           # one run's ratio is taken as between these (below 1 when the kept times come from a
+PACE_MAX = 5.0           # busier period than this run's): a module whose arguments made it run far longer or
+                         # shorter than its kept times (command: sleep 5) moves the pace at most this far
+LAG_CARRIED_MAX = 0.3    # a lag carried to the next run is taken as at most this (seconds)
+LAG_WRITE_CHANGE = 0.2   # the carried lag is written again when it changed by more than this share (or 10 ms)
 UNSEEN_MODULE = 1.5      # poll intervals before the first poll for a module with no run time kept,
 CAP = 5.0                # at most this (PollSchedule's longest delay)
 DIR_NAME = 'cloud_assistant-times'
 LAG_KEY = ' lag'         # the lag last learnt on the instance (kept as a module's times are; no module path starts
                          # with a space): the first guess of the next run there, instead of UNKNOWN_LAG
+FETCH_KEY = ' fetch'     # the connection's fetch script (checksum, compress): its times, kept as a module's are
 
 
 def _default_directory():
@@ -100,12 +104,22 @@ class ModuleTimes(JsonFacts):
         return min(kept) / 1000.0 if kept else None
 
     def lag(self):
-        """The lag (seconds) the last run learnt on this instance, or None."""
+        """The lag (seconds) the last run learnt on this instance (at most ``LAG_CARRIED_MAX``: one learnt in a slow
+        period must not hold the next run's first polls), or None."""
         kept = self._kept(self._read(), LAG_KEY)
-        return kept[-1] / 1000.0 if kept else None
+        return min(kept[-1] / 1000.0, LAG_CARRIED_MAX) if kept else None
 
     def record_lag(self, seconds):
-        self.record(LAG_KEY, int(round(seconds * 1000)))
+        """Keep ``seconds`` as the lag the next run starts from; written only when it changed by more than
+        ``LAG_WRITE_CHANGE`` (or 10 ms): it changes with nearly every command."""
+        if self.path is None:
+            return
+        milliseconds = int(round(seconds * 1000))
+        kept = self._kept(self._read(), LAG_KEY)
+        if kept and abs(kept[-1] - milliseconds) <= max(10, LAG_WRITE_CHANGE * kept[-1]):
+            return
+        self._read()[LAG_KEY] = [milliseconds]
+        self._write()
 
     def record(self, module, milliseconds):
         if self.path is None or not module or milliseconds is None or milliseconds < 0:
@@ -118,14 +132,16 @@ class ModuleTimes(JsonFacts):
         data[module] = (kept + [int(milliseconds)])[-KEPT:]
         for old in list(data)[:-MODULES_KEPT]:
             del data[old]
-        folder = os.path.dirname(self.path)
+        self._write()
+        if random.randrange(PRUNE_EVERY) == 0:
+            _prune(os.path.dirname(self.path))
+
+    def _write(self):
         try:
-            os.mkdir(folder, 0o700)
+            os.mkdir(os.path.dirname(self.path), 0o700)
         except OSError:
             pass
         self.save()
-        if random.randrange(PRUNE_EVERY) == 0:
-            _prune(folder)
 
 
 def _prune(folder, now=None):
@@ -150,7 +166,7 @@ def first_poll(took, lag, poll_interval=0.2, module=False, deferred=0, pace=None
     sooner than its Python has imported Ansible's module_utils) on an instance whose lag is ``lag`` (None: not seen
     yet in this run) and whose modules run ``pace`` times their kept times in this run (None: not seen yet), after
     ``deferred`` housekeeping commands the script runs first; never sooner than a quarter of ``poll_interval`` nor
-    later than ``LATEST`` (or ``poll_interval``), both stretched by the pace."""
+    later than ``LATEST`` (or ``poll_interval``), that limit stretched by a pace above 1."""
     pace = 1.0 if pace is None else pace
     stretch = max(1.0, pace * PACE_SHARE)
     latest = min(CAP, max(LATEST, poll_interval) * stretch)
@@ -170,14 +186,14 @@ def second_poll(poll_interval=0.2, first=0.0):
 
 def next_pace(pace, took, elapsed_ms):
     """How many times the shortest of its kept run times a module takes on an instance in this run, after one that
-    ran ``elapsed_ms`` where ``took`` seconds were kept (None: nothing kept, nothing learnt): the mean of this ratio
-    (``PACE_MIN`` to ``PACE_MAX``) and ``pace``, the one so far (None: none yet). An instance that is busier than
-    when the times were kept (ten modules at once on two cores, a package installing beside) runs every module
-    slower; one quieter than then, faster."""
+    ran ``elapsed_ms`` where ``took`` seconds were kept (None: nothing kept, nothing learnt): the geometric mean of
+    this ratio (taken as ``PACE_MIN`` to ``PACE_MAX``) and ``pace``, the one so far (None: none yet), so that one
+    run with unusual arguments moves it little. An instance that is busier than when the times were kept (ten
+    modules at once on two cores, a package installing beside) runs every module slower; one quieter, faster."""
     if not took or elapsed_ms is None:
         return pace
     ratio = min(PACE_MAX, max(PACE_MIN, elapsed_ms / 1000.0 / took))
-    return ratio if pace is None else (pace + ratio) / 2.0
+    return ratio if pace is None else (pace * ratio) ** 0.5
 
 
 def next_lag(lag, poll_times, script_ms):

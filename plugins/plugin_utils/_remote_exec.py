@@ -292,7 +292,9 @@ _SHELL_COMMAND = re.compile(r"^(/[A-Za-z0-9_./-]+) -c '([^']*) && sleep 0'\Z")
 _PATH = r"/[A-Za-z0-9_.,+@%=:/-]*"
 _NAME = r"[A-Za-z0-9_.-]+"
 # echo ~ / echo ~user (_expand_user2): the home directory, asked before every temporary directory
-_HOME_QUERY = re.compile(r"^echo ~([a-z_][a-z0-9_.-]{0,31})?\Z")
+_USER = r"[a-z_][a-z0-9_.-]{0,31}"
+_HOME_QUERY = re.compile(r"^echo ~(%s)?\Z" % _USER)
+_HOME_PATH = re.compile(br"^/[A-Za-z0-9_./@+-]*\Z")     # what the wrapper reports as a home (ACA1 H)
 # ( umask 77 && mkdir -p "` echo BASE `"&& mkdir "` echo BASE/NAME `" && echo NAME="` echo BASE/NAME `" ) (_mkdtemp2)
 _MKDTEMP = re.compile(r'^\( umask 77 && mkdir -p "` echo (?P<base>%s) `"&& mkdir "` echo (?P<dir>%s) `" && '
                       r'echo (?P<name>%s)="` echo (?P=dir) `" \)\Z' % (_PATH, _PATH, _NAME))
@@ -311,6 +313,14 @@ def home_query(cmd):
     inner = _shell_command(cmd)
     match = _HOME_QUERY.match(inner) if inner is not None else None
     return '~' + (match.group(1) or '') if match else None
+
+
+def home_expression(user):
+    """What Ansible asks ``echo`` to expand for the home of the user a connection runs as: ``~user`` for a remote
+    user (``_remote_expand_user``), ``~`` without one; None for a name that cannot be put in a command as it is."""
+    if not user:
+        return '~'
+    return '~' + user if re.match(r'^%s\Z' % _USER, user) else None
 
 
 def is_home_answer(out):
@@ -366,10 +376,10 @@ w=$(mktemp -d "${TMPDIR:-/tmp}/%(prefix)sXXXXXXXX") || { echo "ACA1 E WorkDir ca
 cd "${HOME:-/}" 2>/dev/null || cd / || exit 0
 '''
 
-# What ``echo ~`` prints for this user, as Ansible asks it before its first temporary directory of a task: printed
+# What ``echo ~`` (or ``echo ~user``) prints, as Ansible asks it before its first temporary directory of a task: printed
 # by the first command of a run on an instance, so that the question never needs a command of its own. Only a home
 # made of plain characters is reported (the frame is one line of words).
-_HOME = r'''h=$(/bin/sh -c 'echo ~' 2>/dev/null) || h=
+_HOME = r'''h=$(/bin/sh -c 'echo %(expression)s' 2>/dev/null) || h=
 case $h in ''|*[!A-Za-z0-9_./@+-]*) ;; /*) echo "ACA1 H $h";; esac'''
 
 _RUN = r'''
@@ -438,7 +448,7 @@ _BEFORE = r'''/bin/sh -c %(command)s </dev/null >/dev/null 2>"$w/be" || {
 }'''
 
 
-def exec_script(command, stdin=None, payload=None, parts=None, cache_dir=CACHE_DIR, files=(), before=(), home=False):
+def exec_script(command, stdin=None, payload=None, parts=None, cache_dir=CACHE_DIR, files=(), before=(), home=None):
     """The wrapper script for one ``exec_command``.
 
     ``stdin``: bytes carried in the script (None: no input); ``payload``: a ``PayloadPlan`` with the interpreter
@@ -448,8 +458,8 @@ def exec_script(command, stdin=None, payload=None, parts=None, cache_dir=CACHE_D
     SendFile just before, which the command may use: the script waits until each is there, whole
     (``ACA1 E FileNotArrived <path>`` after ``WAIT_FILES_SECONDS``); ``before``: commands deferred by the connection
     (``deferred_answer``), run in order first, with the user's umask; the first that fails ends the script with
-    ``ACA1 D <rc> <its index>`` and its standard error; ``home``: the script first prints ``ACA1 H <path>``, what
-    ``echo ~`` prints for the user it runs as (``Frame.home``).
+    ``ACA1 D <rc> <its index>`` and its standard error; ``home``: a ``home_expression`` (``~`` or ``~user``): the
+    script first prints ``ACA1 H <path>``, what ``echo`` prints for it there (``Frame.home``).
     """
     lines = ['ts=$(date +%s%N 2>/dev/null)']
     if files:
@@ -457,7 +467,9 @@ def exec_script(command, stdin=None, payload=None, parts=None, cache_dir=CACHE_D
         lines.extend('wf %s %d %s' % (shell_quote(path), size, checksum) for path, size, checksum in files)
     lines.append(_HEAD % {'prefix': WORK_PREFIX, 'stale': STALE_MINUTES})
     if home:
-        lines.append(_HOME)
+        if home_expression(home[1:]) != home:
+            raise ValueError('not a home expression: %r' % home)
+        lines.append(_HOME % {'expression': home})
     if before:
         lines.append('umask "$u0"')
         lines.extend(_BEFORE % {'command': shell_quote(cmd), 'index': i} for i, cmd in enumerate(before))
@@ -557,8 +569,8 @@ def parse_frame(output):
     lines = (output or b'').split(b'\n')
     home = None
     for pos, line in enumerate(lines):
-        if line.startswith(b'ACA1 H /'):
-            home = line[7:].decode('utf-8', 'replace')
+        if line.startswith(b'ACA1 H '):
+            home = line[7:].decode('ascii') if _HOME_PATH.match(line[7:]) else None
         elif line.startswith(b'ACA1 '):
             frame = _frame_at(lines, pos)
             frame.home = home if frame.kind is not None else None
@@ -625,7 +637,8 @@ def strip_become_success(out, marker):
 # ------------------------------------------------------------------------------------------------------------------
 # Fetching a file
 
-_STAT = r'''f=%(path)s
+_STAT = r'''ts=$(date +%%s%%N 2>/dev/null)
+f=%(path)s
 [ -e "$f" ] || { echo "ACA1 E NotFound $f does not exist"; exit 0; }
 [ -f "$f" ] && [ -r "$f" ] || { echo "ACA1 E NotReadable $f is not a readable regular file"; exit 0; }
 umask 077
@@ -635,7 +648,9 @@ z=0
 if command -v gzip >/dev/null 2>&1 && gzip -c <"$f" >"$w/o"; then z=1
 else cat <"$f" >"$w/o" || { rm -rf "$w"; echo "ACA1 E NotReadable cannot read $f"; exit 0; }; fi
 lo=$(($(wc -c <"$w/o")))
-echo "ACA1 F $sum $z $lo $w"
+ms=- te=$(date +%%s%%N 2>/dev/null)
+case "$ts$te" in ''|*[!0-9]*) ;; *) ms=$(( (te - ts) / 1000000 ));; esac
+echo "ACA1 F $sum $z $lo $ms $w"
 if [ $(( (lo + 2) / 3 * 4 )) -le %(budget)d ]; then base64 <"$w/o" | tr -d '\n'; echo; rm -rf "$w"; fi
 '''
 
@@ -645,13 +660,13 @@ def fetch_script(path):
 
 
 def parse_fetch(output):
-    """(checksum, compressed, length, work_dir, inline bytes or None) of a ``fetch_script`` answer, or a ``Frame``
-    of kind E / None."""
+    """(checksum, compressed, length, work_dir, inline bytes or None, milliseconds the script took until the
+    answer or None) of a ``fetch_script`` answer, or a ``Frame`` of kind E / None."""
     lines = (output or b'').split(b'\n')
     for pos, line in enumerate(lines):
         if line.startswith(b'ACA1 F '):
             fields = line.decode('utf-8', 'replace').split(' ')
-            if len(fields) < 6:
+            if len(fields) < 7:
                 break
             try:
                 length = int(fields[4])
@@ -660,5 +675,5 @@ def parse_fetch(output):
                     inline = _b64decode(lines[pos + 1])
             except (ValueError, TypeError):
                 break
-            return fields[2], fields[3] == '1', length, ' '.join(fields[5:]), inline
+            return fields[2], fields[3] == '1', length, ' '.join(fields[6:]), inline, _milliseconds(fields[5])
     return parse_frame(output)

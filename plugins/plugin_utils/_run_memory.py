@@ -77,9 +77,14 @@ class JsonFacts(object):
         return self._read().get(key)
 
     def put(self, key, value):
-        if self.path is None or self._read().get(key) == value:
+        self.put_all({key: value})
+
+    def put_all(self, values):
+        """Keep every key of ``values`` with its value, in one write (none when nothing changed)."""
+        changed = dict((k, v) for k, v in values.items() if self._read().get(k) != v)
+        if self.path is None or not changed:
             return
-        self._data[key] = value
+        self._data.update(changed)
         self.save()
 
     def save(self):

@@ -422,7 +422,7 @@ def test_a_module_run_before_takes_the_fast_path_before_its_file_inline(instance
     assert (rc, err) == (0, b'') and json.loads(out)['ping'] == PING_DATA
     script = instance['api'].scripts[-1]
     assert '/z-%s-' % ansiballz_plan(split).archive_key in script     # the shell fast path, without the loader's work
-    assert split.module_path not in script and len(script) == fast
+    assert len(script) == fast                                          # and without the module's file
 
     # an instance that has not run the module: its file inline, so that it is never missing from the cache
     monkeypatch.setattr(conn._times, 'seconds', lambda module: None)
@@ -454,6 +454,23 @@ def test_put_file_then_fetch_file(instance, size):
     conn.fetch_file(str(remote), str(back))
     assert back.read_bytes() == data
     assert work_dirs(instance['tmp']) == []
+
+
+def test_the_fetch_script_time_is_kept_for_its_first_poll(instance, monkeypatch):
+    from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._module_times import FETCH_KEY
+    conn = instance['connection']
+    remote = instance['root'] / 'data.txt'
+    remote.write_bytes(b'x' * 100)
+    conn.fetch_file(str(remote), str(instance['root'] / 'back-1'))
+    took = ModuleTimes(INSTANCE, str(instance['root'] / 'run')).seconds(FETCH_KEY)
+    assert took is not None and 0 <= took < 60
+    firsts = []
+    real = cloud_assistant.PollSchedule
+    monkeypatch.setattr(cloud_assistant, 'PollSchedule', lambda **kwargs: firsts.append(kwargs['first']) or real(**kwargs))
+    memory = RunMemory(INSTANCE, str(instance['root'] / 'run'))
+    expected = cloud_assistant.first_poll(took, memory.get('lag'), OPTIONS['poll_interval'], pace=memory.get('pace'))
+    connection().fetch_file(str(remote), str(instance['root'] / 'back-2'))
+    assert firsts == [pytest.approx(expected)]
 
 
 def test_put_file_of_a_missing_file(instance):
@@ -677,9 +694,14 @@ def test_the_first_command_of_a_run_tells_the_home_so_echo_tilde_needs_no_comman
     assert later.exec_command(low_level_command('echo ~'), sudoable=False) == (0, b'%s\n' % str(instance['root']).encode(), b'')
     later.exec_command('true')
     assert len(api.scripts) == 2 and 'ACA1 H' not in api.scripts[-1]   # known: not asked again
-    # another user, or another user's home: asked as before
-    assert connection(remote_user='root').exec_command(low_level_command('echo ~'), sudoable=False)[0] == 0
+    # another user's home: asked as before
     assert later.exec_command(low_level_command('echo ~root'), sudoable=False)[0] == 0
+    assert len(api.scripts) == 3
+    # with a remote user, Ansible asks echo ~user: that is what the first command reports
+    as_root = connection(remote_user='root')
+    as_root.exec_command('true')
+    assert "echo ~root'" in api.scripts[-1]
+    assert as_root.exec_command(low_level_command('echo ~root'), sudoable=False) == (0, b'/root\n', b'')
     assert len(api.scripts) == 4
 
 

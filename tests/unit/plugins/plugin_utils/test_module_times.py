@@ -26,11 +26,17 @@ def test_the_shortest_of_the_last_runs_is_kept_across_instances_of_the_file(tmp_
 def test_the_last_lag_is_kept_for_the_next_run(tmp_path):
     times = mt.ModuleTimes('i-abc123', str(tmp_path))
     assert times.lag() is None
-    times.record_lag(0.0421)
+    times.record_lag(0.0621)
     times.record_lag(0.03)
     later = mt.ModuleTimes('i-abc123', str(tmp_path))
     assert later.lag() == 0.03 and later.seconds('ansible/modules/ping.py') is None
     assert mt.ModuleTimes('i-other1', str(tmp_path)).lag() is None
+    path = tmp_path / mt.DIR_NAME / 'i-abc123.json'
+    written = path.stat().st_mtime_ns
+    later.record_lag(0.035)                             # within 10 ms: not written again
+    assert path.stat().st_mtime_ns == written and json.loads(path.read_text())[mt.LAG_KEY] == [30]
+    later.record_lag(2.5)                               # learnt in a slow period: the next run takes at most
+    assert mt.ModuleTimes('i-abc123', str(tmp_path)).lag() == mt.LAG_CARRIED_MAX
 
 
 def test_long_runs_do_not_hold_the_next_ones(tmp_path):
@@ -132,7 +138,8 @@ def test_deferred_commands_make_the_first_poll_later():
 
 def test_a_longer_poll_interval_is_kept_by_the_first_two_polls():
     assert mt.first_poll(0.0, 0.0, poll_interval=2.0) == 0.5          # a quarter of it at the soonest
-    assert mt.first_poll(30.0, 0.0, poll_interval=5.0) == 5.0         # and no later than the interval itself
+    assert mt.first_poll(30.0, 0.0, poll_interval=4.0) == 4.0         # no later than the interval, when longer
+    assert mt.first_poll(30.0, 0.0, poll_interval=2.0) == mt.LATEST    # than LATEST
     assert mt.second_poll(2.0) == 1.0 and mt.second_poll(0.2) == mt.SECOND
 
 
@@ -145,9 +152,16 @@ def test_the_second_poll_after_a_long_first_one_waits_a_share_of_it():
 def test_the_pace_of_an_instance_in_this_run():
     assert mt.next_pace(None, None, 500) is None and mt.next_pace(2.0, 0.2, None) == 2.0     # nothing to learn
     assert mt.next_pace(None, 0.2, 600) == pytest.approx(3.0)         # three times the kept time
-    assert mt.next_pace(3.0, 0.2, 200) == pytest.approx(2.0)          # then a run at the kept time: the mean
-    assert mt.next_pace(None, 1.0, 200) == pytest.approx(0.2)         # quieter than when the times were kept
+    assert mt.next_pace(4.0, 0.2, 200) == pytest.approx(2.0)          # then a run at the kept time: geometric mean
+    assert mt.next_pace(None, 1.0, 500) == pytest.approx(0.5)         # quieter than when the times were kept
     assert mt.next_pace(None, 0.01, 60000) == mt.PACE_MAX and mt.next_pace(None, 10.0, 1) == mt.PACE_MIN
+
+
+def test_one_run_with_unusual_arguments_moves_the_pace_little():
+    pace = mt.next_pace(None, 0.15, 160)                               # ping at its kept time
+    pace = mt.next_pace(pace, 0.1, 5000)                               # command: sleep 5 (kept: command: id)
+    assert pace < 2.5
+    assert mt.first_poll(1.0, 0.05, pace=pace) < 2.0 * mt.first_poll(1.0, 0.05)
 
 
 def test_the_pace_stretches_the_first_poll_and_its_limit():

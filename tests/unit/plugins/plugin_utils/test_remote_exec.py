@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import pwd
 import shutil
 import stat
 import subprocess
@@ -148,19 +149,19 @@ def test_strip_become_success():
 
 
 def test_parse_fetch():
-    answer = parse_fetch(b'ACA1 F ' + b'a' * 64 + b' 1 4 /tmp/.ansible-ca-x\n' + b64(b'\x1f\x8bzz') + b'\n')
-    assert answer == ('a' * 64, True, 4, '/tmp/.ansible-ca-x', b'\x1f\x8bzz')
-    # too big for the output: no data line, read in pieces from the work directory
-    assert parse_fetch(b'ACA1 F ' + b'b' * 64 + b' 0 90000 /tmp/.ansible-ca-y\n') == (
-        'b' * 64, False, 90000, '/tmp/.ansible-ca-y', None)
+    answer = parse_fetch(b'ACA1 F ' + b'a' * 64 + b' 1 4 12 /tmp/.ansible-ca-x\n' + b64(b'\x1f\x8bzz') + b'\n')
+    assert answer == ('a' * 64, True, 4, '/tmp/.ansible-ca-x', b'\x1f\x8bzz', 12)
+    # too big for the output: no data line, read in pieces from the work directory; no time (no nanoseconds there)
+    assert parse_fetch(b'ACA1 F ' + b'b' * 64 + b' 0 90000 - /tmp/.ansible-ca-y\n') == (
+        'b' * 64, False, 90000, '/tmp/.ansible-ca-y', None, None)
     # an empty file, uncompressed: inline and empty
-    assert parse_fetch(b'ACA1 F ' + b'c' * 64 + b' 0 0 /tmp/.ansible-ca-z\n\n')[4] == b''
+    assert parse_fetch(b'ACA1 F ' + b'c' * 64 + b' 0 0 3 /tmp/.ansible-ca-z\n\n')[4] == b''
     frame = parse_fetch(b'ACA1 E NotFound /etc/nope does not exist\n')
     assert (frame.kind, frame.error) == ('E', 'NotFound /etc/nope does not exist')
     assert parse_fetch(b'garbage\n').kind is None
     assert parse_fetch(b'ACA1 F short\n').kind is None
-    assert parse_fetch(b'ACA1 F ' + b'd' * 64 + b' 0 many /tmp/.ansible-ca-z\n\n').kind is None
-    assert parse_fetch(b'ACA1 F ' + b'd' * 64 + b' 0 3 /tmp/.ansible-ca-z\n!!!!\n').kind is None
+    assert parse_fetch(b'ACA1 F ' + b'd' * 64 + b' 0 many 3 /tmp/.ansible-ca-z\n\n').kind is None
+    assert parse_fetch(b'ACA1 F ' + b'd' * 64 + b' 0 3 3 /tmp/.ansible-ca-z\n!!!!\n').kind is None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -342,18 +343,29 @@ def test_exec_reports_what_echo_tilde_prints_when_asked(sandbox):
     home = sandbox['root'] / 'home.d'
     home.mkdir()
     env = dict(os.environ, HOME=str(home))
-    frame = parse_frame(sh(exec_script('echo hi', home=True), env))
+    frame = parse_frame(sh(exec_script('echo hi', home='~'), env))
     assert (frame.kind, frame.home, streams(frame)[0]) == ('R', str(home), b'hi\n')
     assert parse_frame(sh(exec_script('echo hi'), env)).home is None                # not asked: not printed
     # what the command itself would print, from another directory too
-    frame = parse_frame(sh(exec_script('cd /; /bin/sh -c "echo ~"', home=True), env))
+    frame = parse_frame(sh(exec_script('cd /; /bin/sh -c "echo ~"', home='~'), env))
     assert streams(frame)[0] == ('%s\n' % frame.home).encode()
     # a home the one-line frame cannot carry as it is: not reported (Ansible's own echo ~ asks it then)
     for odd in ('with space', 'semi;colon'):
         (sandbox['root'] / odd).mkdir()
         env['HOME'] = str(sandbox['root'] / odd)
-        frame = parse_frame(sh(exec_script('true', home=True), env))
+        frame = parse_frame(sh(exec_script('true', home='~'), env))
         assert (frame.kind, frame.home) == ('R', None)
+    # a remote user's home as Ansible asks it (echo ~user), and only names that can go in a command as they are
+    user = pwd.getpwuid(os.getuid()).pw_name
+    frame = parse_frame(sh(exec_script('true', home=rx.home_expression(user)), env))
+    assert frame.home == pwd.getpwuid(os.getuid()).pw_dir
+    assert rx.home_expression(None) == '~' and rx.home_expression('deploy-user') == '~deploy-user'
+    assert rx.home_expression("x'; rm -rf /") is None and rx.home_expression('Admin') is None
+    with pytest.raises(ValueError):
+        exec_script('true', home="~x'y")
+    # what the controller accepts as a home, whatever the instance printed
+    assert parse_frame(b'ACA1 H /h\xc3\xa9\nACA1 R 0 0 0 0 1 2\n\n\n').home is None
+    assert parse_frame(b'ACA1 H relative\nACA1 R 0 0 0 0 1 2\n\n\n').home is None
     # a frame that is not whole says nothing, not even the home
     assert parse_frame(b'ACA1 H /root\nACA1 R 0 0 5 0 1 2\naGk=\n\n').kind is None
     assert parse_frame(b'ACA1 H /root\nACA1 R 0 0 0 0 1 2\n\n\n').home == '/root'
@@ -642,8 +654,9 @@ def test_fetch_small_file_inline(sandbox):
     path = sandbox['root'] / 'small.txt'
     path.write_bytes(b'hello\n' * 100)
     answer = parse_fetch(sh(fetch_script(str(path))))
-    checksum, compressed, length, _work_dir, inline = answer
+    checksum, compressed, length, _work_dir, inline, milliseconds = answer
     assert checksum == sha(b'hello\n' * 100) and inline is not None and len(inline) == length
+    assert isinstance(milliseconds, int) and 0 <= milliseconds < 60000
     assert unpack(inline, compressed) == b'hello\n' * 100
     assert work_dirs(sandbox['tmp']) == []
 
@@ -652,7 +665,7 @@ def test_fetch_empty_file_with_and_without_gzip(sandbox):
     path = sandbox['root'] / 'empty'
     path.write_bytes(b'')
     for env in (None, without_gzip(sandbox['root'])):
-        checksum, compressed, _length, _work_dir, inline = parse_fetch(sh(fetch_script(str(path)), env))
+        checksum, compressed, _length, _work_dir, inline, _ms = parse_fetch(sh(fetch_script(str(path)), env))
         assert checksum == sha(b'') and unpack(inline, compressed) == b''
 
 
@@ -660,7 +673,7 @@ def test_fetch_large_file_in_pieces(sandbox):
     data = os.urandom(CHUNK_BYTES * 3 + 7)
     path = sandbox['root'] / 'name with spaces.bin'
     path.write_bytes(data)
-    checksum, compressed, length, work_dir, inline = parse_fetch(sh(fetch_script(str(path))))
+    checksum, compressed, length, work_dir, inline, _ms = parse_fetch(sh(fetch_script(str(path))))
     assert inline is None and checksum == sha(data)
     pieces = [parse_frame(sh(chunk_script(work_dir, 'o', i))).chunk for i in range(chunk_count(length))]
     assert unpack(b''.join(pieces)[:length], compressed) == data
