@@ -43,8 +43,9 @@ import time
 
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._run_memory import JsonFacts, instance_file
 
-KEPT = 8                 # run times kept per module; the shortest of them is used (a play may run one module
-                         # several times: copy, template and fetch each run stat; a busy run must not fill them all)
+# run times kept per module; the shortest of them is used (a play may run one module several times: copy,
+# template and fetch each run stat; one busy run must not fill them all)
+KEPT = 8
 MODULES_KEPT = 200       # modules kept in an instance's file (the least recently run go)
 STALE_DAYS = 30          # an instance's file not written for this long is removed (instances come and go)
 PRUNE_EVERY = 200        # about one write in this many looks for such files
@@ -59,16 +60,19 @@ SECOND_SHARE = 0.2       # or this share of the first poll's delay, when that is
 SOONEST = 0.05           # no first poll before this (seconds, and a quarter of poll_interval),
 LATEST = 3.0             # nor after this: a module's run time depends on its arguments too
 PACE_SHARE = 0.8         # the share of an instance's pace (next_pace) a first poll allows for: early, not late
-PACE_MIN = 0.2           # one run's ratio is taken as between these (below 1 when the kept times come from a
-PACE_MAX = 5.0           # busier period than this run's): a module whose arguments made it run far longer or
-                         # shorter than its kept times (command: sleep 5) moves the pace at most this far
+# one run's ratio is taken as between these (below 1 when the kept times come from a busier period than this run's):
+# a module whose arguments made it run far longer or shorter than its kept times (command: sleep 5) moves the pace
+# at most this far
+PACE_MIN = 0.2
+PACE_MAX = 5.0
 LAG_CARRIED_MAX = 0.3    # a lag carried to the next run is taken as at most this (seconds)
 LAG_WRITE_CHANGE = 0.2   # the carried lag is written again when it changed by more than this share (or 10 ms)
 UNSEEN_MODULE = 1.5      # poll intervals before the first poll for a module with no run time kept,
 CAP = 5.0                # at most this (PollSchedule's longest delay)
 DIR_NAME = 'cloud_assistant-times'
-LAG_KEY = ' lag'         # the lag last learnt on the instance (kept as a module's times are; no module path starts
-                         # with a space): the first guess of the next run there, instead of UNKNOWN_LAG
+# the lag last learnt on the instance (kept as a module's times are; no module path starts with a space): the first
+# guess of the next run there, instead of UNKNOWN_LAG
+LAG_KEY = ' lag'
 FETCH_KEY = ' fetch'     # the connection's fetch script (checksum, compress): its times, kept as a module's are
 
 
