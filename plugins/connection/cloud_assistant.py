@@ -682,8 +682,8 @@ class Connection(ConnectionBase):
         """``exec_script`` for this connection: the command waits first for the files put_file sent."""
         files = [(path, size, checksum) for _ids, path, size, checksum in self._pending_files]
         home = home_expression(self._username())
-        if home and self._memory.get(self._home_key(home)) is not None:
-            home = None         # known for this run already
+        if home and (self._memory.path is None or self._memory.get(self._home_key(home)) is not None):
+            home = None         # known for this run already, or nowhere to keep it
         return exec_script(cmd, files=files, before=self._deferred, home=home, **kwargs)
 
     def _run_with_parts(self, cmd, data):

@@ -705,6 +705,14 @@ def test_the_first_command_of_a_run_tells_the_home_so_echo_tilde_needs_no_comman
     assert len(api.scripts) == 4
 
 
+def test_without_a_run_directory_no_command_asks_the_home(instance, monkeypatch):
+    monkeypatch.setattr(cloud_assistant, 'RunMemory', functools.partial(RunMemory, directory=''))
+    conn = connection()
+    conn.exec_command('true')
+    conn.exec_command('true')
+    assert not any('ACA1 H' in script for script in instance['api'].scripts)     # it could not be kept anyway
+
+
 def test_a_run_starts_from_the_lag_the_last_run_learnt_on_the_instance(instance, monkeypatch):
     instance['connection'].exec_command('true')
     kept = ModuleTimes(INSTANCE, str(instance['root'] / 'run')).lag()
