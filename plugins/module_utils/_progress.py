@@ -17,16 +17,16 @@ nothing is counted: the module works the same without an action plugin (delegate
     wait_for_invocations(api, ids, deadline, progress=report)
 
 The file holds one JSON object, ``{"total": 20, "finished": 12, "failed": 1, "elapsed": 31.2}``, replaced whole
-(``os.replace``), so a reader never sees half of it; it is rewritten only when a count changes. Writing never
+(``_json_files``), so a reader never sees half of it; it is rewritten only when a count changes. Writing never
 fails the wait: an error of the file system ends the reporting, not the task.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._json_files import read_json_object, write_json_atomically
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._status import SUCCESS, is_terminal
 
 PROGRESS_ENV = 'CLOUD_ASSISTANT_PROGRESS_FILE'
@@ -55,12 +55,7 @@ def count_instances(instances, scope=None):
 
 def read_progress(path):
     """The counts a module wrote to ``path`` (a dict), or None when there is none (yet) or it cannot be read."""
-    try:
-        with open(path, 'rb') as handle:
-            value = json.loads(handle.read().decode('utf-8'))
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
+    return read_json_object(path)
 
 
 class ProgressFile(object):
@@ -81,14 +76,8 @@ class ProgressFile(object):
         if counts == self.last:
             return
         total, finished, failed = counts
-        data = json.dumps({'total': total, 'finished': finished, 'failed': failed,
-                           'elapsed': round(self.clock() - self.started, 1)})
-        temporary = '%s.%d.tmp' % (self.path, os.getpid())
-        try:
-            with open(temporary, 'w') as handle:
-                handle.write(data)
-            os.replace(temporary, self.path)
-        except OSError:
+        data = {'total': total, 'finished': finished, 'failed': failed, 'elapsed': round(self.clock() - self.started, 1)}
+        if not write_json_atomically(self.path, data):
             self.broken = True
             return
         self.last = counts

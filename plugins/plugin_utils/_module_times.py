@@ -20,7 +20,6 @@ the report back, the poll's round trip).
 - the lag, per instance and run, in ``RunMemory``: learnt from each run's polls (``next_lag``), trying a little
   sooner after each first poll that saw the end, so that it does not stay where the first run put it; the last one
   is kept in the instance's file too (``LAG_KEY``), where the next run starts from.
-
 - the pace, per instance and run, in ``RunMemory`` too: how many times their shortest kept run times this run's
   modules took there (``next_pace``). The kept times may come from quiet runs, and an instance running ten modules at
   once on two cores runs every one of them several times slower.
@@ -41,7 +40,7 @@ import random
 import stat
 import time
 
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._run_memory import JsonFacts, instance_file
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._run_memory import JsonFacts, instance_file, local_tmp
 
 # run times kept per module; the shortest of them is used (a play may run one module several times: copy,
 # template and fetch each run stat; one busy run must not fill them all)
@@ -77,11 +76,13 @@ FETCH_KEY = ' fetch'     # the connection's fetch script (checksum, compress): i
 
 
 def _default_directory():
+    run = local_tmp()
+    if not run:
+        return None
+    base = os.path.dirname(run.rstrip('/'))
     try:
-        from ansible import constants as C
-        base = os.path.dirname(C.DEFAULT_LOCAL_TMP.rstrip('/'))
         st = os.stat(base)
-    except Exception:  # pylint: disable=broad-exception-caught
+    except OSError:
         return None
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
         return None

@@ -8,7 +8,8 @@
 
 Ansible makes a new connection in a new worker process for every task, so nothing the connection learns survives
 the task in memory. Facts that do not change while a play runs (a user's home directory, which Ansible asks with
-``echo ~user`` before each temporary directory it creates) are kept in one small JSON file per instance in the
+``echo ~user`` before each temporary directory it creates) and what the run learnt about the instance's timing (the
+service's lag, the instance's pace: ``_module_times``) are kept in one small JSON file per instance in the
 controller's temporary directory for this run (``DEFAULT_LOCAL_TMP``, ``ansible-local-<pid>...``, made private by
 Ansible and removed when the run ends), so the tasks after the first one do not ask the instance again. No secret
 is ever kept here.
@@ -19,44 +20,23 @@ a complete file, and the one that loses only makes a later task ask again.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._json_files import read_json_object, write_json_atomically
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._remote_exec import looks_like_instance_id
 
 
-def read_json_dict(path):
-    """The JSON object in ``path``; {} when there is none, or it is damaged (only a later task asks again)."""
-    if path is None:
-        return {}
+def local_tmp():
+    """This run's local temporary directory (Ansible's ``DEFAULT_LOCAL_TMP``), or None outside Ansible."""
     try:
-        with open(path) as handle:
-            data = json.load(handle)
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def write_json_atomically(path, data):
-    """Replace ``path`` with ``data`` as JSON in one rename (a reader sees the old file or the new one, whole);
-    whether it was written (failing to is harmless for what these files hold)."""
-    try:
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix='.cloud_assistant-')
-        with os.fdopen(fd, 'w') as handle:
-            json.dump(data, handle)
-        os.rename(tmp, path)
-    except OSError:
-        return False
-    return True
+        from ansible import constants as C
+        return C.DEFAULT_LOCAL_TMP or None
+    except Exception:  # pylint: disable=broad-exception-caught
+        return None
 
 
 def _run_dir():
-    try:
-        from ansible import constants as C
-        base = C.DEFAULT_LOCAL_TMP
-    except Exception:  # pylint: disable=broad-exception-caught
-        return None
+    base = local_tmp()
     return base if base and os.path.isdir(base) else None
 
 
@@ -70,7 +50,7 @@ class JsonFacts(object):
 
     def _read(self):
         if self._data is None:
-            self._data = read_json_dict(self.path)
+            self._data = read_json_object(self.path) or {}     # none, or damaged: only a later task asks again
         return self._data
 
     def get(self, key):
