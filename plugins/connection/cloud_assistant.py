@@ -25,9 +25,10 @@ description:
     directory and the C(chmod u+x) of the files it sent print nothing but a known line when they succeed, so they
     are answered at once and run at the start of the next command of the task (before C(put_file) and
     C(fetch_file) too); when one fails, that next command does not run and the task fails with its error. The
-    home directory Ansible asks (C(echo ~user)) before each temporary directory is asked once per instance, user
-    and C(ansible-playbook) run, and kept in the run's local temporary directory (C(DEFAULT_LOCAL_TMP)); a play
-    that moves a user's home directory sees the old one in C(~) paths for the rest of that run.
+    home directory Ansible asks (C(echo ~user)) before each temporary directory is reported by the first command
+    of each C(ansible-playbook) run on the instance and kept in the run's local temporary directory
+    (C(DEFAULT_LOCAL_TMP)); a play that moves a user's home directory sees the old one in C(~) paths for the
+    rest of that run.
   - Standard output, standard error and the exit code are kept apart and complete (output larger than the 24 KB
     the service keeps is read in pieces). Files are copied with C(SendFile) (parts assembled atomically and
     checked with SHA-256) and fetched through command output in pieces (checked with SHA-256); both are
@@ -592,6 +593,11 @@ class Connection(ConnectionBase):
         """Where this run keeps the answer to ``echo <home>`` (``~`` or ``~user``) asked as this connection's user."""
         return 'home %s %s' % (self._username() or '', home) if home else None
 
+    def _own_home(self):
+        """The ``echo`` expression Ansible asks for this connection's user (``home_expression``) and its key."""
+        home = home_expression(self._username())
+        return home, self._home_key(home)
+
     def _refuse_become_password(self, sudoable):
         if not (sudoable and self.become is not None):
             return
@@ -681,8 +687,8 @@ class Connection(ConnectionBase):
     def _script(self, cmd, **kwargs):
         """``exec_script`` for this connection: the command waits first for the files put_file sent."""
         files = [(path, size, checksum) for _ids, path, size, checksum in self._pending_files]
-        home = home_expression(self._username())
-        if home and (self._memory.path is None or self._memory.get(self._home_key(home)) is not None):
+        home, key = self._own_home()
+        if home and (self._memory.path is None or self._memory.get(key) is not None):
             home = None         # known for this run already, or nowhere to keep it
         return exec_script(cmd, files=files, before=self._deferred, home=home, **kwargs)
 
@@ -721,7 +727,7 @@ class Connection(ConnectionBase):
         self._learn(frame)
         if frame.home is not None:
             # asked by the first command of the run here: Ansible's own `echo ~user` needs no command of its own
-            self._memory.put(self._home_key(home_expression(self._username())), frame.home + '\n')
+            self._memory.put(self._own_home()[1], frame.home + '\n')
         if frame.kind == 'E' and frame.error.startswith('FileNotArrived'):
             self._flush_files()      # raises with the reason SendFile gives
             raise AnsibleError('a file sent to %s did not arrive within %d s (%s)'

@@ -37,6 +37,12 @@ def _holder(module_name, class_name):
     return getattr(sys.modules.get(module_name), class_name, None)
 
 
+def _warmed_core():
+    """The ECS client's core class and its ``get_adapter`` now (each None when the SDK is not the one expected)."""
+    holder = _holder(_WARMED_CORE, 'DaraCore')
+    return holder, (getattr(holder, 'get_adapter', None) if holder is not None else None)
+
+
 def forget_inherited_sessions():
     """In a forked child: drop the sessions the parent opened (their sockets are the parent's)."""
     for module_name, class_name in _SESSION_HOLDERS:
@@ -70,8 +76,7 @@ def warm_adapters(protocols=('https', 'http')):
     """Build the ECS client's HTTP adapters for ``protocols`` in this process, for the processes it forks; how many
     were built. Does nothing (0) when the SDK's core is not the one this knows (another SDK version): the workers
     then build their own, as they would anyway."""
-    holder = _holder(_WARMED_CORE, 'DaraCore')
-    current = getattr(holder, 'get_adapter', None) if holder is not None else None
+    holder, current = _warmed_core()
     build = getattr(current, 'built_by_sdk', None)
     if build is None:
         return 0
@@ -94,8 +99,7 @@ def warm_adapters(protocols=('https', 'http')):
 def _install():
     """Route the SDK's ``get_adapter`` through ``_reusing`` (once per process; only the signature it was written
     for: ``get_adapter(prefix, tls_min_version=None, pool_size=None)``)."""
-    holder = _holder(_WARMED_CORE, 'DaraCore')
-    current = getattr(holder, 'get_adapter', None) if holder is not None else None
+    holder, current = _warmed_core()
     if current is None or getattr(current, 'built_by_sdk', None) is not None:
         return
     code = getattr(current, '__code__', None)

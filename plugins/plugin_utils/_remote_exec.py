@@ -293,6 +293,7 @@ _PATH = r"/[A-Za-z0-9_.,+@%=:/-]*"
 _NAME = r"[A-Za-z0-9_.-]+"
 # echo ~ / echo ~user (_expand_user2): the home directory, asked before every temporary directory
 _USER = r"[a-z_][a-z0-9_.-]{0,31}"
+_USER_NAME = re.compile(r"^%s\Z" % _USER)
 _HOME_QUERY = re.compile(r"^echo ~(%s)?\Z" % _USER)
 _HOME_PATH = re.compile(br"^/[A-Za-z0-9_./@+-]*\Z")     # what the wrapper reports as a home (ACA1 H)
 # ( umask 77 && mkdir -p "` echo BASE `"&& mkdir "` echo BASE/NAME `" && echo NAME="` echo BASE/NAME `" ) (_mkdtemp2)
@@ -320,7 +321,7 @@ def home_expression(user):
     user (``_remote_expand_user``), ``~`` without one; None for a name that cannot be put in a command as it is."""
     if not user:
         return '~'
-    return '~' + user if re.match(r'^%s\Z' % _USER, user) else None
+    return '~' + user if _USER_NAME.match(user) else None
 
 
 def is_home_answer(out):
@@ -382,14 +383,21 @@ cd "${HOME:-/}" 2>/dev/null || cd / || exit 0
 _HOME = r'''h=$(/bin/sh -c 'echo %(expression)s' 2>/dev/null) || h=
 case $h in ''|*[!A-Za-z0-9_./@+-]*) ;; /*) echo "ACA1 H $h";; esac'''
 
+
+def _milliseconds_between(name, start, end):
+    """The shell line that sets ``name`` to the milliseconds between two ``date +%s%N`` readings in the variables
+    ``start`` and ``end``, or ``-`` when the instance's ``date`` has no nanoseconds (``_milliseconds`` reads it)."""
+    return ('%(n)s=-; case "$%(s)s$%(e)s" in \'\'|*[!0-9]*) ;; *) %(n)s=$(( (%(e)s - %(s)s) / 1000000 ));; esac'
+            % {'n': name, 's': start, 'e': end})
+
+
 _RUN = r'''
 umask "$u0"
 t0=$(date +%%s%%N 2>/dev/null)
 /bin/sh -c "$c" <"$in" >"$w/out" 2>"$w/err"
 rc=$?
 t1=$(date +%%s%%N 2>/dev/null)
-ms=- all=-
-case "$t0$t1" in ''|*[!0-9]*) ;; *) ms=$(( (t1 - t0) / 1000000 ));; esac
+''' + _milliseconds_between('ms', 't0', 't1') + r'''
 umask 077
 z=0
 if command -v gzip >/dev/null 2>&1; then
@@ -398,7 +406,7 @@ fi
 if [ "$z" = 0 ]; then mv -f "$w/out" "$w/o"; mv -f "$w/err" "$w/e"; fi
 lo=$(($(wc -c <"$w/o"))); le=$(($(wc -c <"$w/e")))
 te=$(date +%%s%%N 2>/dev/null)
-case "$ts$te" in ''|*[!0-9]*) ;; *) all=$(( (te - ts) / 1000000 ));; esac
+''' + _milliseconds_between('all', 'ts', 'te') + r'''
 if [ $(( (lo + le + 6) / 3 * 4 )) -le %(budget)d ]; then
   echo "ACA1 R $rc $z $lo $le $ms $all"; base64 <"$w/o" | tr -d '\n'; echo; base64 <"$w/e" | tr -d '\n'; echo
   rm -rf "$w"
@@ -648,8 +656,8 @@ z=0
 if command -v gzip >/dev/null 2>&1 && gzip -c <"$f" >"$w/o"; then z=1
 else cat <"$f" >"$w/o" || { rm -rf "$w"; echo "ACA1 E NotReadable cannot read $f"; exit 0; }; fi
 lo=$(($(wc -c <"$w/o")))
-ms=- te=$(date +%%s%%N 2>/dev/null)
-case "$ts$te" in ''|*[!0-9]*) ;; *) ms=$(( (te - ts) / 1000000 ));; esac
+te=$(date +%%s%%N 2>/dev/null)
+''' + _milliseconds_between('ms', 'ts', 'te') + r'''
 echo "ACA1 F $sum $z $lo $ms $w"
 if [ $(( (lo + 2) / 3 * 4 )) -le %(budget)d ]; then base64 <"$w/o" | tr -d '\n'; echo; rm -rf "$w"; fi
 '''
