@@ -364,16 +364,27 @@ _STAGE_NOTES=()
 
 # stage_note TEXT: a line the summary prints under the running stage (what it skipped and why).
 stage_note() {
-    [[ -n ${STAGE_NOTES_FILE:-} ]] && printf '%s\n' "$*" >>"$STAGE_NOTES_FILE"
+    [[ -n ${STAGE_NOTES_FILE:-} ]] && printf 'skipped: %s\n' "$*" >>"$STAGE_NOTES_FILE"
     info "note: $*"
 }
 
-# note_pytest_skips LOG: one stage_note per "SKIPPED [n] file:line: reason" line of a pytest run with -rs.
+# stage_failure TEXT: a line the summary prints under the running stage naming what failed. CI shows only the end
+# of the output, so a failing test must be named there, not only in the stage's own (scrolled-away) report.
+stage_failure() {
+    [[ -n ${STAGE_NOTES_FILE:-} ]] && printf 'failed: %s\n' "${1:0:300}" >>"$STAGE_NOTES_FILE"
+    return 0
+}
+
+# note_pytest_skips LOG: one stage_note per "SKIPPED [n] file:line: reason" line of a pytest run with -rs, and one
+# stage_failure per "FAILED ..." / "ERROR ..." line of its short summary (-rfE; ansible-test's -r a has them too).
 note_pytest_skips() {
     local line
     while IFS= read -r line; do
         stage_note "pytest ${line#SKIPPED }"
     done < <(grep -E '^SKIPPED \[' "$1" || true)
+    while IFS= read -r line; do
+        stage_failure "${line#FAILED }"
+    done < <(grep -E '^(FAILED|ERROR) ' "$1" || true)
 }
 
 # The sandbox's isolation for the tests: as root it must be namespaces (the namespaces-only tests - guards run end
@@ -427,7 +438,7 @@ print_summary() {
     for i in "${!_STAGE_NAMES[@]}"; do
         printf '    %-44s %5ss  %s\n' "${_STAGE_NAMES[i]}" "${_STAGE_SECONDS[i]}" "${_STAGE_RESULTS[i]}"
         if [[ -n ${_STAGE_NOTES[i]:-} ]]; then
-            printf '%s\n' "${_STAGE_NOTES[i]}" | sed 's/^/        skipped: /'
+            printf '%s\n' "${_STAGE_NOTES[i]}" | sed 's/^/        /'
         fi
         [[ ${_STAGE_RESULTS[i]} == ok || ${_STAGE_RESULTS[i]} == skipped ]] || failed=1
     done
