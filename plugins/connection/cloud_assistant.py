@@ -115,6 +115,22 @@ options:
     default: 0.2
     vars:
       - name: ansible_cloud_assistant_poll_interval
+  share_polls:
+    description:
+      - Share the polls of the hosts that run the same task. Every command the connection waits for then carries
+        the invocation tag C(ansible:cloud-assistant:step) (the task's ID and the command's place in the task on
+        that host), and one C(DescribeInvocationResults) call filtered by that tag reads the results of that step
+        on every host reached with the same credentials, region and endpoint (50 per call). The answer is kept in
+        this run's local temporary directory (private to the user, removed when the run ends; each host's output
+        only until that host has read it), where the other hosts' tasks read their results instead of calling.
+        A command the tagged answer does not list is polled by its ID.
+      - V(false) - each host polls for its own commands by their IDs, and no tag is put on them (for a RAM user
+        that may not tag invocations).
+    type: bool
+    default: true
+    version_added: 0.2.0
+    vars:
+      - name: ansible_cloud_assistant_share_polls
   agent_check_interval:
     description:
       - While a command has not finished, every this many seconds the agent's heartbeat is read
@@ -165,6 +181,8 @@ notes:
   - Each task makes at least two API calls (C(RunCommand), then C(DescribeInvocationResults) every
     O(poll_interval) or more while it runs); the account's API rate limits apply. Every command, and every piece
     of a large output or fetched file, is one execution against the region's daily Cloud Assistant quota.
+  - The hosts of a task share their polls (O(share_polls)): with 10 hosts, a one-command task costs fewer than
+    two calls per host.
   - Files that C(put_file) sends for a O(remote_user) other than root are owned by that user and the group
     C(root) (what C(SendFile) does); modules set the group when they are asked to.
 seealso:
@@ -226,6 +244,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._api 
     build_api,
     invocation_results_of,
     make_request,
+    request_tags,
 )
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._batching import run_concurrently
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._client import resolved_credentials
@@ -281,7 +300,13 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._modu
     next_pace,
     second_poll,
 )
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._run_memory import RunMemory
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._run_memory import RunMemory, local_tmp
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._shared_polls import (
+    TAG_KEY,
+    PollBoard,
+    running_task_id,
+    step_tag,
+)
 
 display = Display()
 
@@ -291,6 +316,7 @@ COMMAND_LIMIT_B64 = 24 * 1024  # RunCommand's CommandContent, after Base64 (refe
 INPUT_STAGING = '/tmp/.ansible-ca-in-'  # + a transfer ID: SendFile parts a command waits for
 PARTS_SHAPE = (INPUT_STAGING + 'x' * 16, 10 ** 10, '0' * 64)   # the longest parts argument of exec_script, for sizing
 CHUNK_WORKERS = 4              # pieces of a large output or file read at once
+STEP_PAGES = 20                # pages of 50 results one shared poll reads at most (a step of up to 1,000 hosts)
 # Why a run did not happen on the instance, as the service reports it: the host is unreachable.
 UNREACHABLE_CODES = frozenset(['ClientNotRunning', 'ClientNotOnline', 'ClientNetworkBlocked', 'ClientNotResponse',
                                'ClientIsUpgrading', 'ClientNeedUpgrade', 'InstanceNotRunning', 'InstanceRestarted',
@@ -327,6 +353,7 @@ class Connection(ConnectionBase):
         self._memory = None
         self._times = None
         self._last_run = None        # (module or None, when each of its polls came, in seconds after RunCommand)
+        self._steps = {}             # task ID: how many commands of that task were awaited here (_step_board)
 
     # -- settings ---------------------------------------------------------------------------------------------------
     def is_pipelining_enabled(self, wrap_async=False):
@@ -378,7 +405,8 @@ class Connection(ConnectionBase):
 
     def _settings(self):
         """Everything ``_connect`` reads, to tell whether a connection still matches its options."""
-        names = ('instance_id', 'host', 'command_timeout', 'poll_interval', 'agent_check_interval', 'api_timeout')
+        names = ('instance_id', 'host', 'command_timeout', 'poll_interval', 'agent_check_interval', 'api_timeout',
+                 'share_polls')
         values = [self.get_option(name) for name in names] + [self._play_context.remote_addr]
         try:
             values.append(sorted(OptionAdapter.from_plugin(self).connection_options().to_dict().items()))
@@ -394,6 +422,7 @@ class Connection(ConnectionBase):
         self._timeout = int(self._int_option('command_timeout', 10, 86400))
         self._poll_floor = self._int_option('poll_interval', 0.1, 5)
         self._agent_every = int(self._int_option('agent_check_interval', 0, 3600))
+        self._share_polls = bool(self.get_option('share_polls'))
         # how long one API call is retried (throttling, no answer) before the host is unreachable
         self._call_retry = int(self._int_option('api_timeout', 5, 3600))
         try:
@@ -404,6 +433,7 @@ class Connection(ConnectionBase):
         for warning in self._api.warnings:
             display.warning(u'%s' % warning)
         display.vvv(u'CLOUD ASSISTANT: instance %s in %s' % (self._instance, self._api.region_id), host=self._instance)
+        self._api_identity = repr(opts)      # the account, region and endpoint; repr() hides the secrets
         self._memory = RunMemory(self._instance)
         self._times = ModuleTimes(self._instance)
         self._connected = True
@@ -433,9 +463,11 @@ class Connection(ConnectionBase):
             raise AnsibleError('internal error: a command of %d bytes does not fit in RunCommand' % size)
         spec = CommandSpec(content=script, username=username or self._username(), timeout=timeout,
                            description='ansible connection')
+        board = self._step_board() if wait else None
         api = self._api_for(self._call_retry)
         try:
-            body = api.call('RunCommand', spec.request([self._instance], self._token('run', script)))
+            body = api.call('RunCommand', spec.request([self._instance], self._token('run', script),
+                                                       extra_tags={TAG_KEY: board.tag_value} if board else None))
         except CloudAssistantError as exc:
             self._unreachable('RunCommand failed', exc)
         invoke_id = body.invoke_id
@@ -443,7 +475,18 @@ class Connection(ConnectionBase):
         if not wait:
             return invoke_id
         return self._result(invoke_id, timeout, self._first_poll(module),
-                            own_timeout=username is not None or timeout != self._timeout, module=module)
+                            own_timeout=username is not None or timeout != self._timeout, module=module, board=board)
+
+    def _step_board(self):
+        """The board on which this command's polls are shared with the other hosts running the same step of the
+        same task (``_shared_polls``), or None when they are not shared, outside an Ansible worker or without a run
+        directory."""
+        task_id = running_task_id() if self._share_polls else None
+        directory = local_tmp()
+        if task_id is None or not directory or not os.path.isdir(directory):
+            return None
+        self._steps[task_id] = self._steps.get(task_id, 0) + 1
+        return PollBoard(directory, self._api_identity, step_tag(task_id, self._steps[task_id]))
 
     def _first_poll(self, module):
         took = self._times.seconds(module) if module else None
@@ -488,16 +531,36 @@ class Connection(ConnectionBase):
         results = invocation_results_of(api.call('DescribeInvocationResults', request))
         return results[0] if results else None
 
-    def _result(self, invoke_id, timeout, first_poll, own_timeout=False, module=None):
+    def _describe_step(self, api, tag_value):
+        """Every invocation of one step of a task, on every host (the maps of its InvocationResult models)."""
+        records, token = [], None
+        for dummy in range(STEP_PAGES):
+            request = make_request('DescribeInvocationResultsRequest', content_encoding='Base64', max_results=50,
+                                   next_token=token,
+                                   tag=request_tags('DescribeInvocationResultsRequestTag', {TAG_KEY: tag_value}))
+            body = api.call('DescribeInvocationResults', request)
+            records.extend(result.to_map() for result in invocation_results_of(body))
+            token = getattr(getattr(body, 'invocation', None), 'next_token', None)
+            if not token:
+                break
+        return records
+
+    def _result(self, invoke_id, timeout, first_poll, own_timeout=False, module=None, board=None):
         started = time.monotonic()
         deadline = started + timeout + API_SLACK
-        state = {'agent_checked': started}
+        state = {'agent_checked': started, 'board': board}
         poll_times = []
 
         def fetch():
             api = self._api_for(self._call_retry)   # each poll is retried on its own, not until the deadline
-            found = self._describe(api, invoke_id)
-            poll_times.append(time.monotonic() - started)
+            found = None
+            if state['board'] is not None:
+                found, at = state['board'].poll(invoke_id, lambda: self._describe_step(api, board.tag_value))
+                if found is None:
+                    state['board'] = None           # not listed under its step: asked for by its ID from now on
+            if found is None:
+                found, at = self._describe(api, invoke_id), time.monotonic()
+            poll_times.append(max(0.0, at - started))
             status = getattr(found, 'invocation_status', None)
             now = time.monotonic()
             if (self._agent_every and status not in (None, SUCCESS) and not is_terminal(status)
@@ -512,6 +575,8 @@ class Connection(ConnectionBase):
         if outcome.error is not None:
             self._unreachable('reading the result of %s failed' % invoke_id, outcome.error)
         result = outcome.value
+        if state['board'] is not None:
+            state['board'].forget(invoke_id)
         limit = ('its time limit (%d s)' if own_timeout else 'command_timeout (%d s)') % timeout
         if not outcome.done:
             self._stop(invoke_id)

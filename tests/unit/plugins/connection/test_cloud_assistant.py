@@ -102,7 +102,8 @@ class FakeInstanceApi(FakeSendApi):
 
 
 OPTIONS = {'instance_id': None, 'host': INSTANCE, 'remote_user': None, 'command_timeout': 3600, 'poll_interval': 0.1,
-           'agent_check_interval': 30, 'api_timeout': 120, 'module_cache': True, 'pipelining': True, 'region_id': 'cn-test'}
+           'agent_check_interval': 30, 'api_timeout': 120, 'module_cache': True, 'pipelining': True, 'region_id': 'cn-test',
+           'share_polls': True}
 
 
 @pytest.fixture
@@ -148,6 +149,77 @@ class FakeBecome(object):
     def get_option(self, name):
         assert name == 'become_pass'
         return self.password
+
+
+class SharedPollApi(FakeInstanceApi):
+    """The fake instance, answering tag-filtered DescribeInvocationResults too: the tags each RunCommand carried, and
+    every DescribeInvocationResults request. ``unlisted``: invoke IDs the tagged answer leaves out."""
+
+    def __init__(self, env):
+        super(SharedPollApi, self).__init__(env)
+        self.tags = {}
+        self.describes = []
+        self.unlisted = set()
+
+    def RunCommand(self, request):
+        answer = super(SharedPollApi, self).RunCommand(request)
+        self.tags[answer.invoke_id] = dict((t.key, t.value) for t in request.tag or [])
+        return answer
+
+    def DescribeInvocationResults(self, request):
+        self.describes.append(request)
+        if request.invoke_id is not None:
+            return super(SharedPollApi, self).DescribeInvocationResults(request)
+        assert request.instance_id is None and request.max_results == 50
+        wanted = dict((t.key, t.value) for t in request.tag)
+        listed = [NS(to_map=functools.partial(self._map, invoke_id)) for invoke_id, tags in sorted(self.tags.items())
+                  if tags == wanted and invoke_id not in self.unlisted]
+        return NS(invocation=NS(invocation_results=NS(invocation_result=listed), next_token=None))
+
+    def _map(self, invoke_id):
+        found = self.results[invoke_id]
+        return {'InvokeId': invoke_id, 'InstanceId': INSTANCE, 'InvocationStatus': found.invocation_status,
+                'ExitCode': 0, 'Output': found.output, 'ErrorCode': found.error_code, 'ErrorInfo': found.error_info}
+
+
+@pytest.fixture
+def shared(instance, monkeypatch):
+    """``instance`` with a SharedPollApi, in a worker running the task ``task-uuid-1``."""
+    from ansible.executor.process import worker
+    env = instance['api'].env
+    api = SharedPollApi(env)
+    monkeypatch.setattr(cloud_assistant, 'build_api', lambda opts, retry: api)
+    monkeypatch.setattr(cloud_assistant, 'local_tmp', lambda: str(instance['root'] / 'run'))
+    monkeypatch.setattr(worker, 'current_worker', NS(_task=NS(_uuid='task-uuid-1')), raising=False)
+    return dict(instance, api=api)
+
+
+def test_a_tasks_commands_are_tagged_by_step_and_polled_by_tag(shared):
+    conn, api = shared['connection'], shared['api']
+    assert conn.exec_command('echo one', sudoable=False)[:2] == (0, b'one\n')
+    assert conn.exec_command('echo two', sudoable=False)[:2] == (0, b'two\n')
+    assert [tags['ansible:cloud-assistant:step'] for dummy, tags in sorted(api.tags.items())] == \
+        ['task-uuid-1-1', 'task-uuid-1-2']
+    assert [r.invoke_id for r in api.describes] == [None, None]           # each poll read its step by tag
+    boards = [n for n in os.listdir(str(shared['root'] / 'run')) if n.startswith('cloud_assistant-poll-')]
+    assert len(boards) == 4                                                  # two steps: a board and its lock each
+    for name in boards:                                                      # each result left once read
+        if name.endswith('.json'):
+            assert json.load(open(str(shared['root'] / 'run' / name))) == {'runs': {}}
+
+
+def test_a_command_the_tagged_answer_leaves_out_is_polled_by_its_id(shared):
+    conn, api = shared['connection'], shared['api']
+    api.unlisted.add('t-0001')
+    assert conn.exec_command('echo one', sudoable=False)[:2] == (0, b'one\n')
+    assert [r.invoke_id for r in api.describes] == [None, 't-0001']
+
+
+def test_without_share_polls_nothing_is_tagged(shared):
+    conn = connection(share_polls=False)
+    api = shared['api']
+    assert conn.exec_command('echo one', sudoable=False)[:2] == (0, b'one\n')
+    assert api.tags == {'t-0001': {}} and [r.invoke_id for r in api.describes] == ['t-0001']
 
 
 # ----------------------------------------------------------------------------------------------------------------

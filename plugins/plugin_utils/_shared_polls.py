@@ -1,0 +1,156 @@
+# Copyright (c) alicloud_ops.cloud_assistant contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# Private to this collection: may change without notice.
+
+"""One ``DescribeInvocationResults`` call answers the polls of every host running the same step of the same task.
+
+Ansible runs a task on each host in a worker process of its own, all at once (``forks``), and each connection used
+to poll for its own invocation alone: ten hosts cost ten calls per round, a hundred hosts a hundred, and that is
+what an account's API rate limit meets first on a large fleet. Instead, the connection tags each command it waits
+for with the task's ID and the command's place in that task on the host (``step_tag``: hosts run a task's commands
+in the same order), and a poll asks for every invocation carrying that tag at once (``PollBoard.poll``). The answer
+is written to a board, a small JSON file in this run's private local temporary directory; a host whose poll comes
+reads its result there, and calls only when the board holds nothing about it newer than ``FRESH`` seconds.
+
+Nothing depends on the grouping being right. Each host still reads only its own invocation; one that the tagged
+answer does not list (a host whose steps differ, a service whose tag index lags behind) is asked for by its ID, as
+before, and the board is not used for it again. Hosts reached with other credentials, another region or endpoint
+never share a board: its name is a hash of those (never of a secret) and of the tag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+
+try:
+    import fcntl
+except ImportError:  # not a POSIX controller: every host polls alone
+    fcntl = None
+
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._json_files import read_json_object, write_json_atomically
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._limits import TAG_PREFIX
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._status import is_terminal
+
+TAG_KEY = TAG_PREFIX + 'step'   # the invocation tag that groups one step of one task (the collection's own prefix)
+FRESH = 0.05        # seconds: a shared answer this recent that lists a host's run as not ended stands for its poll
+LOCK_WAIT = 2.0     # seconds a host waits for another host's call before it calls alone
+LOCK_STEP = 0.005   # seconds between two tries of the lock
+KEPT_FIELDS = ('InvocationStatus', 'ExitCode', 'Output', 'ErrorCode', 'ErrorInfo')
+
+
+def running_task_id():
+    """The ID of the task this Ansible worker process runs, or None outside a worker (nothing is shared then)."""
+    try:
+        from ansible.executor.process import worker
+    except ImportError:
+        return None
+    task = getattr(getattr(worker, 'current_worker', None), '_task', None)
+    task_id = getattr(task, '_uuid', None)
+    return task_id if isinstance(task_id, str) and task_id else None
+
+
+def step_tag(task_id, step):
+    """The tag value of the ``step``-th awaited command of task ``task_id`` on a host (at most 128 characters)."""
+    return ('%s-%d' % (task_id, step))[-128:]
+
+
+class SharedResult(object):
+    """One invocation's result as the board keeps it, read as the SDK's InvocationResult model is."""
+
+    def __init__(self, fields):
+        self.invocation_status = fields.get('InvocationStatus')
+        self.exit_code = fields.get('ExitCode')
+        self.output = fields.get('Output')
+        self.error_code = fields.get('ErrorCode')
+        self.error_info = fields.get('ErrorInfo')
+
+
+class PollBoard(object):
+    """The board of one step: ``directory`` (this run's private temporary directory), ``identity`` (what tells
+    the API account and place apart, with no secret in it: it is hashed into the file name) and ``tag_value``."""
+
+    def __init__(self, directory, identity, tag_value):
+        digest = hashlib.sha256(('%s\n%s' % (identity, tag_value)).encode('utf-8')).hexdigest()[:32]
+        self.path = os.path.join(directory, 'cloud_assistant-poll-%s.json' % digest)
+        self.tag_value = tag_value
+
+    def _runs(self):
+        runs = (read_json_object(self.path) or {}).get('runs')
+        return runs if isinstance(runs, dict) else {}
+
+    def _known(self, invoke_id, now):
+        """(result, when it was answered) when the board answers a poll for ``invoke_id`` now, else None."""
+        entry = self._runs().get(invoke_id)
+        if not isinstance(entry, dict) or not isinstance(entry.get('at'), (int, float)):
+            return None
+        if is_terminal(entry.get('InvocationStatus')) or now - entry['at'] < FRESH:
+            return SharedResult(entry), entry['at']
+        return None
+
+    def poll(self, invoke_id, describe_step, clock=time.monotonic, sleep=time.sleep):
+        """A poll for ``invoke_id``: ``(result, when it was answered)`` from the board or from one call of
+        ``describe_step()`` (the tagged answer: a list of InvocationResult maps) made for every host of the step;
+        ``(None, None)`` when that answer does not list ``invoke_id`` or no call could be made: ask by ID then."""
+        known = self._known(invoke_id, clock())
+        if known is not None:
+            return known
+        lock = self._lock(clock, sleep)
+        if lock is None:
+            return None, None
+        try:
+            known = self._known(invoke_id, clock())     # another host's call may have answered while we waited
+            if known is not None:
+                return known
+            answer = describe_step()
+            at = clock()
+            runs = self._runs()
+            for record in answer:
+                if not isinstance(record.get('InvokeId'), str):
+                    continue
+                entry = dict((name, record.get(name)) for name in KEPT_FIELDS)
+                if not is_terminal(entry['InvocationStatus']):
+                    entry.pop('Output')                  # read again when it has ended
+                entry['at'] = at
+                runs[record.get('InvokeId')] = entry
+            write_json_atomically(self.path, {'runs': runs})
+        finally:
+            lock.close()
+        entry = runs.get(invoke_id) if any(r.get('InvokeId') == invoke_id for r in answer) else None
+        return (SharedResult(entry), at) if entry is not None else (None, None)
+
+    def forget(self, invoke_id):
+        """Drop ``invoke_id``'s result (read by its host) so that the board stays small."""
+        lock = self._lock(time.monotonic, time.sleep)
+        if lock is None:
+            return
+        try:
+            runs = self._runs()
+            if runs.pop(invoke_id, None) is not None:
+                write_json_atomically(self.path, {'runs': runs})
+        finally:
+            lock.close()
+
+    def _lock(self, clock, sleep):
+        """The board's lock (an open file holding an exclusive ``flock``; closing it lets go), or None when it
+        cannot be had within ``LOCK_WAIT`` seconds. The lock goes with its process: a worker that dies holding it
+        blocks no one."""
+        if fcntl is None:
+            return None
+        try:
+            handle = open(self.path + '.lock', 'a')
+        except OSError:
+            return None
+        give_up = clock() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return handle
+            except OSError:
+                if clock() >= give_up:
+                    handle.close()
+                    return None
+                sleep(LOCK_STEP)
