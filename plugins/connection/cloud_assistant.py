@@ -118,14 +118,16 @@ options:
   share_polls:
     description:
       - Share the polls of the hosts that run the same task. Every command the connection waits for then carries
-        the invocation tag C(ansible:cloud-assistant:step) (the task's ID and the command's place in the task on
-        that host), and one C(DescribeInvocationResults) call filtered by that tag reads the results of that step
-        on every host reached with the same credentials, region and endpoint (50 per call). The answer is kept in
-        this run's local temporary directory (private to the user, removed when the run ends; each host's output
-        only until that host has read it), where the other hosts' tasks read their results instead of calling.
-        A command the tagged answer does not list is polled by its ID.
-      - V(false) - each host polls for its own commands by their IDs, and no tag is put on them (for a RAM user
-        that may not tag invocations).
+        the invocation tag C(ansible:cloud-assistant:step) (a hash of the task and the run, and the command's place
+        in the task on that host), and one C(DescribeInvocationResults) call filtered by that tag reads the results
+        of that step on every host reached with the same access key, region and endpoint (50 per call). The answer
+        is kept in this run's local temporary directory (private to the user, removed when the run ends; each
+        host's output only until that host has read it), where the other hosts' tasks read their results instead
+        of calling. A command the tagged answer does not list, or when that call fails, is polled by its ID. A
+        C(no_log) task shares nothing.
+      - When the account refuses the tag (C(Forbidden) or C(NoPermission) on C(RunCommand)), the command is sent
+        again without it, with a warning, and nothing is tagged for the rest of the run.
+      - V(false) - each host polls for its own commands by their IDs, and no tag is put on them.
     type: bool
     default: true
     version_added: 0.2.0
@@ -181,7 +183,7 @@ notes:
   - Each task makes at least two API calls (C(RunCommand), then C(DescribeInvocationResults) every
     O(poll_interval) or more while it runs); the account's API rate limits apply. Every command, and every piece
     of a large output or fetched file, is one execution against the region's daily Cloud Assistant quota.
-  - The hosts of a task share their polls (O(share_polls)): with 10 hosts, a one-command task costs fewer than
+  - The hosts of a task share their polls (O(share_polls)). With 10 hosts, a one-command task costs fewer than
     two calls per host.
   - Files that C(put_file) sends for a O(remote_user) other than root are owned by that user and the group
     C(root) (what C(SendFile) does); modules set the group when they are asked to.
@@ -231,6 +233,7 @@ EXAMPLES = r'''
 '''
 
 import base64
+import functools
 import hashlib
 import os
 import time
@@ -304,8 +307,10 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._run_
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._shared_polls import (
     TAG_KEY,
     PollBoard,
+    refuse_tags,
     running_task_id,
     step_tag,
+    tags_refused,
 )
 
 display = Display()
@@ -316,7 +321,8 @@ COMMAND_LIMIT_B64 = 24 * 1024  # RunCommand's CommandContent, after Base64 (refe
 INPUT_STAGING = '/tmp/.ansible-ca-in-'  # + a transfer ID: SendFile parts a command waits for
 PARTS_SHAPE = (INPUT_STAGING + 'x' * 16, 10 ** 10, '0' * 64)   # the longest parts argument of exec_script, for sizing
 CHUNK_WORKERS = 4              # pieces of a large output or file read at once
-STEP_PAGES = 20                # pages of 50 results one shared poll reads at most (a step of up to 1,000 hosts)
+STEP_PAGES = 4                 # pages of 50 results (newest first) a shared poll reads at most to find its own
+TAG_REFUSED = ('Forbidden', 'NoPermission')     # error codes of a RunCommand whose tag the account may not put
 # Why a run did not happen on the instance, as the service reports it: the host is unreachable.
 UNREACHABLE_CODES = frozenset(['ClientNotRunning', 'ClientNotOnline', 'ClientNetworkBlocked', 'ClientNotResponse',
                                'ClientIsUpgrading', 'ClientNeedUpgrade', 'InstanceNotRunning', 'InstanceRestarted',
@@ -426,14 +432,17 @@ class Connection(ConnectionBase):
         # how long one API call is retried (throttling, no answer) before the host is unreachable
         self._call_retry = int(self._int_option('api_timeout', 5, 3600))
         try:
-            opts = resolved_credentials(OptionAdapter.from_plugin(self).connection_options())
-            self._api = build_api(opts, RetryPolicy())
+            given = OptionAdapter.from_plugin(self).connection_options()
+            self._api = build_api(resolved_credentials(given), RetryPolicy())
         except CloudAssistantError as exc:
             raise AnsibleConnectionFailure('cannot set up the Cloud Assistant API: %s' % to_native(exc))
         for warning in self._api.warnings:
             display.warning(u'%s' % warning)
         display.vvv(u'CLOUD ASSISTANT: instance %s in %s' % (self._instance, self._api.region_id), host=self._instance)
-        self._api_identity = repr(opts)      # the account, region and endpoint; repr() hides the secrets
+        # which boards of shared polls this connection may use: the same access key, role, region and endpoint
+        # (as given: a role's temporary keys differ from one worker to the next)
+        self._api_identity = repr([given.access_key_id, given.profile, given.role_arn, given.ecs_ram_role_name,
+                                   self._api.region_id, given.endpoint])
         self._memory = RunMemory(self._instance)
         self._times = ModuleTimes(self._instance)
         self._connected = True
@@ -466,8 +475,18 @@ class Connection(ConnectionBase):
         board = self._step_board() if wait else None
         api = self._api_for(self._call_retry)
         try:
-            body = api.call('RunCommand', spec.request([self._instance], self._token('run', script),
-                                                       extra_tags={TAG_KEY: board.tag_value} if board else None))
+            try:
+                body = api.call('RunCommand', spec.request([self._instance], self._token('run', script),
+                                                           extra_tags={TAG_KEY: board.tag_value} if board else None))
+            except CloudAssistantError as exc:
+                if board is None or not (getattr(exc, 'code', None) or '').startswith(TAG_REFUSED):
+                    raise
+                # perhaps only the tag was refused (a RAM policy on tagging): untagged, for the rest of the run
+                display.warning(u'RunCommand with the tag %s was refused on %s (%s); this run polls each host alone '
+                                u'(set share_polls to false to skip this try)' % (TAG_KEY, self._instance, exc.code))
+                refuse_tags(os.path.dirname(board.path), self._api_identity)
+                board = None
+                body = api.call('RunCommand', spec.request([self._instance], self._token('run', script)))
         except CloudAssistantError as exc:
             self._unreachable('RunCommand failed', exc)
         invoke_id = body.invoke_id
@@ -483,10 +502,10 @@ class Connection(ConnectionBase):
         directory."""
         task_id = running_task_id() if self._share_polls else None
         directory = local_tmp()
-        if task_id is None or not directory or not os.path.isdir(directory):
+        if task_id is None or not directory or not os.path.isdir(directory) or tags_refused(directory, self._api_identity):
             return None
         self._steps[task_id] = self._steps.get(task_id, 0) + 1
-        return PollBoard(directory, self._api_identity, step_tag(task_id, self._steps[task_id]))
+        return PollBoard(directory, self._api_identity, step_tag(directory, task_id, self._steps[task_id]))
 
     def _first_poll(self, module):
         took = self._times.seconds(module) if module else None
@@ -531,17 +550,20 @@ class Connection(ConnectionBase):
         results = invocation_results_of(api.call('DescribeInvocationResults', request))
         return results[0] if results else None
 
-    def _describe_step(self, api, tag_value):
-        """Every invocation of one step of a task, on every host (the maps of its InvocationResult models)."""
+    def _describe_step(self, api, tag_value, wanted):
+        """The invocations of one step of a task on every host (the maps of its InvocationResult models), newest
+        first, as far as the page that lists ``wanted`` (a step that Ansible ran in batches lists the earlier ones
+        after it) and at most ``STEP_PAGES`` pages."""
         records, token = [], None
         for dummy in range(STEP_PAGES):
             request = make_request('DescribeInvocationResultsRequest', content_encoding='Base64', max_results=50,
                                    next_token=token,
                                    tag=request_tags('DescribeInvocationResultsRequestTag', {TAG_KEY: tag_value}))
             body = api.call('DescribeInvocationResults', request)
-            records.extend(result.to_map() for result in invocation_results_of(body))
+            page = [result.to_map() for result in invocation_results_of(body)]
+            records.extend(page)
             token = getattr(getattr(body, 'invocation', None), 'next_token', None)
-            if not token:
+            if not token or any(record.get('InvokeId') == wanted for record in page):
                 break
         return records
 
@@ -555,7 +577,11 @@ class Connection(ConnectionBase):
             api = self._api_for(self._call_retry)   # each poll is retried on its own, not until the deadline
             found = None
             if state['board'] is not None:
-                found, at = state['board'].poll(invoke_id, lambda: self._describe_step(api, board.tag_value))
+                try:
+                    found, at = state['board'].poll(invoke_id, functools.partial(self._describe_step, api, board.tag_value))
+                except CloudAssistantError as exc:
+                    display.vvvv(u'CLOUD ASSISTANT: the shared poll failed (%s); polling by ID' % to_native(exc),
+                                 host=self._instance)
                 if found is None:
                     state['board'] = None           # not listed under its step: asked for by its ID from now on
             if found is None:

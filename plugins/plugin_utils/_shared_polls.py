@@ -12,12 +12,15 @@ what an account's API rate limit meets first on a large fleet. Instead, the conn
 for with the task's ID and the command's place in that task on the host (``step_tag``: hosts run a task's commands
 in the same order), and a poll asks for every invocation carrying that tag at once (``PollBoard.poll``). The answer
 is written to a board, a small JSON file in this run's private local temporary directory; a host whose poll comes
-reads its result there, and calls only when the board holds nothing about it newer than ``FRESH`` seconds.
+reads its result there, and calls only when the board holds nothing about it newer than ``FRESH`` seconds. A
+host's output stays on the board until that host has read it (``forget``); a ``no_log`` task shares nothing.
 
 Nothing depends on the grouping being right. Each host still reads only its own invocation; one that the tagged
 answer does not list (a host whose steps differ, a service whose tag index lags behind) is asked for by its ID, as
-before, and the board is not used for it again. Hosts reached with other credentials, another region or endpoint
-never share a board: its name is a hash of those (never of a secret) and of the tag.
+before, and the board is not used for it again. Hosts reached with another access key, region or endpoint never
+share a board: its name is a hash of those (never of a secret) and of the tag. The tag names the task by a hash of
+its ID and of the run's temporary directory: Ansible's task IDs begin with the controller's MAC address, which is
+no business of whoever may read the account's invocations, and two runs never share a tag.
 """
 
 from __future__ import annotations
@@ -43,19 +46,42 @@ KEPT_FIELDS = ('InvocationStatus', 'ExitCode', 'Output', 'ErrorCode', 'ErrorInfo
 
 
 def running_task_id():
-    """The ID of the task this Ansible worker process runs, or None outside a worker (nothing is shared then)."""
+    """The ID of the task this Ansible worker process runs; None outside a worker or for a ``no_log`` task (nothing
+    is shared then: the board would hold its output)."""
     try:
         from ansible.executor.process import worker
     except ImportError:
         return None
     task = getattr(getattr(worker, 'current_worker', None), '_task', None)
     task_id = getattr(task, '_uuid', None)
+    if getattr(task, 'no_log', None) is not False:      # True, or not known: not shared
+        return None
     return task_id if isinstance(task_id, str) and task_id else None
 
 
-def step_tag(task_id, step):
-    """The tag value of the ``step``-th awaited command of task ``task_id`` on a host (at most 128 characters)."""
-    return ('%s-%d' % (task_id, step))[-128:]
+def step_tag(run_dir, task_id, step):
+    """The tag value of the ``step``-th awaited command of task ``task_id`` on a host in the run whose temporary
+    directory is ``run_dir``: a hash of both (the same in every worker of the run) and the step."""
+    digest = hashlib.sha256(('%s\n%s' % (run_dir, task_id)).encode('utf-8')).hexdigest()[:24]
+    return '%s-%d' % (digest, step)
+
+
+def _untagged_marker(run_dir, identity):
+    digest = hashlib.sha256(identity.encode('utf-8')).hexdigest()[:32]
+    return os.path.join(run_dir, 'cloud_assistant-untagged-%s' % digest)
+
+
+def tags_refused(run_dir, identity):
+    """Whether a RunCommand of this run with ``identity``'s keys had its tag refused (``refuse_tags``)."""
+    return os.path.exists(_untagged_marker(run_dir, identity))
+
+
+def refuse_tags(run_dir, identity):
+    """Note for the rest of the run that ``identity``'s keys may not tag invocations: no host tries again."""
+    try:
+        open(_untagged_marker(run_dir, identity), 'a').close()
+    except OSError:
+        pass
 
 
 class SharedResult(object):
@@ -78,9 +104,15 @@ class PollBoard(object):
         self.path = os.path.join(directory, 'cloud_assistant-poll-%s.json' % digest)
         self.tag_value = tag_value
 
+    def _read(self):
+        """The board: ``runs`` (invoke ID: what the last answer said of it, and when) and ``read`` (the invoke IDs
+        whose hosts have their result: never written again)."""
+        data = read_json_object(self.path) or {}
+        runs, read = data.get('runs'), data.get('read')
+        return {'runs': runs if isinstance(runs, dict) else {}, 'read': read if isinstance(read, list) else []}
+
     def _runs(self):
-        runs = (read_json_object(self.path) or {}).get('runs')
-        return runs if isinstance(runs, dict) else {}
+        return self._read()['runs']
 
     def _known(self, invoke_id, now):
         """(result, when it was answered) when the board answers a poll for ``invoke_id`` now, else None."""
@@ -93,8 +125,9 @@ class PollBoard(object):
 
     def poll(self, invoke_id, describe_step, clock=time.monotonic, sleep=time.sleep):
         """A poll for ``invoke_id``: ``(result, when it was answered)`` from the board or from one call of
-        ``describe_step()`` (the tagged answer: a list of InvocationResult maps) made for every host of the step;
-        ``(None, None)`` when that answer does not list ``invoke_id`` or no call could be made: ask by ID then."""
+        ``describe_step(invoke_id)`` (the tagged answer, as far as it lists ``invoke_id``: a list of
+        InvocationResult maps) made for every host of the step; ``(None, None)`` when that answer does not list
+        ``invoke_id`` or no call could be made: ask by ID then."""
         known = self._known(invoke_id, clock())
         if known is not None:
             return known
@@ -105,32 +138,37 @@ class PollBoard(object):
             known = self._known(invoke_id, clock())     # another host's call may have answered while we waited
             if known is not None:
                 return known
-            answer = describe_step()
+            answer = describe_step(invoke_id)
             at = clock()
-            runs = self._runs()
+            board = self._read()
+            runs, read = board['runs'], set(board['read'])
             for record in answer:
-                if not isinstance(record.get('InvokeId'), str):
-                    continue
+                listed = record.get('InvokeId')
+                if not isinstance(listed, str) or listed in read or \
+                        is_terminal((runs.get(listed) or {}).get('InvocationStatus')):
+                    continue                             # read already, or its end known (never undone)
                 entry = dict((name, record.get(name)) for name in KEPT_FIELDS)
                 if not is_terminal(entry['InvocationStatus']):
                     entry.pop('Output')                  # read again when it has ended
                 entry['at'] = at
-                runs[record.get('InvokeId')] = entry
-            write_json_atomically(self.path, {'runs': runs})
+                runs[listed] = entry
+            write_json_atomically(self.path, board)
         finally:
             lock.close()
         entry = runs.get(invoke_id) if any(r.get('InvokeId') == invoke_id for r in answer) else None
         return (SharedResult(entry), at) if entry is not None else (None, None)
 
     def forget(self, invoke_id):
-        """Drop ``invoke_id``'s result (read by its host) so that the board stays small."""
+        """Drop ``invoke_id``'s result, read by its host, for good: its output leaves the controller's disk, and a
+        later answer that lists it again is not written."""
         lock = self._lock(time.monotonic, time.sleep)
         if lock is None:
             return
         try:
-            runs = self._runs()
-            if runs.pop(invoke_id, None) is not None:
-                write_json_atomically(self.path, {'runs': runs})
+            board = self._read()
+            board['runs'].pop(invoke_id, None)
+            board['read'].append(invoke_id)
+            write_json_atomically(self.path, board)
         finally:
             lock.close()
 

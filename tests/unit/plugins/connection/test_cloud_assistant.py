@@ -27,6 +27,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.connection.cloud_a
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.module_utils._errors import CloudAssistantError
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._module_times import ModuleTimes
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._run_memory import RunMemory
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._shared_polls import step_tag
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._remote_exec import (
     WORK_PREFIX,
     ansiballz_plan,
@@ -160,8 +161,13 @@ class SharedPollApi(FakeInstanceApi):
         self.tags = {}
         self.describes = []
         self.unlisted = set()
+        self.page_size = 50
+        self.refuse_tags = False        # RunCommand with a tag: Forbidden (a RAM policy on tagging)
+        self.tagged_error = None        # what a tag-filtered DescribeInvocationResults raises
 
     def RunCommand(self, request):
+        if request.tag and self.refuse_tags:
+            raise CloudAssistantError('RunCommand failed: Forbidden.RAM', code='Forbidden.RAM', kind='api')
         answer = super(SharedPollApi, self).RunCommand(request)
         self.tags[answer.invoke_id] = dict((t.key, t.value) for t in request.tag or [])
         return answer
@@ -170,11 +176,18 @@ class SharedPollApi(FakeInstanceApi):
         self.describes.append(request)
         if request.invoke_id is not None:
             return super(SharedPollApi, self).DescribeInvocationResults(request)
+        if self.tagged_error is not None:
+            raise self.tagged_error
         assert request.instance_id is None and request.max_results == 50
         wanted = dict((t.key, t.value) for t in request.tag)
-        listed = [NS(to_map=functools.partial(self._map, invoke_id)) for invoke_id, tags in sorted(self.tags.items())
+        listed = [NS(to_map=functools.partial(self._map, invoke_id))
+                  for invoke_id, tags in sorted(self.tags.items(), reverse=True)     # newest first
                   if tags == wanted and invoke_id not in self.unlisted]
-        return NS(invocation=NS(invocation_results=NS(invocation_result=listed), next_token=None))
+        start = int(request.next_token or 0)
+        following = start + self.page_size
+        page = listed[start:following]
+        return NS(invocation=NS(invocation_results=NS(invocation_result=page),
+                                next_token=str(following) if following < len(listed) else None))
 
     def _map(self, invoke_id):
         found = self.results[invoke_id]
@@ -190,7 +203,7 @@ def shared(instance, monkeypatch):
     api = SharedPollApi(env)
     monkeypatch.setattr(cloud_assistant, 'build_api', lambda opts, retry: api)
     monkeypatch.setattr(cloud_assistant, 'local_tmp', lambda: str(instance['root'] / 'run'))
-    monkeypatch.setattr(worker, 'current_worker', NS(_task=NS(_uuid='task-uuid-1')), raising=False)
+    monkeypatch.setattr(worker, 'current_worker', NS(_task=NS(_uuid='task-uuid-1', no_log=False)), raising=False)
     return dict(instance, api=api)
 
 
@@ -198,14 +211,15 @@ def test_a_tasks_commands_are_tagged_by_step_and_polled_by_tag(shared):
     conn, api = shared['connection'], shared['api']
     assert conn.exec_command('echo one', sudoable=False)[:2] == (0, b'one\n')
     assert conn.exec_command('echo two', sudoable=False)[:2] == (0, b'two\n')
+    run = str(shared['root'] / 'run')
     assert [tags['ansible:cloud-assistant:step'] for dummy, tags in sorted(api.tags.items())] == \
-        ['task-uuid-1-1', 'task-uuid-1-2']
+        [step_tag(run, 'task-uuid-1', 1), step_tag(run, 'task-uuid-1', 2)]
     assert [r.invoke_id for r in api.describes] == [None, None]           # each poll read its step by tag
     boards = [n for n in os.listdir(str(shared['root'] / 'run')) if n.startswith('cloud_assistant-poll-')]
     assert len(boards) == 4                                                  # two steps: a board and its lock each
-    for name in boards:                                                      # each result left once read
-        if name.endswith('.json'):
-            assert json.load(open(str(shared['root'] / 'run' / name))) == {'runs': {}}
+    kept = [json.load(open(str(shared['root'] / 'run' / name))) for name in sorted(boards) if name.endswith('.json')]
+    assert sorted(map(json.dumps, kept)) == sorted(json.dumps({'runs': {}, 'read': [invoke_id]})   # each result left
+                                                   for invoke_id in ('t-0001', 't-0002'))             # once read
 
 
 def test_a_command_the_tagged_answer_leaves_out_is_polled_by_its_id(shared):
@@ -213,6 +227,39 @@ def test_a_command_the_tagged_answer_leaves_out_is_polled_by_its_id(shared):
     api.unlisted.add('t-0001')
     assert conn.exec_command('echo one', sudoable=False)[:2] == (0, b'one\n')
     assert [r.invoke_id for r in api.describes] == [None, 't-0001']
+
+
+def test_a_shared_poll_reads_only_as_far_as_the_page_that_lists_the_command(shared):
+    conn, api = shared['connection'], shared['api']
+    api.page_size = 1
+    step = step_tag(str(shared['root'] / 'run'), 'task-uuid-1', 1)
+    for number in range(1, 4):         # the same step's commands of two earlier batches of hosts, newest first
+        api.tags['t-%04d' % number] = {'ansible:cloud-assistant:step': step}
+        api.results['t-%04d' % number] = NS(invocation_status='Success', error_code='', error_info='', output='')
+        api.scripts.append('earlier')
+    assert conn.exec_command('echo one', sudoable=False)[:2] == (0, b'one\n')
+    assert [(r.invoke_id, r.next_token) for r in api.describes] == [(None, None)]   # t-0004 was on the first page
+
+
+def test_a_failed_shared_poll_is_made_again_by_id(shared):
+    conn, api = shared['connection'], shared['api']
+    api.tagged_error = CloudAssistantError('DescribeInvocationResults failed: Throttling', code='Throttling', kind='api')
+    assert conn.exec_command('echo one', sudoable=False)[:2] == (0, b'one\n')
+    assert [r.invoke_id for r in api.describes] == [None, 't-0001']
+
+
+def test_a_refused_tag_runs_the_command_untagged_for_the_rest_of_the_run(shared, monkeypatch):
+    conn, api = shared['connection'], shared['api']
+    warnings = []
+    monkeypatch.setattr(cloud_assistant.display, 'warning', warnings.append)
+    api.refuse_tags = True
+    assert conn.exec_command('echo one', sudoable=False)[:2] == (0, b'one\n')
+    assert len(warnings) == 1 and 'share_polls' in warnings[0]
+    later = connection()                # a later task of the run, on another host: not tagged, no second refusal
+    api.refuse_tags = False
+    assert later.exec_command('echo two', sudoable=False)[:2] == (0, b'two\n')
+    assert api.tags == {'t-0001': {}, 't-0002': {}} and len(warnings) == 1
+    assert [r.invoke_id for r in api.describes] == ['t-0001', 't-0002']
 
 
 def test_without_share_polls_nothing_is_tagged(shared):

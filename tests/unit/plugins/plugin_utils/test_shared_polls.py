@@ -14,8 +14,10 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._shar
     FRESH,
     LOCK_WAIT,
     PollBoard,
+    refuse_tags,
     running_task_id,
     step_tag,
+    tags_refused,
 )
 from ansible_collections.alicloud_ops.cloud_assistant.tests.unit.plugins.fake_invocations import FakeClock
 
@@ -42,7 +44,7 @@ class Service(object):
         self.runs = list(runs)
         self.calls = 0
 
-    def __call__(self):
+    def __call__(self, wanted):
         self.calls += 1
         return answer(*self.runs)
 
@@ -85,7 +87,7 @@ def test_a_run_the_answer_does_not_list_is_asked_for_by_its_id(boards):
 
 def test_other_steps_and_other_accounts_have_their_own_boards(tmp_path):
     clock = Clock()
-    PollBoard(str(tmp_path), 'identity', 'task-1').poll('t-1', Service(('t-1', 'Success', '')), clock=clock)
+    ask(PollBoard(str(tmp_path), 'identity', 'task-1'), 't-1', Service(('t-1', 'Success', '')), clock)
     for other in (PollBoard(str(tmp_path), 'identity', 'task-2'), PollBoard(str(tmp_path), 'other', 'task-1')):
         service = Service(('t-1', 'Success', ''))
         ask(other, 't-1', service, clock)
@@ -100,6 +102,18 @@ def test_forget_drops_a_read_result(boards):
     ask(second, 't-2', service, clock)
     assert service.calls == 1
     assert set(second._runs()) == {'t-2'}
+    clock.now += 1                                 # a later answer lists t-1 again: it is not written back
+    service.runs = [('t-1', 'Success', 'c2VjcmV0'), ('t-3', 'Running', '')]
+    ask(second, 't-3', service, clock)
+    assert set(second._runs()) == {'t-2', 't-3'} and second._read()['read'] == ['t-1']
+
+
+def test_an_end_once_seen_is_never_undone(boards):
+    first, second, clock = boards
+    ask(first, 't-1', Service(('t-1', 'Success', 'b25l'), ('t-2', 'Running', '')), clock)
+    clock.now += 1                                 # a lagging answer says t-1 runs again
+    ask(second, 't-2', Service(('t-1', 'Running', ''), ('t-2', 'Running', '')), clock)
+    assert second._runs()['t-1']['InvocationStatus'] == 'Success'
 
 
 def test_a_host_waits_for_the_call_in_flight_then_calls_alone(boards):
@@ -117,7 +131,7 @@ def test_a_host_waits_for_the_call_in_flight_then_calls_alone(boards):
 def test_a_failed_call_lets_the_lock_go(boards):
     first, second, clock = boards
 
-    def failing():
+    def failing(wanted):
         raise RuntimeError('throttled')
 
     with pytest.raises(RuntimeError):
@@ -130,11 +144,21 @@ def test_a_failed_call_lets_the_lock_go(boards):
 def test_the_tag_names_the_running_task_and_fits(monkeypatch):
     from ansible.executor.process import worker
     assert running_task_id() is None              # not in a worker: nothing shared
-    monkeypatch.setattr(worker, 'current_worker', types.SimpleNamespace(_task=types.SimpleNamespace(_uuid='abc-12')),
-                        raising=False)
-    assert running_task_id() == 'abc-12'
-    assert step_tag('abc-12', 3) == 'abc-12-3'
-    assert len(step_tag('x' * 200, 7)) == 128 and step_tag('x' * 200, 7).endswith('-7')
+    task = types.SimpleNamespace(_uuid='0242ac12-0002-abc-12', no_log=False)
+    monkeypatch.setattr(worker, 'current_worker', types.SimpleNamespace(_task=task), raising=False)
+    assert running_task_id() == '0242ac12-0002-abc-12'
+    tag = step_tag('/tmp/ansible-local-1x', '0242ac12-0002-abc-12', 3)
+    assert tag.endswith('-3') and len(tag) == 26 and '0242ac12' not in tag      # no controller MAC in the tag
+    assert step_tag('/tmp/ansible-local-1x', '0242ac12-0002-abc-12', 3) == tag   # the same in every worker
+    assert step_tag('/tmp/ansible-local-2y', '0242ac12-0002-abc-12', 3) != tag   # another run, another tag
+    task.no_log = True
+    assert running_task_id() is None               # its output would be on the board
+
+
+def test_a_refused_tag_is_not_tried_again_in_the_run(tmp_path):
+    assert not tags_refused(str(tmp_path), 'identity')
+    refuse_tags(str(tmp_path), 'identity')
+    assert tags_refused(str(tmp_path), 'identity') and not tags_refused(str(tmp_path), 'other')
 
 
 def test_without_flock_every_host_asks_alone(boards, monkeypatch):
