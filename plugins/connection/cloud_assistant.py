@@ -133,6 +133,8 @@ options:
     version_added: 0.2.0
     vars:
       - name: ansible_cloud_assistant_share_polls
+    env:
+      - name: ANSIBLE_CLOUD_ASSISTANT_SHARE_POLLS
   agent_check_interval:
     description:
       - While a command has not finished, every this many seconds the agent's heartbeat is read

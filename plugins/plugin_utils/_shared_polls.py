@@ -128,14 +128,17 @@ class PollBoard(object):
         ``describe_step(invoke_id)`` (the tagged answer, as far as it lists ``invoke_id``: a list of
         InvocationResult maps) made for every host of the step; ``(None, None)`` when that answer does not list
         ``invoke_id`` or no call could be made: ask by ID then."""
-        known = self._known(invoke_id, clock())
+        asked = clock()
+        known = self._known(invoke_id, asked)
         if known is not None:
             return known
         lock = self._lock(clock, sleep)
         if lock is None:
             return None, None
         try:
-            known = self._known(invoke_id, clock())     # another host's call may have answered while we waited
+            # the call another host made while this one waited for the lock answers this poll: calling again would
+            # only queue the hosts' calls one behind the other
+            known = self._known(invoke_id, asked)
             if known is not None:
                 return known
             answer = describe_step(invoke_id)

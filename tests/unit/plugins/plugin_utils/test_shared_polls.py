@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import types
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils import _shared_polls
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._shared_polls import (
     FRESH,
+    LOCK_STEP,
     LOCK_WAIT,
     PollBoard,
     refuse_tags,
@@ -126,6 +128,24 @@ def test_a_host_waits_for_the_call_in_flight_then_calls_alone(boards):
         assert service.calls == 0 and clock.now >= 100.0 + LOCK_WAIT
     finally:
         holder.close()
+
+
+def test_the_call_a_host_waited_for_answers_its_poll(boards):
+    first, second, clock = boards
+    holder = open(first.path + '.lock', 'a')      # the other host's call is in flight when this poll comes
+    fcntl.flock(holder.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def answered_meanwhile(seconds):
+        clock.sleep(seconds)
+        if not holder.closed:                      # that call ends: t-2 still runs, and the lock is free
+            with open(first.path, 'w') as board:
+                json.dump({'runs': {'t-2': {'InvocationStatus': 'Running', 'at': clock.now}}, 'read': []}, board)
+            holder.close()
+            clock.now += 2 * FRESH                 # and this worker gets the processor back only later
+
+    service = Service(('t-2', 'Running', ''))
+    result, at = second.poll('t-2', service, clock=clock, sleep=answered_meanwhile)
+    assert (result.invocation_status, at, service.calls) == ('Running', 100.0 + LOCK_STEP, 0)   # no call queued
 
 
 def test_a_failed_call_lets_the_lock_go(boards):
