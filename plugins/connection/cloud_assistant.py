@@ -185,8 +185,8 @@ notes:
   - Each task makes at least two API calls (C(RunCommand), then C(DescribeInvocationResults) every
     O(poll_interval) or more while it runs); the account's API rate limits apply. Every command, and every piece
     of a large output or fetched file, is one execution against the region's daily Cloud Assistant quota.
-  - The hosts of a task share their polls (O(share_polls)). With 10 hosts, a one-command task costs fewer than
-    two calls per host.
+  - The hosts of a task share their polls (O(share_polls)). With 10 hosts, a one-command task costs 1.5-2
+    calls per host on the sandbox.
   - Files that C(put_file) sends for a O(remote_user) other than root are owned by that user and the group
     C(root) (what C(SendFile) does); modules set the group when they are asked to.
 seealso:
