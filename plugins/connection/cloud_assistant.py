@@ -123,10 +123,10 @@ options:
         of that step on every host reached with the same access key, region and endpoint (50 per call). The answer
         is kept in this run's local temporary directory (private to the user, removed when the run ends; each
         host's output only until that host has read it), where the other hosts' tasks read their results instead
-        of calling. A command the tagged answer does not list, or when that call fails, is polled by its ID. A
-        C(no_log) task shares nothing.
-      - When the account refuses the tag (C(Forbidden) or C(NoPermission) on C(RunCommand)), the command is sent
-        again without it, with a warning, and nothing is tagged for the rest of the run.
+        of calling. A command the tagged answer does not list, or when that call fails, is polled by its ID, and so
+        is a poll that waited 2 seconds for another host's call. A C(no_log) task shares nothing.
+      - When the account refuses the tag (C(Forbidden) or C(NoPermission) on C(RunCommand)) and the command runs
+        without it, a warning says so and nothing is tagged for the rest of the run.
       - V(false) - each host polls for its own commands by their IDs, and no tag is put on them.
     type: bool
     default: true
@@ -483,12 +483,8 @@ class Connection(ConnectionBase):
             except CloudAssistantError as exc:
                 if board is None or not (getattr(exc, 'code', None) or '').startswith(TAG_REFUSED):
                     raise
-                # perhaps only the tag was refused (a RAM policy on tagging): untagged, for the rest of the run
-                display.warning(u'RunCommand with the tag %s was refused on %s (%s); this run polls each host alone '
-                                u'(set share_polls to false to skip this try)' % (TAG_KEY, self._instance, exc.code))
-                refuse_tags(os.path.dirname(board.path), self._api_identity)
+                body = self._run_untagged(api, spec, script, board, exc)
                 board = None
-                body = api.call('RunCommand', spec.request([self._instance], self._token('run', script)))
         except CloudAssistantError as exc:
             self._unreachable('RunCommand failed', exc)
         invoke_id = body.invoke_id
@@ -497,6 +493,19 @@ class Connection(ConnectionBase):
             return invoke_id
         return self._result(invoke_id, timeout, self._first_poll(module),
                             own_timeout=username is not None or timeout != self._timeout, module=module, board=board)
+
+    def _run_untagged(self, api, spec, script, board, refused):
+        """RunCommand again without the tag after the account refused the tagged one (``refused``): when that one
+        runs, only the tag was refused (a RAM policy on tagging), and nothing is tagged for the rest of the run;
+        otherwise the first refusal is the error."""
+        try:
+            body = api.call('RunCommand', spec.request([self._instance], self._token('run', script)))
+        except CloudAssistantError:
+            raise refused
+        refuse_tags(os.path.dirname(board.path), self._api_identity)
+        display.warning(u'RunCommand with the tag %s was refused on %s (%s); the hosts of this run poll alone (set '
+                        u'share_polls to false to skip the try)' % (TAG_KEY, self._instance, refused.code))
+        return body
 
     def _step_board(self):
         """The board on which this command's polls are shared with the other hosts running the same step of the
@@ -577,15 +586,18 @@ class Connection(ConnectionBase):
 
         def fetch():
             api = self._api_for(self._call_retry)   # each poll is retried on its own, not until the deadline
-            found = None
+            found = shared = None
             if state['board'] is not None:
                 try:
-                    found, at = state['board'].poll(invoke_id, functools.partial(self._describe_step, api, board.tag_value))
+                    shared = state['board'].poll(invoke_id, functools.partial(self._describe_step, api, board.tag_value))
                 except CloudAssistantError as exc:
                     display.vvvv(u'CLOUD ASSISTANT: the shared poll failed (%s); polling by ID' % to_native(exc),
                                  host=self._instance)
-                if found is None:
-                    state['board'] = None           # not listed under its step: asked for by its ID from now on
+                    state['board'] = None
+                if shared is not None:
+                    found, at = shared
+                    if found is None:
+                        state['board'] = None       # not listed under its step: asked for by its ID from now on
             if found is None:
                 found, at = self._describe(api, invoke_id), time.monotonic()
             poll_times.append(max(0.0, at - started))
@@ -598,13 +610,15 @@ class Connection(ConnectionBase):
             return found
 
         schedule = PollSchedule(floor=self._poll_floor, first=first_poll, second=second_poll(self._poll_floor, first_poll))
-        outcome = poll(fetch, lambda r: r is not None and is_terminal(getattr(r, 'invocation_status', None)),
-                       deadline, schedule=schedule, started=started)
+        try:
+            outcome = poll(fetch, lambda r: r is not None and is_terminal(getattr(r, 'invocation_status', None)),
+                           deadline, schedule=schedule, started=started)
+        finally:
+            if board is not None:                   # another host's call may have put its output there meanwhile
+                board.forget(invoke_id)
         if outcome.error is not None:
             self._unreachable('reading the result of %s failed' % invoke_id, outcome.error)
         result = outcome.value
-        if state['board'] is not None:
-            state['board'].forget(invoke_id)
         limit = ('its time limit (%d s)' if own_timeout else 'command_timeout (%d s)') % timeout
         if not outcome.done:
             self._stop(invoke_id)

@@ -127,14 +127,15 @@ class PollBoard(object):
         """A poll for ``invoke_id``: ``(result, when it was answered)`` from the board or from one call of
         ``describe_step(invoke_id)`` (the tagged answer, as far as it lists ``invoke_id``: a list of
         InvocationResult maps) made for every host of the step; ``(None, None)`` when that answer does not list
-        ``invoke_id`` or no call could be made: ask by ID then."""
+        ``invoke_id`` (ask by ID from now on); None when no call could be made (the lock stayed busy, or no
+        ``flock``): ask by ID this time."""
         asked = clock()
         known = self._known(invoke_id, asked)
         if known is not None:
             return known
         lock = self._lock(clock, sleep)
         if lock is None:
-            return None, None
+            return None
         try:
             # the call another host made while this one waited for the lock answers this poll: calling again would
             # only queue the hosts' calls one behind the other

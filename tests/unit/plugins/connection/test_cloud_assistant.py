@@ -163,10 +163,11 @@ class SharedPollApi(FakeInstanceApi):
         self.unlisted = set()
         self.page_size = 50
         self.refuse_tags = False        # RunCommand with a tag: Forbidden (a RAM policy on tagging)
+        self.refuse_all = False         # any RunCommand: Forbidden (no ecs:RunCommand at all)
         self.tagged_error = None        # what a tag-filtered DescribeInvocationResults raises
 
     def RunCommand(self, request):
-        if request.tag and self.refuse_tags:
+        if self.refuse_all or (request.tag and self.refuse_tags):
             raise CloudAssistantError('RunCommand failed: Forbidden.RAM', code='Forbidden.RAM', kind='api')
         answer = super(SharedPollApi, self).RunCommand(request)
         self.tags[answer.invoke_id] = dict((t.key, t.value) for t in request.tag or [])
@@ -227,6 +228,10 @@ def test_a_command_the_tagged_answer_leaves_out_is_polled_by_its_id(shared):
     api.unlisted.add('t-0001')
     assert conn.exec_command('echo one', sudoable=False)[:2] == (0, b'one\n')
     assert [r.invoke_id for r in api.describes] == [None, 't-0001']
+    board = [n for n in os.listdir(str(shared['root'] / 'run')) if n.startswith('cloud_assistant-poll-') and
+             n.endswith('.json')]
+    with open(str(shared['root'] / 'run' / board[0])) as handle:    # read: never written there again
+        assert json.load(handle)['read'] == ['t-0001']
 
 
 def test_a_shared_poll_reads_only_as_far_as_the_page_that_lists_the_command(shared):
@@ -260,6 +265,16 @@ def test_a_refused_tag_runs_the_command_untagged_for_the_rest_of_the_run(shared,
     assert later.exec_command('echo two', sudoable=False)[:2] == (0, b'two\n')
     assert api.tags == {'t-0001': {}, 't-0002': {}} and len(warnings) == 1
     assert [r.invoke_id for r in api.describes] == ['t-0001', 't-0002']
+
+
+def test_a_refusal_that_is_not_about_the_tag_stays_the_error(shared, monkeypatch):
+    conn, api = shared['connection'], shared['api']
+    warnings = []
+    monkeypatch.setattr(cloud_assistant.display, 'warning', warnings.append)
+    api.refuse_all = True
+    with pytest.raises(AnsibleConnectionFailure, match='Forbidden.RAM'):
+        conn.exec_command('echo one', sudoable=False)
+    assert warnings == [] and not [n for n in os.listdir(str(shared['root'] / 'run')) if 'untagged' in n]
 
 
 def test_without_share_polls_nothing_is_tagged(shared):
