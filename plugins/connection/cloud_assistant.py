@@ -305,7 +305,7 @@ from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._modu
     next_pace,
     second_poll,
 )
-from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._run_memory import RunMemory, local_tmp
+from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._run_memory import RunMemory, run_dir
 from ansible_collections.alicloud_ops.cloud_assistant.plugins.plugin_utils._shared_polls import (
     TAG_KEY,
     PollBoard,
@@ -502,7 +502,7 @@ class Connection(ConnectionBase):
             body = api.call('RunCommand', spec.request([self._instance], self._token('run', script)))
         except CloudAssistantError:
             raise refused
-        refuse_tags(os.path.dirname(board.path), self._api_identity)
+        refuse_tags(board.directory, self._api_identity)
         display.warning(u'RunCommand with the tag %s was refused on %s (%s); the hosts of this run poll alone (set '
                         u'share_polls to false to skip the try)' % (TAG_KEY, self._instance, refused.code))
         return body
@@ -512,8 +512,8 @@ class Connection(ConnectionBase):
         same task (``_shared_polls``), or None when they are not shared, outside an Ansible worker or without a run
         directory."""
         task_id = running_task_id() if self._share_polls else None
-        directory = local_tmp()
-        if task_id is None or not directory or not os.path.isdir(directory) or tags_refused(directory, self._api_identity):
+        directory = run_dir()
+        if task_id is None or directory is None or tags_refused(directory, self._api_identity):
             return None
         self._steps[task_id] = self._steps.get(task_id, 0) + 1
         return PollBoard(directory, self._api_identity, step_tag(directory, task_id, self._steps[task_id]))

@@ -35,7 +35,8 @@ def local_tmp():
         return None
 
 
-def _run_dir():
+def run_dir():
+    """This run's local temporary directory when it exists (where a run's files are kept), else None."""
     base = local_tmp()
     return base if base and os.path.isdir(base) else None
 
@@ -83,5 +84,5 @@ class RunMemory(JsonFacts):
     directory). Without a usable directory nothing is kept, and every lookup misses."""
 
     def __init__(self, instance, directory=None):
-        directory = directory if directory is not None else _run_dir()
+        directory = directory if directory is not None else run_dir()
         super(RunMemory, self).__init__(instance_file(directory, instance, 'cloud_assistant-%s.json'))

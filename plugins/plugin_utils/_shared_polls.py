@@ -101,6 +101,7 @@ class PollBoard(object):
 
     def __init__(self, directory, identity, tag_value):
         digest = hashlib.sha256(('%s\n%s' % (identity, tag_value)).encode('utf-8')).hexdigest()[:32]
+        self.directory = directory
         self.path = os.path.join(directory, 'cloud_assistant-poll-%s.json' % digest)
         self.tag_value = tag_value
 
@@ -114,9 +115,10 @@ class PollBoard(object):
     def _runs(self):
         return self._read()['runs']
 
-    def _known(self, invoke_id, now):
-        """(result, when it was answered) when the board answers a poll for ``invoke_id`` now, else None."""
-        entry = self._runs().get(invoke_id)
+    @staticmethod
+    def _known(runs, invoke_id, now):
+        """(result, when it was answered) when the board's ``runs`` answer a poll for ``invoke_id`` now, else None."""
+        entry = runs.get(invoke_id)
         if not isinstance(entry, dict) or not isinstance(entry.get('at'), (int, float)):
             return None
         if is_terminal(entry.get('InvocationStatus')) or now - entry['at'] < FRESH:
@@ -130,7 +132,7 @@ class PollBoard(object):
         ``invoke_id`` (ask by ID from now on); None when no call could be made (the lock stayed busy, or no
         ``flock``): ask by ID this time."""
         asked = clock()
-        known = self._known(invoke_id, asked)
+        known = self._known(self._runs(), invoke_id, asked)
         if known is not None:
             return known
         lock = self._lock(clock, sleep)
@@ -138,14 +140,15 @@ class PollBoard(object):
             return None
         try:
             # the call another host made while this one waited for the lock answers this poll: calling again would
-            # only queue the hosts' calls one behind the other
-            known = self._known(invoke_id, asked)
+            # only queue the hosts' calls one behind the other (the board read here stays current: every write is
+            # made under the lock)
+            board = self._read()
+            runs, read = board['runs'], set(board['read'])
+            known = self._known(runs, invoke_id, asked)
             if known is not None:
                 return known
             answer = describe_step(invoke_id)
             at = clock()
-            board = self._read()
-            runs, read = board['runs'], set(board['read'])
             for record in answer:
                 listed = record.get('InvokeId')
                 if not isinstance(listed, str) or listed in read or \

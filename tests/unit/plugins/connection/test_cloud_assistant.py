@@ -203,7 +203,7 @@ def shared(instance, monkeypatch):
     env = instance['api'].env
     api = SharedPollApi(env)
     monkeypatch.setattr(cloud_assistant, 'build_api', lambda opts, retry: api)
-    monkeypatch.setattr(cloud_assistant, 'local_tmp', lambda: str(instance['root'] / 'run'))
+    monkeypatch.setattr(cloud_assistant, 'run_dir', lambda: str(instance['root'] / 'run'))
     monkeypatch.setattr(worker, 'current_worker', NS(_task=NS(_uuid='task-uuid-1', no_log=False)), raising=False)
     return dict(instance, api=api)
 
